@@ -1,0 +1,13 @@
+#include "base/result.hpp"
+
+#include <cstring>
+
+namespace qvm {
+
+Error Error::from_errno(std::string what, int err) {
+  what += ": ";
+  what += std::strerror(err);
+  return Error{std::move(what), err};
+}
+
+}  // namespace qvm

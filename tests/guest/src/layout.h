@@ -1,0 +1,27 @@
+/* Shared constants of the qvm test guest (included by C and assembly). */
+#ifndef QVM_GUEST_LAYOUT_H
+#define QVM_GUEST_LAYOUT_H
+
+#define SEL_KCODE64 0x08
+#define SEL_KDATA 0x10
+#define SEL_KCODE32 0x18
+#define SEL_UDATA 0x23
+#define SEL_UCODE64 0x2b
+#define SEL_TSS 0x30
+
+#define KSTACK_SIZE 0x4000
+#define USTACK_SIZE 0x10000
+#define MAX_CPUS 16
+#define AP_STACK_SHIFT 12
+#define TRAMPOLINE_ADDR 0x8000
+
+/* interrupt vectors */
+#define VEC_PIC_BASE 0x20    /* 8259 master 0x20-0x27, slave 0x28-0x2f */
+#define VEC_ISA_BASE 0x30    /* ISA IRQ n through the IOAPIC -> 0x30 + n */
+#define VEC_GSI_BASE 0x50    /* other IOAPIC pins (PCI INTx etc.) -> 0x50 + (gsi - 16) */
+#define VEC_SYSCALL 0x80
+#define VEC_LAPIC_TIMER 0xe0
+#define VEC_IPI 0xe1
+#define VEC_SPURIOUS 0xff
+
+#endif
