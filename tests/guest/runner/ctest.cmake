@@ -1,1 +1,25 @@
-set(x 1)
+# CTest entries of the guest kit: one VM boot per (VMM, group). A missing QEMU or /dev/kvm makes
+# them FAIL with a message (never skip). Needs the qvm-test-guest target built first.
+find_package(Python3 COMPONENTS Interpreter REQUIRED)
+set(QVMTEST ${CMAKE_CURRENT_SOURCE_DIR}/runner/qvmtest.py)
+
+set(QVM_KIT_GROUPS_qemu_microvm serial timers irq platform smp poweroff reset_acpi)
+set(QVM_KIT_GROUPS_qemu_q35 serial timers irq platform smp pci poweroff reset_i8042 reset_acpi)
+
+foreach(vmm qemu_microvm qemu_q35)
+  string(REPLACE "_" "-" vmm_arg ${vmm})
+  foreach(group ${QVM_KIT_GROUPS_${vmm}})
+    add_test(NAME guest.${vmm}.${group}
+      COMMAND ${Python3_EXECUTABLE} ${QVMTEST} --vmm ${vmm_arg} --guest ${QVM_TEST_GUEST}
+              --group ${group} --timeout 60)
+    set_tests_properties(guest.${vmm}.${group} PROPERTIES
+      TIMEOUT 90 LABELS "guest;system;${vmm}" RESOURCE_LOCK kvm_cpus)
+  endforeach()
+endforeach()
+
+# The runner's own unit tests, including a live boot with a deliberately wrong expectation.
+add_test(NAME guest.runner.selftest
+  COMMAND ${Python3_EXECUTABLE} -m unittest -v test_qvmtest
+  WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/runner)
+set_tests_properties(guest.runner.selftest PROPERTIES
+  TIMEOUT 90 LABELS "guest" ENVIRONMENT "QVM_TEST_GUEST=${QVM_TEST_GUEST};PYTHONDONTWRITEBYTECODE=1")

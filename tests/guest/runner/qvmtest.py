@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+"""Host runner of the qvm guest test kit (Python 3 standard library only).
+
+Boots a VMM (QEMU microvm, QEMU q35, or qvm) with the test guest and a test selection on the
+kernel command line, feeds the guest's serial input when it asks ("INPUT <test> <token>"),
+collects "TEST <name> PASS|FAIL|PENDING <detail>" and "BENCH <name> <value> <unit>" lines from
+COM1 with a timeout, decodes the exit status per VMM, and decides:
+
+  pass  <=>  every expected test reported PASS (or PENDING + the VMM then exited as after a
+             guest shutdown/reset, for terminal tests), no unexpected FAIL, and the exit status
+             says pass. A missing test is a failure. A missing VMM or /dev/kvm is a failure.
+
+Exit-port conventions (guest writes a 32-bit status to port 0xf4: 0 pass, 1 fail, 2 crash,
+3 bad command line):
+  QEMU isa-debug-exit   process exit code = (status << 1) | 1
+  qvm testdev           process exit code = 32 + status (QNX custom termination codes 32-63)
+  guest shutdown/reset  exit code 0 on both (QEMU runs with -no-reboot)
+
+See docs/testing.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KIT = os.path.dirname(HERE)
+CONFIGS = os.path.join(KIT, "configs")
+
+STATUS_NAMES = {0: "pass", 1: "fail", 2: "guest crash", 3: "bad command line"}
+
+# ---- test groups: one VM boot each ----------------------------------------------------------
+GROUPS: dict[str, dict] = {
+    "serial": {"tests": ["serial", "serial_rx"]},
+    "timers": {"tests": ["pit", "rtc", "lapic_timer"]},
+    "irq": {"tests": ["pic", "ioapic"]},
+    "platform": {"tests": ["acpi", "e820"]},
+    "smp": {"tests": ["smp", "acpi"], "cpus": 2},
+    "pci": {"tests": ["pci"]},
+    "poweroff": {"tests": ["poweroff"]},
+    "reset_i8042": {"tests": ["reset_i8042"]},
+    "reset_acpi": {"tests": ["reset_acpi"]},
+    "bench": {"tests": [], "bench": ["pio", "mmio", "lapic"]},
+}
+TERMINAL_TESTS = {"poweroff", "reset_i8042", "reset_acpi"}
+
+
+# ---- machines ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Machine:
+    name: str
+    tests: set[str]                 # tests whose devices this machine offers
+    cmdline_extra: list[str]        # machine facts the guest needs (quirks, bench targets)
+    needs_kvm: bool = True
+
+    def argv(self, opts: "RunOptions", cmdline: str) -> list[str]:
+        raise NotImplementedError
+
+    def decode_exit(self, rc: int) -> tuple[str, int | None]:
+        """-> ("status", n) | ("shutdown", None) | ("error", rc)"""
+        raise NotImplementedError
+
+
+QEMU_COMMON = ["-enable-kvm", "-nodefaults", "-no-user-config", "-display", "none",
+               "-serial", "stdio", "-no-reboot",
+               "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+
+
+class QemuMachine(Machine):
+    def __init__(self, name, machine_arg, tests, cmdline_extra, extra_args=()):
+        super().__init__(name, set(tests), list(cmdline_extra))
+        self.machine_arg = machine_arg
+        self.extra_args = list(extra_args)
+
+    def binary(self, opts):
+        return opts.qemu or "qemu-system-x86_64"
+
+    def argv(self, opts, cmdline):
+        return ([self.binary(opts), "-M", self.machine_arg] + QEMU_COMMON + self.extra_args +
+                ["-smp", str(opts.cpus), "-m", f"{opts.mem_mib}M",
+                 "-kernel", opts.guest, "-append", cmdline])
+
+    def decode_exit(self, rc):
+        if rc == 0:
+            return ("shutdown", None)
+        if rc > 0 and rc & 1 and rc < 256:
+            return ("status", rc >> 1)
+        return ("error", rc)
+
+
+class QvmMachine(Machine):
+    """qvm with a .qvmconf from tests/guest/configs; the guest path reaches the config through
+    ${QVM_TEST_GUEST}, the command line is appended as a `cmdline` entry."""
+
+    def __init__(self):
+        super().__init__("qvm", {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic",
+                                 "ioapic", "acpi", "e820", "smp", "poweroff", "reset_i8042"},
+                         [])
+
+    def binary(self, opts):
+        return opts.qvm or "qvm"
+
+    def config(self, opts):
+        if opts.qvm_config:
+            return opts.qvm_config
+        return os.path.join(CONFIGS, "kit-smp2.qvmconf" if opts.cpus == 2 else "kit.qvmconf")
+
+    def argv(self, opts, cmdline):
+        return [self.binary(opts), "@" + self.config(opts), "cmdline", cmdline]
+
+    def decode_exit(self, rc):
+        if rc == 0:
+            return ("shutdown", None)
+        if 32 <= rc <= 63:
+            return ("status", rc - 32)
+        return ("error", rc)
+
+
+ALL_BASE = {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic", "ioapic", "acpi", "e820",
+            "smp", "poweroff", "reset_acpi"}
+MACHINES: dict[str, Machine] = {
+    # microvm: no PCI, no i8042, hardware-reduced ACPI (GED sleep/reset registers).
+    # With KVM its PIT drives IOAPIC pin 2 although the MADT has no override: irq0_gsi=2.
+    "qemu-microvm": QemuMachine("qemu-microvm", "microvm,pit=on,pic=on,rtc=on,isa-serial=on",
+                                ALL_BASE, ["irq0_gsi=2", "bench_mmio=0xfeb00000"]),
+    # q35 + SeaBIOS (PVH via QEMU's option ROM): PCIe/ECAM, i8042, ICH9 ACPI PM.
+    "qemu-q35": QemuMachine("qemu-q35", "q35", ALL_BASE | {"pci", "reset_i8042"},
+                            ["bench_mmio=0xfed00000"], ["-vga", "none"]),
+    "qvm": QvmMachine(),
+}
+
+
+# ---- one run ----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class RunOptions:
+    vmm: str
+    guest: str
+    tests: list[str]
+    bench: list[str] = dataclasses.field(default_factory=list)
+    cpus: int = 1
+    mem_mib: int = 128
+    expect: dict[str, str] = dataclasses.field(default_factory=dict)  # override cmdline facts
+    timeout: float = 60.0
+    qemu: str | None = None
+    qvm: str | None = None
+    qvm_config: str | None = None
+    verbose: bool = False
+    extra_cmdline: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class TestResult:
+    name: str
+    verdict: str       # PASS | FAIL | MISSING
+    detail: str
+
+
+@dataclasses.dataclass
+class RunResult:
+    ok: bool
+    tests: list[TestResult]
+    problems: list[str]
+    bench: dict[str, tuple[float, str]]
+    exit_kind: str
+    exit_value: int | None
+    returncode: int | None
+    timed_out: bool
+    t_first_byte: float | None
+    t_exit: float | None
+    peak_rss_kib: int | None
+    output: str
+    argv: list[str]
+
+
+def build_cmdline(opts: RunOptions, machine: Machine) -> str:
+    facts = {"cpus": str(opts.cpus), "mem": f"{opts.mem_mib}M", "now": str(int(time.time()))}
+    for item in machine.cmdline_extra:
+        k, v = item.split("=", 1)
+        facts[k] = v
+    facts.update(opts.expect)
+    parts = []
+    if opts.tests:
+        parts.append("tests=" + ",".join(opts.tests))
+    if opts.bench:
+        parts.append("bench=" + ",".join(opts.bench))
+    parts += [f"{k}={v}" for k, v in facts.items()]
+    parts += opts.extra_cmdline
+    return " ".join(parts)
+
+
+def evaluate(output: str, expected: list[str], exit_kind: str, exit_value: int | None,
+             timed_out: bool = False) -> tuple[bool, list[TestResult], list[str],
+                                                   dict[str, tuple[float, str]]]:
+    """Turn console output + decoded VMM exit into a verdict. Pure: unit-tested."""
+    seen: dict[str, tuple[str, str]] = {}
+    bench: dict[str, tuple[float, str]] = {}
+    problems: list[str] = []
+    for raw in output.splitlines():
+        line = raw.strip("\r")
+        if line.startswith("TEST "):
+            f = line.split(" ", 3)
+            if len(f) < 3 or f[2] not in ("PASS", "FAIL", "PENDING"):
+                problems.append(f"malformed result line: {line!r}")
+                continue
+            name, verdict, detail = f[1], f[2], f[3] if len(f) > 3 else ""
+            if name in seen and seen[name][0] != "PENDING":
+                problems.append(f"test {name} reported twice")
+                verdict = "FAIL"
+            seen[name] = (verdict, detail)
+        elif line.startswith("BENCH "):
+            f = line.split()
+            try:
+                bench[f[1]] = (float(f[2]), f[3] if len(f) > 3 else "")
+            except (IndexError, ValueError):
+                problems.append(f"malformed bench line: {line!r}")
+        elif line.startswith("FAULT "):
+            problems.append("guest exception: " + line)
+
+    results: list[TestResult] = []
+    terminal_expected = [t for t in expected if t in TERMINAL_TESTS]
+    for name in expected:
+        if name not in seen:
+            results.append(TestResult(name, "MISSING", "no TEST line"))
+            continue
+        verdict, detail = seen[name]
+        if verdict == "PENDING":
+            if name in TERMINAL_TESTS and exit_kind == "shutdown" and not timed_out:
+                results.append(TestResult(name, "PASS", detail + " -> VMM exited (shutdown/reset)"))
+            else:
+                results.append(TestResult(name, "FAIL", detail + f" -> VMM did not stop as expected "
+                                          f"({'timeout' if timed_out else exit_kind})"))
+        else:
+            results.append(TestResult(name, verdict, detail))
+    for name, (verdict, detail) in seen.items():
+        if name not in expected and verdict != "PASS":
+            results.append(TestResult(name, "FAIL", "(unexpected) " + detail))
+
+    if timed_out:
+        problems.append("timeout: VMM killed")
+    elif terminal_expected:
+        if exit_kind != "shutdown":
+            problems.append(f"expected a guest shutdown/reset exit, got {exit_kind} {exit_value}")
+    elif exit_kind == "status":
+        if exit_value != 0:
+            problems.append(f"exit status {exit_value} ({STATUS_NAMES.get(exit_value, '?')})")
+    else:
+        problems.append(f"VMM exit not through the exit port: {exit_kind} {exit_value}")
+
+    ok = not problems and all(r.verdict == "PASS" for r in results)
+    return ok, results, problems, bench
+
+
+def preflight(machine: Machine, opts: RunOptions) -> list[str]:
+    errs = []
+    binary = machine.binary(opts)
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)) and not shutil.which(binary):
+        errs.append(f"VMM binary {binary!r} not found (install qemu-system-x86 or pass --qemu/--qvm)")
+    if machine.needs_kvm and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        errs.append("/dev/kvm is missing or not accessible: these system tests need KVM")
+    if not os.path.isfile(opts.guest):
+        errs.append(f"guest image {opts.guest!r} not found (build target qvm-test-guest)")
+    for t in opts.tests:
+        if t not in machine.tests:
+            errs.append(f"machine {machine.name} does not offer the devices of test {t!r}")
+    return errs
+
+
+def run(opts: RunOptions, on_line: Callable[[str], None] | None = None) -> RunResult:
+    machine = MACHINES[opts.vmm]
+    cmdline = build_cmdline(opts, machine)
+    argv = machine.argv(opts, cmdline)
+    errs = preflight(machine, opts)
+    if errs:
+        return RunResult(False, [TestResult(t, "MISSING", "not run") for t in opts.tests], errs, {},
+                         "error", None, None, False, None, None, None, "", argv)
+    env = dict(os.environ, QVM_TEST_GUEST=os.path.abspath(opts.guest))
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    lines: "queue.Queue[tuple[float, bytes | None]]" = queue.Queue()
+    first_byte: list[float] = []
+    stderr_buf: list[bytes] = []
+
+    def reader():
+        assert proc.stdout is not None
+        buf = b""
+        while True:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            if not first_byte:
+                first_byte.append(time.monotonic())
+            buf += chunk
+            while b"\n" in buf:
+                ln, buf = buf.split(b"\n", 1)
+                lines.put((time.monotonic(), ln))
+        if buf:
+            lines.put((time.monotonic(), buf))
+        lines.put((time.monotonic(), None))
+
+    def err_reader():
+        assert proc.stderr is not None
+        stderr_buf.append(proc.stderr.read())
+
+    threading.Thread(target=reader, daemon=True).start()
+    threading.Thread(target=err_reader, daemon=True).start()
+
+    out_lines: list[str] = []
+    timed_out = False
+    deadline = t0 + opts.timeout
+    eof = False
+    while not eof:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        try:
+            _, ln = lines.get(timeout=min(remaining, 0.5))
+        except queue.Empty:
+            continue
+        if ln is None:
+            eof = True
+            break
+        text = ln.decode("utf-8", "replace").rstrip("\r")
+        out_lines.append(text)
+        if opts.verbose:
+            print("  | " + text, flush=True)
+        if on_line:
+            on_line(text)
+        if text.startswith("INPUT "):
+            f = text.split()
+            if len(f) >= 3 and proc.stdin:
+                try:
+                    proc.stdin.write(f[2].encode() + b"\n")
+                    proc.stdin.flush()
+                except BrokenPipeError:
+                    pass
+    if timed_out:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    rusage = None
+    try:
+        _, status, rusage = os.wait4(proc.pid, 0)
+        rc = os.waitstatus_to_exitcode(status)
+        proc.returncode = rc
+    except ChildProcessError:
+        rc = proc.wait()
+    t_exit = time.monotonic()
+    if proc.stdin:
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    output = "\n".join(out_lines)
+    if rc is not None and rc < 0:
+        kind, value = ("error", rc)
+    else:
+        kind, value = machine.decode_exit(rc)
+    ok, results, problems, bench = evaluate(output, opts.tests, kind, value, timed_out)
+    err = b"".join(stderr_buf).decode("utf-8", "replace").strip()
+    if not ok and err:
+        problems.append("VMM stderr: " + err[-2000:])
+    return RunResult(ok, results, problems, bench, kind, value, rc, timed_out,
+                     (first_byte[0] - t0) if first_byte else None, t_exit - t0,
+                     rusage.ru_maxrss if rusage else None, output, argv)
+
+
+def report(res: RunResult, label: str, stream=sys.stdout) -> None:
+    for r in res.tests:
+        print(f"{label}: {r.name:<12} {r.verdict:<7} {r.detail}", file=stream)
+    for name, (v, unit) in sorted(res.bench.items()):
+        print(f"{label}: BENCH {name} {v:g} {unit}", file=stream)
+    for p in res.problems:
+        print(f"{label}: PROBLEM {p}", file=stream)
+    exit_desc = f"{res.exit_kind} {res.exit_value}" if res.exit_value is not None else res.exit_kind
+    print(f"{label}: {'PASS' if res.ok else 'FAIL'} (exit: {exit_desc}, rc {res.returncode}, "
+          f"{res.t_exit or 0:.2f} s)", file=stream)
+    if not res.ok:
+        print(f"{label}: command: {' '.join(res.argv)}", file=stream)
+        if res.output:
+            print(f"{label}: console output:\n" + "\n".join("  | " + l for l in res.output.splitlines()),
+                  file=stream)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vmm", choices=sorted(MACHINES), required=True)
+    ap.add_argument("--guest", required=True, help="path to qvm-test-guest.elf")
+    ap.add_argument("--group", choices=sorted(GROUPS), help="predefined test group (one VM boot)")
+    ap.add_argument("--tests", help="comma list of tests (instead of --group)")
+    ap.add_argument("--bench", help="comma list of benchmarks")
+    ap.add_argument("--cpus", type=int)
+    ap.add_argument("--mem", type=int, default=128, help="RAM in MiB")
+    ap.add_argument("--expect", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an expectation the guest checks (e.g. cpus=3 to see it fail)")
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--qemu", help="QEMU binary (default qemu-system-x86_64 on PATH)")
+    ap.add_argument("--qvm", help="qvm binary")
+    ap.add_argument("--qvm-config", help=".qvmconf to use instead of tests/guest/configs/kit*.qvmconf")
+    ap.add_argument("--json", help="write the result as JSON here")
+    ap.add_argument("-v", "--verbose", action="store_true", help="echo the guest console")
+    a = ap.parse_args(argv)
+
+    group = GROUPS.get(a.group, {}) if a.group else {}
+    tests = a.tests.split(",") if a.tests else list(group.get("tests", []))
+    bench = a.bench.split(",") if a.bench else list(group.get("bench", []))
+    if not tests and not bench:
+        ap.error("give --group or --tests/--bench")
+    expect = {}
+    for kv in a.expect:
+        k, _, v = kv.partition("=")
+        expect[k] = v
+    opts = RunOptions(vmm=a.vmm, guest=a.guest, tests=tests, bench=bench,
+                      cpus=a.cpus or group.get("cpus", 1), mem_mib=a.mem, expect=expect,
+                      timeout=a.timeout, qemu=a.qemu, qvm=a.qvm, qvm_config=a.qvm_config,
+                      verbose=a.verbose)
+    res = run(opts)
+    report(res, f"{a.vmm}/{a.group or 'custom'}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dataclasses.asdict(res), f, indent=1)
+    return 0 if res.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Unit tests of the guest-kit runner: broken expectations must fail.
+
+Pure cases feed evaluate() fabricated console output; the live cases boot the real guest under
+QEMU microvm with a deliberately wrong expectation (QVM_TEST_GUEST = path of the guest ELF; if it
+or QEMU/KVM is missing the live cases FAIL, they do not skip)."""
+
+import os
+import unittest
+
+import qvmtest
+
+GOOD = """
+qvm-test-guest starting
+TEST acpi PASS rsdp=f0000 cpus=1
+TEST e820 PASS ram=130687 KiB
+EXIT 0
+"""
+
+
+class EvaluateTests(unittest.TestCase):
+    def test_all_pass(self):
+        ok, results, problems, _ = qvmtest.evaluate(GOOD, ["acpi", "e820"], "status", 0)
+        self.assertTrue(ok, problems)
+        self.assertEqual([r.verdict for r in results], ["PASS", "PASS"])
+
+    def test_fail_line_fails(self):
+        out = GOOD.replace("TEST e820 PASS", "TEST e820 FAIL")
+        ok, results, _, _ = qvmtest.evaluate(out, ["acpi", "e820"], "status", 1)
+        self.assertFalse(ok)
+        self.assertEqual(results[1].verdict, "FAIL")
+
+    def test_fail_line_fails_even_with_pass_status(self):
+        out = GOOD.replace("TEST e820 PASS", "TEST e820 FAIL")
+        ok, _, _, _ = qvmtest.evaluate(out, ["acpi", "e820"], "status", 0)
+        self.assertFalse(ok)
+
+    def test_missing_test_fails(self):
+        ok, results, _, _ = qvmtest.evaluate(GOOD, ["acpi", "e820", "smp"], "status", 0)
+        self.assertFalse(ok)
+        self.assertEqual(results[2].verdict, "MISSING")
+
+    def test_wrong_exit_status_fails(self):
+        for kind, value in (("status", 1), ("status", 2), ("shutdown", None), ("error", -9)):
+            ok, _, problems, _ = qvmtest.evaluate(GOOD, ["acpi", "e820"], kind, value)
+            self.assertFalse(ok, (kind, value))
+            self.assertTrue(problems)
+
+    def test_timeout_fails(self):
+        ok, _, problems, _ = qvmtest.evaluate(GOOD, ["acpi", "e820"], "error", -9, timed_out=True)
+        self.assertFalse(ok)
+        self.assertIn("timeout: VMM killed", problems)
+
+    def test_unexpected_fail_fails(self):
+        out = GOOD + "TEST bogus FAIL unknown test or benchmark name\n"
+        ok, _, _, _ = qvmtest.evaluate(out, ["acpi", "e820"], "status", 0)
+        self.assertFalse(ok)
+
+    def test_guest_fault_fails(self):
+        out = GOOD + "FAULT vec=0xd err=0 rip=0x101000\n"
+        ok, _, _, _ = qvmtest.evaluate(out, ["acpi", "e820"], "status", 0)
+        self.assertFalse(ok)
+
+    def test_terminal_needs_shutdown_exit(self):
+        out = "TEST poweroff PENDING S5\n"
+        ok, _, _, _ = qvmtest.evaluate(out, ["poweroff"], "shutdown", None)
+        self.assertTrue(ok)
+        ok, _, _, _ = qvmtest.evaluate(out, ["poweroff"], "status", 0)
+        self.assertFalse(ok)
+        ok, _, _, _ = qvmtest.evaluate(out, ["poweroff"], "shutdown", None, timed_out=True)
+        self.assertFalse(ok)
+        ok, _, _, _ = qvmtest.evaluate(out + "TEST poweroff FAIL still running\n", ["poweroff"], "status", 1)
+        self.assertFalse(ok)
+
+    def test_bench_lines_parsed(self):
+        _, _, _, bench = qvmtest.evaluate("BENCH pio_read_ring3 1234 ns\n", [], "status", 0)
+        self.assertEqual(bench["pio_read_ring3"], (1234.0, "ns"))
+
+    def test_exit_decoding(self):
+        q = qvmtest.MACHINES["qemu-microvm"]
+        self.assertEqual(q.decode_exit(1), ("status", 0))
+        self.assertEqual(q.decode_exit(3), ("status", 1))
+        self.assertEqual(q.decode_exit(0), ("shutdown", None))
+        self.assertEqual(q.decode_exit(2)[0], "error")
+        v = qvmtest.MACHINES["qvm"]
+        self.assertEqual(v.decode_exit(32), ("status", 0))
+        self.assertEqual(v.decode_exit(33), ("status", 1))
+        self.assertEqual(v.decode_exit(0), ("shutdown", None))
+        self.assertEqual(v.decode_exit(65)[0], "error")
+        self.assertEqual(v.decode_exit(1)[0], "error")
+
+    def test_missing_vmm_fails_not_skips(self):
+        opts = qvmtest.RunOptions(vmm="qemu-microvm", guest=__file__, tests=["acpi"],
+                                  qemu="/nonexistent/qemu-system-x86_64")
+        res = qvmtest.run(opts)
+        self.assertFalse(res.ok)
+        self.assertTrue(any("not found" in p for p in res.problems))
+
+    def test_qvm_argv_uses_config_and_cmdline(self):
+        opts = qvmtest.RunOptions(vmm="qvm", guest="g.elf", tests=["serial"], qvm="/x/qvm")
+        m = qvmtest.MACHINES["qvm"]
+        argv = m.argv(opts, "tests=serial")
+        self.assertEqual(argv[0], "/x/qvm")
+        self.assertTrue(argv[1].startswith("@") and argv[1].endswith("kit.qvmconf"))
+        self.assertEqual(argv[2:], ["cmdline", "tests=serial"])
+        self.assertTrue(os.path.isfile(argv[1][1:]))
+
+
+GUEST = os.environ.get("QVM_TEST_GUEST", "")
+
+
+class LiveBrokenExpectationTests(unittest.TestCase):
+    """The guest itself must catch a wrong expectation and the runner must report it."""
+
+    def run_guest(self, tests, **expect):
+        self.assertTrue(GUEST and os.path.isfile(GUEST), "set QVM_TEST_GUEST to the built guest ELF")
+        opts = qvmtest.RunOptions(vmm="qemu-microvm", guest=GUEST, tests=tests, expect=expect, timeout=30)
+        return qvmtest.run(opts)
+
+    def test_correct_expectation_passes(self):
+        res = self.run_guest(["acpi", "e820"])
+        self.assertTrue(res.ok, res.problems + [r.detail for r in res.tests] + [res.output])
+
+    def test_wrong_cpu_count_fails(self):
+        res = self.run_guest(["acpi"], cpus="3")
+        self.assertFalse(res.ok)
+        self.assertEqual(res.tests[0].verdict, "FAIL")
+        self.assertIn("expected cpus=3", res.tests[0].detail)
+        self.assertEqual((res.exit_kind, res.exit_value), ("status", 1))
+
+    def test_wrong_memory_size_fails(self):
+        res = self.run_guest(["e820"], mem="256M")
+        self.assertFalse(res.ok)
+        self.assertEqual(res.tests[0].verdict, "FAIL")
+
+    def test_missing_device_reported(self):
+        # microvm has no PCI: asking for the pci test there must not pass
+        res = self.run_guest(["pci"])
+        self.assertFalse(res.ok)
+
+
+if __name__ == "__main__":
+    unittest.main()
