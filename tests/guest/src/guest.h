@@ -182,6 +182,9 @@ struct madt_info {
 };
 bool madt_parse(struct madt_info *out);
 
+/* ---- PCI (tests/pci.c) ---------------------------------------------------------------- */
+uint32_t pci_cfg_read32(unsigned bus, unsigned dev, unsigned fn, unsigned off);
+
 /* ---- SMP -------------------------------------------------------------------------------- */
 extern volatile uint32_t ap_started;
 extern volatile uint32_t ap_apic_ids[MAX_CPUS];

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: the same test guest under qvm and QEMU (-M microvm, -enable-kvm).
+
+Runs N rounds, interleaving the VMMs (qvm, qemu, qvm, qemu, ...), and prints a table of medians
+and qvm/QEMU ratios for: process start -> first serial byte, -> VMM exit, peak RSS of the VMM
+process (getrusage of the child via wait4), and every "BENCH <name> <value> <unit>" line the
+guest prints (ring-3 port-I/O and MMIO round trips; virtio figures later).
+
+Not a pass/fail test. If no qvm binary is given or it cannot run the guest yet, QEMU runs alone
+and the report says so. Record results in docs/performance.md.
+
+  bench/compare.py --guest build-guest/qvm-test-guest.elf [--qvm build/src/app/qvm] [-n 5]
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "guest", "runner"))
+import qvmtest  # noqa: E402
+
+
+def machine_description(qemu: str) -> str:
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        qv = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=10).stdout.splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        qv = "QEMU ?"
+    return f"nproc {os.cpu_count()}, CPU {model}, kernel {platform.release()}, {qv}"
+
+
+def one(vmm, args):
+    opts = qvmtest.RunOptions(vmm=vmm, guest=args.guest, tests=args.tests, bench=args.bench,
+                              cpus=1, mem_mib=args.mem, timeout=args.timeout, qemu=args.qemu,
+                              qvm=args.qvm, qvm_config=args.qvm_config)
+    res = qvmtest.run(opts)
+    m = {}
+    if res.t_first_byte is not None:
+        m["first serial byte (ms)"] = res.t_first_byte * 1000
+    if res.t_exit is not None:
+        m["exit (ms)"] = res.t_exit * 1000
+    if res.peak_rss_kib:
+        m["peak RSS (MiB)"] = res.peak_rss_kib / 1024
+    for name, (v, unit) in res.bench.items():
+        m[f"{name} ({unit})"] = v
+    return res, m
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--guest", required=True)
+    ap.add_argument("--qvm", help="qvm binary; omitted or unable to run guests -> QEMU only")
+    ap.add_argument("--qvm-config", help="default tests/guest/configs/kit.qvmconf")
+    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("-n", "--rounds", type=int, default=5)
+    ap.add_argument("--mem", type=int, default=128)
+    ap.add_argument("--bench", default="pio,mmio,lapic", help="guest benchmarks (bench=...)")
+    ap.add_argument("--tests", default="", help="guest tests to run too (e.g. serial,timers)")
+    ap.add_argument("--timeout", type=float, default=60)
+    args = ap.parse_args()
+    args.bench = [b for b in args.bench.split(",") if b]
+    args.tests = [t for t in args.tests.split(",") if t]
+
+    vmms = ["qemu-microvm"]
+    note = "qvm: not given (--qvm PATH); QEMU only"
+    if args.qvm:
+        res, _ = one("qvm", args)
+        if res.ok:
+            vmms = ["qvm", "qemu-microvm"]
+            note = f"qvm: {args.qvm}"
+        else:
+            why = "; ".join(res.problems)[:300] or "no result"
+            note = f"qvm: {args.qvm} cannot run the guest yet ({why}); QEMU only"
+    print(f"# machine: {machine_description(args.qemu)}")
+    print(f"# {note}")
+    print(f"# guest: {args.guest} tests={','.join(args.tests) or '-'} bench={','.join(args.bench) or '-'}, "
+          f"{args.rounds} rounds, interleaved")
+
+    samples = {v: {} for v in vmms}
+    failures = {v: 0 for v in vmms}
+    for r in range(args.rounds):
+        for v in vmms:
+            res, m = one(v, args)
+            if not res.ok:
+                failures[v] += 1
+                print(f"# round {r}: {v} run failed: {'; '.join(res.problems)[:300]}", file=sys.stderr)
+            for k, x in m.items():
+                samples[v].setdefault(k, []).append(x)
+
+    keys = []
+    for v in vmms:
+        for k in samples[v]:
+            if k not in keys:
+                keys.append(k)
+    hdr = f"{'metric':<32} {'QEMU microvm':>14}"
+    if "qvm" in vmms:
+        hdr += f" {'qvm':>14} {'qvm/QEMU':>9}"
+    print(hdr)
+    for k in keys:
+        q = samples["qemu-microvm"].get(k)
+        qm = statistics.median(q) if q else None
+        line = f"{k:<32} {qm if qm is not None else float('nan'):>14.1f}"
+        if "qvm" in vmms:
+            s = samples["qvm"].get(k)
+            sm = statistics.median(s) if s else None
+            ratio = (sm / qm) if (sm is not None and qm) else float("nan")
+            line += f" {sm if sm is not None else float('nan'):>14.1f} {ratio:>9.2f}"
+        print(line)
+    for v in vmms:
+        if failures[v]:
+            print(f"# {v}: {failures[v]} of {args.rounds} runs did not pass")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
