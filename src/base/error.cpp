@@ -1,6 +1,6 @@
-#include "base/result.hpp"
-
 #include <cstring>
+
+#include "base/result.hpp"
 
 namespace qvm {
 

@@ -18,20 +18,27 @@ LogWriter g_writer;  // empty: default_write
 
 int syslog_priority(LogClass c) {
   switch (c) {
-    case LogClass::kFatal: return LOG_CRIT;
-    case LogClass::kInternal: return LOG_ERR;
-    case LogClass::kError: return LOG_ERR;
-    case LogClass::kWarn: return LOG_WARNING;
-    case LogClass::kInfo: return LOG_INFO;
+    case LogClass::kFatal:
+      return LOG_CRIT;
+    case LogClass::kInternal:
+      return LOG_ERR;
+    case LogClass::kError:
+      return LOG_ERR;
+    case LogClass::kWarn:
+      return LOG_WARNING;
+    case LogClass::kInfo:
+      return LOG_INFO;
     case LogClass::kDebug:
-    case LogClass::kVerbose: return LOG_DEBUG;
+    case LogClass::kVerbose:
+      return LOG_DEBUG;
   }
   return LOG_INFO;
 }
 
 void default_write(LogDest d, LogClass c, std::string_view line) {
   switch (d) {
-    case LogDest::kNone: return;
+    case LogDest::kNone:
+      return;
     case LogDest::kStdout:
     case LogDest::kStderr: {
       std::string s(line);
@@ -61,8 +68,12 @@ std::string vstrprintf(const char* fmt, va_list ap) {
 
 }  // namespace
 
-std::string_view log_class_name(LogClass c) { return kClassNames[static_cast<size_t>(c)]; }
-std::string_view log_dest_name(LogDest d) { return kDestNames[static_cast<size_t>(d)]; }
+std::string_view log_class_name(LogClass c) {
+  return kClassNames[static_cast<size_t>(c)];
+}
+std::string_view log_dest_name(LogDest d) {
+  return kDestNames[static_cast<size_t>(d)];
+}
 
 std::optional<LogClass> parse_log_class(std::string_view s) {
   for (size_t i = 0; i < kClassNames.size(); ++i)
@@ -80,8 +91,8 @@ std::optional<LogDest> parse_log_dest(std::string_view s) {
 LogRouting LogRouting::defaults() {
   LogRouting r;
   r.dest.fill(LogDest::kNone);
-  for (auto c : {LogClass::kFatal, LogClass::kInternal, LogClass::kError, LogClass::kWarn,
-                 LogClass::kInfo})
+  for (auto c :
+       {LogClass::kFatal, LogClass::kInternal, LogClass::kError, LogClass::kWarn, LogClass::kInfo})
     r[c] = LogDest::kStderr;
   return r;
 }
@@ -158,13 +169,13 @@ bool RateLimit::allow(std::chrono::steady_clock::time_point now, uint64_t* suppr
   return false;
 }
 
-#define QVM_LOG_FN(fn, cls)                \
-  void fn(const char* fmt, ...) {          \
-    va_list ap;                            \
-    va_start(ap, fmt);                     \
-    std::string s = vstrprintf(fmt, ap);   \
-    va_end(ap);                            \
-    Logger::global().log(cls, s);          \
+#define QVM_LOG_FN(fn, cls)              \
+  void fn(const char* fmt, ...) {        \
+    va_list ap;                          \
+    va_start(ap, fmt);                   \
+    std::string s = vstrprintf(fmt, ap); \
+    va_end(ap);                          \
+    Logger::global().log(cls, s);        \
   }
 QVM_LOG_FN(log_fatal, LogClass::kFatal)
 QVM_LOG_FN(log_error, LogClass::kError)

@@ -62,7 +62,8 @@ class Logger {
 // counted and reported with the next message that passes.
 class RateLimit {
  public:
-  RateLimit(double per_second = 5.0, double burst = 10.0) : rate_(per_second), burst_(burst), tokens_(burst) {}
+  RateLimit(double per_second = 5.0, double burst = 10.0)
+      : rate_(per_second), burst_(burst), tokens_(burst) {}
   // Returns true if a message may be emitted now; `suppressed` gets the count skipped since.
   bool allow(std::chrono::steady_clock::time_point now, uint64_t* suppressed);
 

@@ -61,17 +61,19 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-inline Error make_error(std::string message) { return Error{std::move(message), 0}; }
+inline Error make_error(std::string message) {
+  return Error{std::move(message), 0};
+}
 
 }  // namespace qvm
 
 // QVM_TRY(expr): evaluate a Result; on error return it from the enclosing function, otherwise
 // yield the value. Uses a GNU statement expression (gcc and clang).
-#define QVM_TRY(expr)                                  \
-  ({                                                   \
-    auto qvm_try_result_ = (expr);                     \
-    if (!qvm_try_result_.ok()) {                       \
-      return std::move(qvm_try_result_).error();       \
-    }                                                  \
-    std::move(qvm_try_result_).value();                \
+#define QVM_TRY(expr)                            \
+  ({                                             \
+    auto qvm_try_result_ = (expr);               \
+    if (!qvm_try_result_.ok()) {                 \
+      return std::move(qvm_try_result_).error(); \
+    }                                            \
+    std::move(qvm_try_result_).value();          \
   })

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The whole test suite (what `make check` and CI run):
+#   1. strict build with ASan/UBSan; unit, component and system tests through CTest
+#      (system tests boot the project's test guests under qvm and under QEMU with KVM);
+#   2. libFuzzer targets (clang), each for a bounded time (FUZZ_SECONDS, default 60);
+#   3. source checks (clang-format, file size, architecture map).
+# Prints one closing line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=${JOBS:-$(nproc)}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+passed=0
+failed=0
+note() { printf '\n== %s\n' "$*"; }
+result() {  # name status
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
+}
+
+if [ ! -e /dev/kvm ]; then
+  echo "check: /dev/kvm is missing: system tests cannot run (they never skip silently)" >&2
+fi
+
+note "build (gcc, ASan+UBSan)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQVM_SANITIZE=ON >/dev/null &&
+  cmake --build build -j "$JOBS"
+build_rc=$?
+result build "$build_rc"
+
+if [ "$build_rc" -eq 0 ]; then
+  note "ctest"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  (cd build && ctest --output-on-failure -j "$JOBS" --timeout 600) 2>&1 | tee build/ctest.log
+  ctest_rc=${PIPESTATUS[0]}
+  # Count CTest's own tests in the closing line ("N% tests passed, F tests failed out of T").
+  line=$(grep -Eo '[0-9]+ tests? failed out of [0-9]+' build/ctest.log | tail -1)
+  if [ -n "$line" ]; then
+    nfail=$(echo "$line" | awk '{print $1}')
+    total=$(echo "$line" | awk '{print $NF}')
+    passed=$((passed + total - nfail))
+    failed=$((failed + nfail))
+  elif [ "$ctest_rc" -ne 0 ]; then
+    failed=$((failed + 1))
+  fi
+  [ "$ctest_rc" -eq 0 ] || echo "FAIL ctest"
+fi
+
+note "fuzz (clang libFuzzer, ${FUZZ_SECONDS}s per target)"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+  -DCMAKE_CXX_COMPILER=clang++ -DQVM_FUZZ=ON >/dev/null && cmake --build build-fuzz -j "$JOBS"
+fuzz_build=$?
+result fuzz-build "$fuzz_build"
+if [ "$fuzz_build" -eq 0 ]; then
+  for f in build-fuzz/fuzz/fuzz_*; do
+    name=$(basename "$f")
+    corpus=$ROOT/fuzz/corpus/${name#fuzz_}
+    work=$(mktemp -d)
+    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+    "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -max_len=8192 -print_final_stats=0 \
+      -artifact_prefix="$work/" "$work" >"$work.log" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ]; then tail -40 "$work.log"; ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null; fi
+    result "$name" $rc
+    rm -rf "$work" "$work.log"
+  done
+fi
+
+note "source checks"
+scripts/source-checks.sh
+result source-checks $?
+
+echo
+echo "check: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,170 @@
+// vdev entries: common options (spec §5), per-type schemas, cross checks.
+#include <gtest/gtest.h>
+
+#include "test_util.hpp"
+
+namespace qvm::config {
+namespace {
+
+using test::errors;
+using test::kMem;
+using test::parse_text;
+
+ParseOutput with_mem(const std::string& s) {
+  return parse_text(std::string(kMem) + s);
+}
+
+void expect_error(const ParseOutput& o, const std::string& fragment) {
+  EXPECT_FALSE(o.ok());
+  EXPECT_NE(errors(o).find(fragment), std::string::npos) << "missing: " << fragment << "\n"
+                                                         << errors(o);
+}
+
+TEST(Vdev, AppendixA1Platform) {
+  auto o = with_mem(
+      "vdev ioapic loc 0xfec00000 intr apic name myioapic\n"
+      "vdev ser8250 intr myioapic:4\n"
+      "vdev timer8254 intr myioapic:0\n"
+      "vdev mc146818\n"
+      "vdev pckeyboard\n"
+      "vdev 8259 loc 0x20\n"
+      "vdev 8259 loc 0xa0\n"
+      "vdev hpet loc 0xfed00000 intrmap myioapic:2\n");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  const auto& v = o.config.vdevs;
+  ASSERT_EQ(v.size(), 8u);
+  EXPECT_TRUE(v[0].intr[0].apic);
+  EXPECT_EQ(*v[0].name, "myioapic");
+  EXPECT_EQ(v[1].intr[0].line, 4u);
+  EXPECT_EQ(v[5].location->space, AddrSpace::kIo);  // 8259: bare number means io:
+  EXPECT_EQ(v[5].location->addr, 0x20u);
+  EXPECT_EQ(v[7].intr[0].line, 2u);
+}
+
+TEST(Vdev, DefaultsFromTheSchema) {
+  auto o =
+      with_mem("vdev ioapic name a intr apic vdev ser8250 intr a:4 vdev virtio-blk hostdev d.img");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  const auto& s = o.config.vdevs[1];
+  EXPECT_FALSE(s.location);
+  EXPECT_EQ(*s.schema->default_loc, "io:0x3f8");
+  const auto& b = o.config.vdevs[2];
+  EXPECT_TRUE(b.on_pci());
+  EXPECT_EQ(*b.number("threads"), 1u);
+  EXPECT_EQ(*b.text("dio"), "disable");
+  EXPECT_FALSE(b.has("threads"));
+}
+
+TEST(Vdev, HpetTakesAListOfInterrupts) {
+  auto o =
+      with_mem("vdev ioapic name io vdev hpet intr io:0,io:8,io:10 frequency 10000000 legacy-free");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  EXPECT_EQ(o.config.vdevs[1].intr.size(), 3u);
+  EXPECT_TRUE(o.config.vdevs[1].has("legacy-free"));
+  EXPECT_EQ(*o.config.vdevs[1].number("frequency"), 10000000u);
+}
+
+TEST(Vdev, MmioWhenLocAndIntrAreGiven) {
+  auto o = with_mem("vdev ioapic name io vdev virtio-blk loc 0xd0000000 intr io:5 hostdev <ro.img");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  EXPECT_FALSE(o.config.vdevs[1].on_pci());
+  EXPECT_EQ(*o.config.vdevs[1].text("hostdev"), "<ro.img");
+}
+
+TEST(Vdev, PciPlacement) {
+  auto o = with_mem("vdev virtio-net loc pci:0:5.0 mac 02:00:00:00:00:01");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  EXPECT_TRUE(o.config.vdevs[0].on_pci());
+  EXPECT_EQ(o.config.vdevs[0].location->dev, 5);
+}
+
+TEST(Vdev, RepeatableOptionsAccumulate) {
+  auto o = with_mem("vdev ioapic name a vdev ser8250 intr a:4 hostdev <in.txt hostdev >out.txt");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  EXPECT_EQ(o.config.vdevs[1].all("hostdev"), (std::vector<std::string>{"<in.txt", ">out.txt"}));
+}
+
+TEST(Vdev, LastValueWinsForPlainOptions) {
+  auto o = with_mem("vdev virtio-blk hostdev a.img threads 2 threads 4");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  EXPECT_EQ(*o.config.vdevs[0].number("threads"), 4u);
+}
+
+TEST(Vdev, LogOverride) {
+  auto o = with_mem("vdev testdev log debug stdout");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  EXPECT_EQ((*o.config.vdevs[0].log)[LogClass::kDebug], LogDest::kStdout);
+  EXPECT_EQ((*o.config.vdevs[0].log)[LogClass::kError], LogDest::kStderr);
+}
+
+TEST(Vdev, UnknownTypeListsKnownTypes) {
+  auto o = with_mem("vdev floppy loc io:0x3f0 cpu");
+  expect_error(o, "unknown vdev type 'floppy'; known types: ioapic, 8259");
+  EXPECT_EQ(o.diags.error_count(), 1u);  // its options are skipped, not reported
+  EXPECT_EQ(o.config.cpu_count(), 1u);
+}
+
+TEST(Vdev, UnknownOptionListsValidOnes) {
+  expect_error(
+      with_mem("vdev virtio-blk hostdev a threds 4"),
+      "unknown option 'threds' for vdev virtio-blk; valid options: loc, intr, hostvector, name, "
+      "log, hostdev, dio, threads");
+}
+
+TEST(Vdev, OptionValueErrors) {
+  expect_error(with_mem("vdev virtio-blk hostdev a threads 33"),
+               "vdev virtio-blk threads: value 33 out of range (1 to 32)");
+  expect_error(with_mem("vdev virtio-blk hostdev a dio sometimes"), "expected enable or disable");
+  expect_error(with_mem("vdev virtio-net mac 01:00:00:00:00:01"), "multicast");
+  expect_error(with_mem("vdev virtio-net mac 02:00:00"), "expected a MAC address");
+  expect_error(with_mem("vdev virtio-net bind-mode 999"), "octal");
+  expect_error(with_mem("vdev shmem create x"), "expected NAME,SIZE");
+  expect_error(with_mem("vdev mc146818 reg 0x80,1"), "CMOS index");
+  expect_error(with_mem("vdev wdt-ib700 action explode"), "[dump,]terminate");
+  expect_error(with_mem("vdev virtio-blk"), "vdev virtio-blk needs 'hostdev [<]PATH'");
+}
+
+TEST(Vdev, LocationTypeMustFit) {
+  expect_error(with_mem("vdev ioapic loc io:0x20"),
+               "cannot be placed at 'io:0x20'; allowed location types: mem:");
+  expect_error(with_mem("vdev virtio-blk hostdev a loc pci:0x1af4/0x1001"), "pci:BUS:DEV");
+}
+
+TEST(Vdev, InterruptChecks) {
+  expect_error(with_mem("vdev ser8250"), "vdev ser8250 needs 'intr PIC:LINE'");
+  expect_error(with_mem("vdev ser8250 intr nowhere:4"), "no interrupt controller named 'nowhere'");
+  expect_error(with_mem("vdev ioapic name a vdev ser8250 intr a:24"),
+               "line 24 out of range for ioapic 'a' (0-23)");
+  expect_error(with_mem("vdev testdev name t vdev ser8250 intr t:1"),
+               "'t' is a testdev, not an interrupt controller");
+  expect_error(with_mem("vdev ser8250 intr apic"), "'apic' is only valid");
+  expect_error(with_mem("vdev ioapic name a vdev ser8250 intr a:1,a:2"), "takes one interrupt");
+  expect_error(with_mem("vdev testdev intr a:1"), "has no interrupt");
+  expect_error(with_mem("vdev ioapic name a vdev virtio-blk hostdev x loc 0xd0000000"),
+               "vdev virtio-blk needs 'intr PIC:LINE'");
+}
+
+TEST(Vdev, NamesAreUnique) {
+  expect_error(with_mem("vdev testdev name x vdev pckeyboard name x"),
+               "vdev name 'x' is used twice");
+}
+
+TEST(Vdev, HostvectorOnlyForPics) {
+  auto o = with_mem("vdev ioapic name a hostvector 32");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  EXPECT_EQ(*o.config.vdevs[0].hostvector, 32u);
+  expect_error(with_mem("vdev testdev hostvector 1"),
+               "'hostvector' applies only to interrupt-controller");
+}
+
+TEST(Vdev, NeedsLocWhenNoDefaultAndNoPci) {
+  expect_error(with_mem("vdev 8259"), "vdev 8259 needs 'loc LOCATION'");
+}
+
+TEST(Vdev, ForwardReferenceToAPic) {
+  auto o = with_mem("vdev ser8250 intr late:4 vdev ioapic name late");
+  EXPECT_TRUE(o.ok()) << errors(o);
+}
+
+}  // namespace
+}  // namespace qvm::config
