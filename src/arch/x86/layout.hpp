@@ -1,0 +1,106 @@
+// The x86 machine as the firmware tables see it. The machine layer fills a MachineLayout from the
+// built VM (memory, vdevs, GSIs); the pure builders in this folder turn it into E820 maps
+// (e820.hpp), ACPI tables (acpi.hpp) and an MP table (mptable.hpp). Nothing here touches KVM.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qvm::arch::x86 {
+
+// A guest-physical range [base, base + size).
+struct MemRange {
+  uint64_t base = 0;
+  uint64_t size = 0;
+  uint64_t end() const { return base + size; }
+};
+
+// MPS INTI flags (MP spec 1.4 §4.3.4, ACPI 6.4 §5.2.12.5 Table 5.26): polarity bits 1:0, trigger
+// mode bits 3:2. 0 = "conforms to the bus" (ISA: edge, active high).
+inline constexpr uint16_t kIntiConforms = 0x0;
+inline constexpr uint16_t kIntiActiveHigh = 0x1;
+inline constexpr uint16_t kIntiActiveLow = 0x3;
+inline constexpr uint16_t kIntiEdge = 0x1 << 2;
+inline constexpr uint16_t kIntiLevel = 0x3 << 2;
+
+// An ISA IRQ that is not identity-mapped to a GSI, or whose trigger/polarity differ from ISA's
+// (MADT Interrupt Source Override, ACPI 6.4 §5.2.12.5; MP I/O interrupt entry, MP spec §4.3.4).
+struct IsaIrqOverride {
+  uint8_t isa_irq = 0;
+  uint32_t gsi = 0;
+  uint16_t flags = kIntiConforms;
+};
+
+// The IOAPIC (82093AA). The builders assume one IOAPIC; its pins are GSIs gsi_base..+pins-1.
+struct IoApicInfo {
+  uint64_t mmio_addr = 0xfec00000;
+  uint8_t id = 0;  // APIC ID of the IOAPIC (MADT, MP table). Distinct from the vCPUs' ids ideally.
+  uint32_t gsi_base = 0;
+  uint32_t pins = 24;
+};
+
+// A legacy device described in the DSDT under \_SB (ACPI 6.4 §6.1.5 _HID, §6.2.2 _CRS).
+struct IsaDevice {
+  std::string hid;       // EISA id, 7 chars: "PNP0501" 16550 UART, "PNP0B00" RTC, "PNP0303" i8042
+  uint16_t io_base = 0;  // first I/O port (IO descriptor, ACPI 6.4 §6.4.2.5)
+  uint8_t io_len = 0;    // number of ports; 0 = no IO resource
+  std::optional<uint8_t> irq;  // ISA IRQ (IRQNoFlags descriptor, ACPI 6.4 §6.4.2.1)
+};
+
+// A virtio-mmio transport (virtio 1.2 §4.2), described in the DSDT as "LNRO0005" (Linux
+// virtio_mmio ACPI match) with a Memory32Fixed and an edge-triggered, active-high Interrupt.
+struct VirtioMmioInfo {
+  uint64_t base = 0;  // below 4 GiB (Memory32Fixed)
+  uint32_t size = 0x200;
+  uint32_t gsi = 0;
+};
+
+struct MachineLayout {
+  uint32_t num_cpus = 1;  // vCPUs; APIC id and ACPI processor UID of vCPU i are both i
+
+  // Guest RAM, reported usable in E820 (minus any overlapping reserved range).
+  std::vector<MemRange> ram;
+  // Everything else the guest must not use as RAM: ROM, the legacy hole 0xa0000-0xfffff (which
+  // holds the ACPI and MP tables), device windows. E820 type 2. The LAPIC, IOAPIC and HPET
+  // windows below are added automatically.
+  std::vector<MemRange> reserved;
+
+  IoApicInfo ioapic;
+  uint64_t lapic_addr = 0xfee00000;  // MADT Local Interrupt Controller Address
+
+  bool has_8259 = true;  // dual 8259 present: MADT flag PCAT_COMPAT, MP ExtINT entries
+  bool has_pit = true;   // 8254 present: expect an IRQ0 -> GSI2 override in irq_overrides
+
+  // ISA IRQ overrides for the MADT and MP table; standard_irq_overrides() gives the usual ones.
+  std::vector<IsaIrqOverride> irq_overrides;
+
+  // ACPI fixed hardware (ACPI 6.4 §4.8.1): PM1a event block (status + enable, 2 bytes each) and
+  // PM1a control block (SLP_TYP bits 12:10, SLP_EN bit 13), both I/O ports. No PM timer, no GPE.
+  uint16_t pm1a_evt_port = 0x600;
+  uint8_t pm1_evt_len = 4;
+  uint16_t pm1a_cnt_port = 0x604;
+  uint8_t pm1_cnt_len = 2;
+  uint32_t sci_gsi = 9;  // FADT SCI_INT; level-triggered, active high (override in MADT)
+
+  // FADT RESET_REG (an I/O port GAS) and RESET_VALUE (ACPI 6.4 §4.8.3.6).
+  uint16_t reset_port = 0xcf9;
+  uint8_t reset_value = 0x06;
+
+  std::vector<IsaDevice> isa_devices;
+  std::vector<VirtioMmioInfo> virtio_mmio;
+  std::optional<uint64_t> hpet_addr;  // HPET block (1 KiB); adds the HPET table and a PNP0103
+};
+
+// IRQ0 -> GSI2 when a PIT is present (the 8254 is wired to IOAPIC pin 2, as on PC chipsets), and
+// the SCI as level-triggered, active high.
+inline std::vector<IsaIrqOverride> standard_irq_overrides(bool has_pit, uint32_t sci_gsi) {
+  std::vector<IsaIrqOverride> v;
+  if (has_pit) v.push_back({0, 2, kIntiConforms});
+  if (sci_gsi < 16)
+    v.push_back({static_cast<uint8_t>(sci_gsi), sci_gsi, kIntiActiveHigh | kIntiLevel});
+  return v;
+}
+
+}  // namespace qvm::arch::x86
