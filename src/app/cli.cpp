@@ -9,6 +9,7 @@
 #include "config/parser.hpp"
 #include "config/printer.hpp"
 #include "config/variables.hpp"
+#include "machine/machine.hpp"
 #include "vdev/catalog.hpp"
 
 namespace qvm::app {
@@ -145,13 +146,24 @@ int run_cli(const std::vector<std::string>& args) {
     return 0;
   }
   Logger::global().set_routing(cfg.logging);
+  machine::BuildOptions opts;
+  opts.dryrun = cfg.dryrun;
+  machine::BuildError berr{0, {}};
+  auto m = machine::Machine::build(cfg, opts, &berr);
+  if (!m) {
+    log_fatal("%s", berr.message.c_str());
+    err(strprintf("qvm: %s; nothing was started\n", berr.exit_code == kExitConfigError
+                                                        ? "fatal configuration error"
+                                                        : "fatal error"));
+    return berr.exit_code;
+  }
   if (cfg.dryrun) {
     out(config::print_config(cfg));
+    out(m->describe());
     out("Exiting: dryrun completed\n");
     return 0;
   }
-  log_fatal("running guests is not implemented yet (issue 4); use 'dryrun'");
-  return kExitFatalBeforeStart;
+  return m->run();
 }
 
 }  // namespace qvm::app

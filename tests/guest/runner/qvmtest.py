@@ -105,7 +105,8 @@ class QvmMachine(Machine):
 
     def __init__(self):
         super().__init__("qvm", {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic",
-                                 "ioapic", "acpi", "e820", "smp", "poweroff", "reset_i8042"},
+                                 "ioapic", "acpi", "e820", "smp", "poweroff", "reset_i8042",
+                                 "reset_acpi"},
                          [])
 
     def binary(self, opts):

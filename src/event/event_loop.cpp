@@ -1,0 +1,81 @@
+#include "event/event_loop.hpp"
+
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace qvm::event {
+
+Result<EventLoop> EventLoop::create() {
+  EventLoop l;
+  l.epfd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!l.epfd_) return Error::from_errno("epoll_create1", errno);
+  return l;
+}
+
+Status EventLoop::add_fd(int fd, Callback cb) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+    return Error::from_errno("epoll_ctl add", errno);
+  cbs_[fd] = std::make_shared<Callback>(std::move(cb));
+  return {};
+}
+
+Status EventLoop::remove_fd(int fd) {
+  cbs_.erase(fd);
+  if (::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0)
+    return Error::from_errno("epoll_ctl del", errno);
+  return {};
+}
+
+Status EventLoop::run() {
+  epoll_event evs[32];
+  while (!stopping_) {
+    int n = ::epoll_wait(epfd_.get(), evs, 32, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::from_errno("epoll_wait", errno);
+    }
+    for (int i = 0; i < n && !stopping_; ++i) {
+      auto it = cbs_.find(evs[i].data.fd);
+      if (it == cbs_.end()) continue;
+      auto cb = it->second;  // keep alive if the callback removes itself
+      (*cb)();
+    }
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Timer>> Timer::create(EventLoop& loop, std::function<void(uint64_t)> cb) {
+  std::unique_ptr<Timer> t(new Timer(loop));
+  t->fd_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!t->fd_) return Error::from_errno("timerfd_create", errno);
+  t->cb_ = std::move(cb);
+  Timer* raw = t.get();
+  QVM_TRY(loop.add_fd(t->fd(), [raw] {
+    uint64_t n = 0;
+    if (::read(raw->fd(), &n, sizeof n) == static_cast<ssize_t>(sizeof n) && n > 0) raw->cb_(n);
+  }));
+  return t;
+}
+
+Timer::~Timer() {
+  if (fd_) (void)loop_.remove_fd(fd_.get());
+}
+
+Status Timer::arm(std::chrono::nanoseconds period) {
+  itimerspec its{};
+  auto ns = period.count();
+  its.it_interval.tv_sec = ns / 1'000'000'000;
+  its.it_interval.tv_nsec = ns % 1'000'000'000;
+  its.it_value = its.it_interval;
+  if (::timerfd_settime(fd_.get(), 0, &its, nullptr) != 0)
+    return Error::from_errno("timerfd_settime", errno);
+  return {};
+}
+
+}  // namespace qvm::event

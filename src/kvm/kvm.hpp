@@ -1,0 +1,73 @@
+// The KVM system and VM objects (Documentation/virt/kvm/api.rst). Each owns its fd; a Vm keeps
+// the memory slots it registered in sync with a GuestMemory.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+#include "memory/guest_memory.hpp"
+
+namespace qvm::kvm {
+
+// The uapi headers declare kvm_cpuid2 with __DECLARE_FLEX_ARRAY, which a C++ compiler sizes as
+// 12 bytes (the empty placeholder struct takes a byte), giving wrong ioctl numbers and a wrong
+// `entries` offset. These are the C layout: an 8-byte header followed by the entries.
+struct CpuidHeader {
+  uint32_t nent;
+  uint32_t padding;
+};
+inline constexpr unsigned long kIoctlGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
+inline constexpr unsigned long kIoctlSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
+// Packs entries after a CpuidHeader, as KVM expects.
+std::vector<uint8_t> pack_cpuid(const std::vector<kvm_cpuid_entry2>& entries, uint32_t capacity);
+
+// ioctl that retries on EINTR and returns the result or -errno.
+int xioctl(int fd, unsigned long req, const void* arg);
+int xioctl(int fd, unsigned long req, unsigned long arg);
+
+class KvmSystem {
+ public:
+  static Result<KvmSystem> open(const char* path = "/dev/kvm");
+  int fd() const { return fd_.get(); }
+  int check_extension(long cap) const;
+  Result<int> vcpu_mmap_size() const;
+  // The CPUID leaves this host's KVM supports (KVM_GET_SUPPORTED_CPUID).
+  Result<std::vector<kvm_cpuid_entry2>> supported_cpuid() const;
+
+ private:
+  UniqueFd fd_;
+};
+
+class Vm {
+ public:
+  static Result<Vm> create(const KvmSystem& sys);
+  int fd() const { return fd_.get(); }
+
+  // One memslot per region; ROM regions are read-only to the guest (KVM_MEM_READONLY), so guest
+  // writes to them exit as MMIO and are dropped by the `unsupported reference` policy.
+  Status map_memory(const memory::GuestMemory& mem);
+  // In-kernel PIC + IOAPIC + LAPIC (KVM_CREATE_IRQCHIP) and PIT (KVM_CREATE_PIT2).
+  Status create_irqchip();
+  Status create_pit();
+  Status set_irq_line(uint32_t gsi, bool level);
+  Status signal_msi(uint64_t addr, uint32_t data);
+  // Notification without exits to user space: ioeventfd on a PIO/MMIO address, irqfd on a GSI.
+  Status add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio,
+                       std::optional<uint64_t> match);
+  Status add_irqfd(int fd, uint32_t gsi, int resample_fd = -1);
+
+ private:
+  UniqueFd fd_;
+  uint32_t next_slot_ = 0;
+};
+
+std::string exit_reason_name(uint32_t reason);
+
+}  // namespace qvm::kvm

@@ -1,0 +1,184 @@
+// The x86 boot flow of spec §7.1 after the devices exist: memory map, ACPI and MP tables, the
+// loaded images, and the vCPUs with the boot vCPU's registers set per the loader's BootPlan.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+
+#include "arch/x86/acpi.hpp"
+#include "arch/x86/e820.hpp"
+#include "arch/x86/layout.hpp"
+#include "arch/x86/loader.hpp"
+#include "arch/x86/mptable.hpp"
+#include "base/log.hpp"
+#include "machine/machine_impl.hpp"
+#include "machine/x86_cpu.hpp"
+
+namespace qvm::machine {
+namespace {
+
+constexpr uint64_t kAcpiBase = 0xe0000, kAcpiLimit = 0xf0000;
+constexpr uint64_t kMpTableAddr = 0xf0000;
+constexpr uint64_t kMaxImage = 1ull << 30;
+
+Result<std::vector<uint8_t>> read_file(const std::string& path, const config::SrcLoc& loc) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::from_errno(loc.str() + ": cannot load '" + path + "'", errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    return make_error(loc.str() + ": '" + path + "' is not a regular file");
+  if (static_cast<uint64_t>(st.st_size) > kMaxImage)
+    return make_error(loc.str() + ": '" + path + "' is over 1 GiB");
+  std::vector<uint8_t> buf(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::read(fd.get(), buf.data() + done, buf.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return Error::from_errno(loc.str() + ": cannot read '" + path + "'", n < 0 ? errno : EIO);
+    done += static_cast<size_t>(n);
+  }
+  return buf;
+}
+
+}  // namespace
+
+Status MachineImpl::build_boot() {
+  namespace x86 = arch::x86;
+  x86::MachineLayout layout;
+  layout.num_cpus = static_cast<uint32_t>(cfg_.cpu_count());
+  for (const auto& r : mem_.regions()) {
+    if (r.readonly) {
+      layout.reserved.push_back({r.gpa, r.size});
+    } else {
+      layout.ram.push_back({r.gpa, r.size});
+    }
+  }
+  for (const auto& r : cfg_.reserves)
+    if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kMem)
+      layout.reserved.push_back({r.loc.addr, r.length});
+  layout.has_8259 = has_8259_;
+  layout.has_pit = has_pit_;
+  // The in-kernel PIT raises GSI 0; with KVM's default routing that is IOAPIC pin 0, so IRQ0 needs
+  // no override (configured as `timer8254 intr myioapic:0`).
+  layout.irq_overrides = x86::standard_irq_overrides(has_pit_ && pit_pin_ == 2, layout.sci_gsi);
+  for (const auto& v : cfg_.vdevs) {
+    if (v.type == "ser8250" || v.type == "mc146818" || v.type == "pckeyboard") {
+      x86::IsaDevice d;
+      d.hid = v.type == "ser8250" ? "PNP0501" : v.type == "mc146818" ? "PNP0B00" : "PNP0303";
+      d.io_base = static_cast<uint16_t>(device_port(v));
+      d.io_len = v.type == "ser8250" ? 8 : v.type == "mc146818" ? 2 : 1;
+      auto gsi = device_gsi(v, v.type == "mc146818"     ? std::optional<uint32_t>(8u)
+                               : v.type == "pckeyboard" ? std::optional<uint32_t>(1u)
+                                                        : std::nullopt);
+      if (gsi && *gsi < 16) d.irq = static_cast<uint8_t>(*gsi);
+      layout.isa_devices.push_back(d);
+    }
+  }
+
+  // Extra ACPI tables (`acpi load`), then the generated ones.
+  std::vector<std::vector<uint8_t>> extra;
+  for (const auto& l : cfg_.loads)
+    if (l.type == config::BlobType::kAcpi) extra.push_back(QVM_TRY(read_file(l.path, l.loc)));
+  uint64_t rsdp = 0;
+  if (mem_.contains(kAcpiBase, kAcpiLimit - kAcpiBase)) {
+    auto acpi = QVM_TRY(x86::build_acpi(layout, extra, mem_, kAcpiBase, kAcpiLimit));
+    rsdp = acpi.rsdp_addr;
+    std::string sigs;
+    for (const auto& t : acpi.tables) sigs += " " + t.signature;
+    boot_lines_.push_back(strprintf("acpi: RSDP at 0x%llx; tables:%s",
+                                    static_cast<unsigned long long>(rsdp), sigs.c_str()));
+    if (auto dir = cfg_.var("acpi-dump-dir")) {
+      ::mkdir(dir->c_str(), 0755);
+      for (const auto& t : acpi.tables) {
+        std::string path = *dir + "/" + t.signature + ".dat";
+        std::ofstream f(path, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(t.bytes.data()),  // SAFETY: bytes written as chars
+                static_cast<std::streamsize>(t.bytes.size()));
+        if (!f) return make_error("cannot write '" + path + "'");
+      }
+      boot_lines_.push_back("acpi: tables written to " + *dir);
+    }
+    if (mem_.contains(kMpTableAddr, 0x1000))
+      QVM_TRY(x86::build_mptable(layout, mem_, kMpTableAddr));
+  } else {
+    log_warn(
+        "no guest memory at 0x%llx-0x%llx: the guest gets no ACPI or MP tables (add 'rom "
+        "0xc0000,0x40000')",
+        static_cast<unsigned long long>(kAcpiBase),
+        static_cast<unsigned long long>(kAcpiLimit - 1));
+  }
+  auto map = x86::e820(layout);
+
+  // Images: the first auto-typed `load` is the kernel; `initrd` and `data` blobs join it.
+  std::optional<std::vector<uint8_t>> kernel, initrd;
+  std::optional<uint64_t> kernel_addr;
+  for (const auto& l : cfg_.loads) {
+    switch (l.type) {
+      case config::BlobType::kAuto:
+        if (kernel) {
+          auto blob = QVM_TRY(read_file(l.path, l.loc));
+          if (!l.addr)
+            return make_error(l.loc.str() + ": a second image needs an address: load ADDR,FILE");
+          if (auto s = mem_.write(*l.addr, blob); !s)
+            return make_error(l.loc.str() + ": " + s.error().message);
+        } else {
+          kernel = QVM_TRY(read_file(l.path, l.loc));
+          kernel_addr = l.addr;
+        }
+        break;
+      case config::BlobType::kInitrd:
+        initrd = QVM_TRY(read_file(l.path, l.loc));
+        break;
+      case config::BlobType::kData: {
+        auto blob = QVM_TRY(read_file(l.path, l.loc));
+        if (auto s = mem_.write(*l.addr, blob); !s)
+          return make_error(l.loc.str() + ": " + s.error().message);
+        break;
+      }
+      case config::BlobType::kAcpi:
+        break;
+      case config::BlobType::kFdt:
+        log_warn("%s: fdt blobs are for ARM guests; ignored on x86-64", l.loc.str().c_str());
+        break;
+    }
+  }
+  std::optional<x86::BootPlan> plan;
+  if (kernel) {
+    const std::string cmdline = cfg_.cmdline.value_or("");
+    x86::LoadInput in;
+    in.image = *kernel;
+    in.load_addr = kernel_addr;
+    if (initrd) in.initrd = std::span<const uint8_t>(*initrd);
+    in.cmdline = cmdline;
+    in.rsdp_addr = rsdp;
+    in.e820 = map;
+    auto p = x86::load_kernel(in, mem_);
+    if (!p) return make_error(cfg_.loads.front().loc.str() + ": " + p.error().message);
+    plan = *p;
+    boot_lines_.push_back(strprintf("boot: %s entry 0x%llx", x86::boot_mode_name(plan->mode),
+                                    static_cast<unsigned long long>(plan->entry)));
+  } else {
+    boot_lines_.push_back("boot: nothing loaded (no 'load' entry)");
+  }
+  if (opts_.dryrun) return {};
+  if (!plan) return make_error("nothing to run: add 'load FILE' (a kernel, ELF or raw image)");
+  QVM_TRY(create_vcpus());
+  return setup_boot_vcpu(*vcpus_[0], *plan);
+}
+
+Status MachineImpl::create_vcpus() {
+  auto cpuid = QVM_TRY(kvm_->supported_cpuid());
+  for (size_t i = 0; i < cfg_.cpu_count(); ++i) {
+    auto v = QVM_TRY(kvm::Vcpu::create(*kvm_, *vm_, static_cast<uint32_t>(i)));
+    QVM_TRY(v.set_cpuid(
+        cpuid_for_vcpu(cpuid, static_cast<uint32_t>(i), static_cast<uint32_t>(cfg_.cpu_count()))));
+    vcpus_.push_back(std::make_unique<kvm::Vcpu>(std::move(v)));
+    stats_.push_back(std::make_unique<VcpuStats>());
+  }
+  return {};
+}
+
+}  // namespace qvm::machine

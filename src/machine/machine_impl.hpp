@@ -1,0 +1,114 @@
+// Internal to the machine layer: the concrete Machine and the pieces it is built from.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "base/unique_fd.hpp"
+#include "bus/bus.hpp"
+#include "config/vm_config.hpp"
+#include "event/event_loop.hpp"
+#include "kvm/kvm.hpp"
+#include "kvm/vcpu.hpp"
+#include "machine/dispatch.hpp"
+#include "machine/host_io.hpp"
+#include "machine/machine.hpp"
+#include "memory/guest_memory.hpp"
+#include "vdev/common/irq_line.hpp"
+
+namespace qvm::vdev {
+class AcpiPm;
+}
+
+namespace qvm::machine {
+
+// Drives one GSI of the in-kernel irqchip (KVM_IRQ_LINE). Without a VM (dryrun) it does nothing.
+class KvmIrqLine final : public vdev::IrqLine {
+ public:
+  KvmIrqLine(kvm::Vm* vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+  void set_level(bool high) override;
+  uint32_t gsi() const { return gsi_; }
+
+ private:
+  kvm::Vm* vm_;
+  uint32_t gsi_;
+};
+
+// How the VM ended; the first stop request wins.
+struct StopState {
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  int exit_code = 0;
+  std::string reason;
+};
+
+struct VcpuStats {
+  std::atomic<uint64_t> exits{0}, io{0}, mmio{0}, unclaimed{0}, other{0};
+  std::atomic<int> state{0};  // 0 created, 1 running, 2 stopped
+};
+
+// What the boot loader produced, for describe() and vCPU set-up (filled by boot.cpp).
+struct BootState;
+
+class MachineImpl final : public Machine {
+ public:
+  explicit MachineImpl(const config::VmConfig& cfg) : cfg_(cfg) {}
+  ~MachineImpl() override;
+
+  Status build(const BuildOptions& opts, BuildError* err);
+  std::string describe() const override;
+  int run() override;
+
+  // Called by devices and signal handlers from any thread.
+  void request_stop(int exit_code, const std::string& reason);
+
+ private:
+  Status build_memory();
+  Status build_kvm();
+  Status build_devices();
+  Status add_device(const config::VdevConfig& v);
+  Status add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
+                const std::string& name);
+  Result<uint32_t> resolve_gsi(const config::IntrRef& r) const;
+  Result<uint32_t> device_gsi(const config::VdevConfig& v, std::optional<uint32_t> fallback) const;
+  uint64_t device_port(const config::VdevConfig& v) const;
+  Status build_boot();  // boot.cpp: loaders, ACPI, MP table, vCPU registers
+  Status create_vcpus();
+  void vcpu_thread(size_t index);
+  void handle_signal(int sig);
+  std::string status_report() const;
+
+  config::VmConfig cfg_;
+  BuildOptions opts_;
+  memory::GuestMemory mem_;
+  std::optional<kvm::KvmSystem> kvm_;
+  std::optional<kvm::Vm> vm_;
+  std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
+  std::vector<std::unique_ptr<VcpuStats>> stats_;
+  std::vector<std::thread> threads_;
+  bus::Bus pio_{"port I/O"}, mmio_{"MMIO"};
+  std::optional<event::EventLoop> loop_;
+  SystemClock clock_;
+  UnclaimedAction unclaimed_ = UnclaimedAction::kIgnore;
+  bool abort_on_emulation_failure_ = false;
+
+  // Everything devices need kept alive, in creation order.
+  std::vector<std::shared_ptr<void>> keep_;
+  std::vector<std::unique_ptr<event::Timer>> timers_;
+  std::vector<std::string> device_lines_;
+  vdev::AcpiPm* pm_ = nullptr;
+  std::mutex* pm_mu_ = nullptr;
+  bool has_pit_ = false, has_8259_ = false, uses_stdin_ = false;
+  uint32_t pit_pin_ = 0;
+  std::vector<std::string> boot_lines_;
+  StopState stop_;
+  UniqueFd stop_efd_;
+};
+
+}  // namespace qvm::machine

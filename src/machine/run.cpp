@@ -1,0 +1,192 @@
+// Running the VM: one thread per vCPU, the main thread's event loop for host I/O, timers and
+// signals (spec §8.1), and the orderly stop that yields the exit code (spec §8.3).
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+
+#include "base/log.hpp"
+#include "machine/machine_impl.hpp"
+#include "vdev/platform/acpi_pm.hpp"
+
+namespace qvm::machine {
+namespace {
+
+// Breaks a vCPU thread out of KVM_RUN; the handler does nothing, the EINTR is the point.
+const int kKickSignal = SIGRTMIN + 1;
+void kick_handler(int) {}
+
+constexpr int kExitUnsupported = 5;
+constexpr int kExitAfterStart = 96;
+
+}  // namespace
+
+void MachineImpl::vcpu_thread(size_t index) {
+  kvm::Vcpu& vcpu = *vcpus_[index];
+  VcpuStats& st = *stats_[index];
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, kKickSignal);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  st.state = 1;
+  RateLimit unclaimed_log(2.0, 10.0);
+  while (!stop_.stopping) {
+    auto ex = vcpu.run();
+    if (!ex) {
+      request_stop(kExitAfterStart, "vCPU " + std::to_string(index) + ": " + ex.error().message);
+      break;
+    }
+    ++st.exits;
+    const kvm::VcpuExit& e = *ex;
+    if (const auto* io = std::get_if<kvm::IoExit>(&e)) {
+      ++st.io;
+      auto r = dispatch_io(*io, pio_, unclaimed_);
+      if (r.unclaimed) {
+        ++st.unclaimed;
+        uint64_t supp = 0;
+        if (unclaimed_log.allow(std::chrono::steady_clock::now(), &supp))
+          log_debug("vCPU %zu: %s hits no device (%llu similar suppressed)", index,
+                    kvm::describe(e).c_str(), static_cast<unsigned long long>(supp));
+        if (r.abort) request_stop(kExitUnsupported, "unsupported reference: " + kvm::describe(e));
+      }
+    } else if (const auto* mm = std::get_if<kvm::MmioExit>(&e)) {
+      ++st.mmio;
+      auto r = dispatch_mmio(*mm, mmio_, unclaimed_);
+      if (r.unclaimed) {
+        ++st.unclaimed;
+        uint64_t supp = 0;
+        if (unclaimed_log.allow(std::chrono::steady_clock::now(), &supp))
+          log_debug("vCPU %zu: %s hits no device (%llu similar suppressed)", index,
+                    kvm::describe(e).c_str(), static_cast<unsigned long long>(supp));
+        if (r.abort) request_stop(kExitUnsupported, "unsupported reference: " + kvm::describe(e));
+      }
+    } else if (std::holds_alternative<kvm::InterruptedExit>(e)) {
+      vcpu.clear_exit_request();
+    } else if (std::holds_alternative<kvm::HltExit>(e)) {
+      ++st.other;  // only without an in-kernel LAPIC; nothing to wait for here
+    } else if (std::holds_alternative<kvm::ShutdownExit>(e)) {
+      request_stop(0, "guest reset (triple fault on vCPU " + std::to_string(index) + ")");
+    } else if (const auto* se = std::get_if<kvm::SystemEventExit>(&e)) {
+      request_stop(0, se->type == KVM_SYSTEM_EVENT_RESET ? "guest reset" : "guest powered off");
+    } else if (const auto* ie = std::get_if<kvm::InternalErrorExit>(&e)) {
+      auto regs = vcpu.regs();
+      std::string where =
+          regs ? strprintf(" at rip 0x%llx", static_cast<unsigned long long>(regs->rip)) : "";
+      bool emulation = ie->suberror == KVM_INTERNAL_ERROR_EMULATION;
+      request_stop(
+          emulation ? kExitUnsupported : kExitAfterStart,
+          "vCPU " + std::to_string(index) + ": " + kvm::describe(e) + where +
+              (emulation
+                   ? " (KVM's instruction emulator cannot run this instruction; on PVM hosts guest "
+                     "ring 0 is emulated, see docs/testing.md)"
+                   : ""));
+    } else {
+      ++st.other;
+      request_stop(kExitAfterStart, "vCPU " + std::to_string(index) + ": " + kvm::describe(e));
+    }
+  }
+  st.state = 2;
+}
+
+void MachineImpl::handle_signal(int sig) {
+  switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+      // spec §8.1: the power button; the guest decides what to do.
+      log_info("%s: pressing the ACPI power button", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      if (pm_) {
+        std::lock_guard lk(*pm_mu_);
+        pm_->press_power_button();
+      }
+      break;
+    case SIGQUIT:
+      request_stop(3, "SIGQUIT: power cut");
+      break;
+    case SIGUSR1:
+      log_info("%s", status_report().c_str());
+      break;
+    case SIGUSR2:
+      if (!cfg_.dump) {
+        log_warn("SIGUSR2: no 'dump' configured; no guest dump written");
+      } else {
+        log_warn("SIGUSR2: guest dumps are not implemented yet");
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+std::string MachineImpl::status_report() const {
+  std::string s = "status of VM '" + cfg_.system_name() + "':";
+  static const char* kStates[] = {"created", "running", "stopped"};
+  for (size_t i = 0; i < stats_.size(); ++i) {
+    const auto& st = *stats_[i];
+    s += strprintf("\n  vCPU %zu %s: %llu exits (io %llu, mmio %llu, unclaimed %llu, other %llu)",
+                   i, kStates[st.state.load()], static_cast<unsigned long long>(st.exits.load()),
+                   static_cast<unsigned long long>(st.io.load()),
+                   static_cast<unsigned long long>(st.mmio.load()),
+                   static_cast<unsigned long long>(st.unclaimed.load()),
+                   static_cast<unsigned long long>(st.other.load()));
+  }
+  for (const auto& d : device_lines_) s += "\n  " + d;
+  return s;
+}
+
+int MachineImpl::run() {
+  // Signals are taken synchronously by the main loop; vCPU threads inherit the blocked mask and
+  // unblock only the kick signal.
+  struct sigaction sa {};
+  sa.sa_handler = kick_handler;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(kKickSignal, &sa, nullptr);
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, kKickSignal}) sigaddset(&set, s);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  sigset_t handled = set;
+  sigdelset(&handled, kKickSignal);
+  UniqueFd sfd(::signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sfd) {
+    log_fatal("signalfd: %s", std::strerror(errno));
+    return 64;
+  }
+  auto st1 = loop_->add_fd(sfd.get(), [this, &sfd] {
+    signalfd_siginfo si{};
+    while (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+      handle_signal(static_cast<int>(si.ssi_signo));
+  });
+  auto st2 = loop_->add_fd(stop_efd_.get(), [this] { loop_->stop(); });
+  if (!st1 || !st2) {
+    log_fatal("event loop set-up failed");
+    return 64;
+  }
+  if (uses_stdin_) RawTerminal::enable();
+
+  for (size_t i = 0; i < vcpus_.size(); ++i) threads_.emplace_back([this, i] { vcpu_thread(i); });
+  log_debug("VM '%s' running with %zu vCPU(s)", cfg_.system_name().c_str(), vcpus_.size());
+  if (auto s = loop_->run(); !s) request_stop(kExitAfterStart, s.error().message);
+  if (!stop_.stopping) request_stop(kExitAfterStart, "event loop ended");
+
+  // Kick every vCPU out of KVM_RUN and wait for it.
+  for (auto& v : vcpus_) v->request_exit();
+  for (auto& t : threads_) pthread_kill(t.native_handle(), kKickSignal);
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  RawTerminal::restore();
+  std::lock_guard lk(stop_.mu);
+  if (stop_.exit_code == 0 || (stop_.exit_code >= 32 && stop_.exit_code < 64)) {
+    log_info("VM '%s' stopped: %s (exit %d)", cfg_.system_name().c_str(), stop_.reason.c_str(),
+             stop_.exit_code);
+  } else {
+    log_error("VM '%s' stopped: %s (exit %d)", cfg_.system_name().c_str(), stop_.reason.c_str(),
+              stop_.exit_code);
+  }
+  return stop_.exit_code;
+}
+
+}  // namespace qvm::machine

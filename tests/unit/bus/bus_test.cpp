@@ -1,0 +1,63 @@
+#include "bus/bus.hpp"
+
+#include <gtest/gtest.h>
+
+namespace qvm::bus {
+namespace {
+
+struct Echo : BusDevice {
+  uint64_t last_offset = 0;
+  std::vector<uint8_t> written;
+  void read(uint64_t offset, std::span<uint8_t> d) override {
+    last_offset = offset;
+    for (auto& b : d) b = 0x5a;
+  }
+  void write(uint64_t offset, std::span<const uint8_t> d) override {
+    last_offset = offset;
+    written.assign(d.begin(), d.end());
+  }
+};
+
+TEST(Bus, RoutesByRangeWithOffsets) {
+  Bus b("t");
+  auto a = std::make_shared<Echo>(), c = std::make_shared<Echo>();
+  ASSERT_TRUE(b.insert(0x3f8, 8, a, "uart").ok());
+  ASSERT_TRUE(b.insert(0x70, 2, c, "rtc").ok());
+  uint8_t v[1];
+  ASSERT_TRUE(b.read(0x3fd, v));
+  EXPECT_EQ(a->last_offset, 5u);
+  EXPECT_EQ(v[0], 0x5a);
+  uint8_t w[2] = {1, 2};
+  ASSERT_TRUE(b.write(0x70, w));
+  EXPECT_EQ(c->written, (std::vector<uint8_t>{1, 2}));
+}
+
+TEST(Bus, UnclaimedAndStraddlingAccessesMiss) {
+  Bus b("t");
+  ASSERT_TRUE(b.insert(0x100, 4, std::make_shared<Echo>(), "d").ok());
+  uint8_t v[4];
+  EXPECT_FALSE(b.read(0xff, std::span<uint8_t>(v, 1)));
+  EXPECT_FALSE(b.read(0x104, std::span<uint8_t>(v, 1)));
+  EXPECT_FALSE(b.read(0x102, std::span<uint8_t>(v, 4)));  // runs past the device
+  EXPECT_FALSE(b.read(UINT64_MAX, std::span<uint8_t>(v, 4)));
+  EXPECT_TRUE(b.read(0x100, std::span<uint8_t>(v, 4)));
+}
+
+TEST(Bus, OverlapsAreRejectedWithNames) {
+  Bus b("pio");
+  ASSERT_TRUE(b.insert(0x60, 5, std::make_shared<Echo>(), "kbd").ok());
+  auto s = b.insert(0x64, 1, std::make_shared<Echo>(), "other");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("overlaps kbd"), std::string::npos);
+  EXPECT_FALSE(b.insert(0x10, 0, std::make_shared<Echo>(), "empty").ok());
+}
+
+TEST(Bus, LittleEndianHelpers) {
+  uint8_t d[4];
+  store_le(d, 0x11223344);
+  EXPECT_EQ(d[0], 0x44);
+  EXPECT_EQ(load_le(d), 0x11223344u);
+}
+
+}  // namespace
+}  // namespace qvm::bus

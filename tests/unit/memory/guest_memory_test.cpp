@@ -1,0 +1,51 @@
+#include "memory/guest_memory.hpp"
+
+#include <gtest/gtest.h>
+
+namespace qvm::memory {
+namespace {
+
+TEST(GuestMemory, ReadWriteInsideAndAcrossAdjacentRegions) {
+  GuestMemory m;
+  ASSERT_TRUE(m.add_region(0, 0x1000, false).ok());
+  ASSERT_TRUE(m.add_region(0x1000, 0x1000, true).ok());
+  std::vector<uint8_t> in{1, 2, 3, 4};
+  ASSERT_TRUE(m.write(0xffe, in).ok());  // spans both regions
+  std::vector<uint8_t> out(4);
+  ASSERT_TRUE(m.read(0xffe, out).ok());
+  EXPECT_EQ(in, out);
+  ASSERT_TRUE(m.write_obj<uint32_t>(0x10, 0xdeadbeef).ok());
+  EXPECT_EQ(*m.read_obj<uint32_t>(0x10), 0xdeadbeefu);
+  EXPECT_EQ(m.total_size(), 0x2000u);
+}
+
+TEST(GuestMemory, OutOfRangeIsAnErrorNotACrash) {
+  GuestMemory m;
+  ASSERT_TRUE(m.add_region(0x100000, 0x1000, false).ok());
+  std::vector<uint8_t> buf(16);
+  EXPECT_FALSE(m.read(0, buf).ok());
+  EXPECT_FALSE(m.read(0x100ff8, buf).ok());         // runs off the end
+  EXPECT_FALSE(m.write(UINT64_MAX - 4, buf).ok());  // wraps
+  EXPECT_FALSE(m.read_obj<uint64_t>(0x101000).ok());
+  EXPECT_FALSE(m.host_range(0x100800, 0x1000).ok());
+  EXPECT_FALSE(m.contains(0x100000, 0x1001));
+  EXPECT_TRUE(m.contains(0x100000, 0x1000));
+  EXPECT_FALSE(m.fill(0x100000, 0, 0x2000).ok());
+}
+
+TEST(GuestMemory, RegionsMustBeAlignedAndDisjoint) {
+  GuestMemory m;
+  EXPECT_FALSE(m.add_region(0x10, 0x1000, false).ok());
+  EXPECT_FALSE(m.add_region(0, 0x10, false).ok());
+  ASSERT_TRUE(m.add_region(0, 0x2000, false).ok());
+  EXPECT_FALSE(m.add_region(0x1000, 0x1000, false).ok());
+}
+
+TEST(GuestMemory, StartsZeroed) {
+  GuestMemory m;
+  ASSERT_TRUE(m.add_region(0, 0x10000, false).ok());
+  EXPECT_EQ(*m.read_obj<uint64_t>(0x8000), 0u);
+}
+
+}  // namespace
+}  // namespace qvm::memory
