@@ -84,6 +84,7 @@ Result<Bytes> build_dsdt(const MachineLayout& layout) {
       return make_error(strprintf("ACPI: '%s' is not an EISA id like PNP0501", d.hid.c_str()));
     aml::ResourceTemplate crs;
     if (d.io_len > 0) crs.io(d.io_base, d.io_len);
+    if (d.io2_len > 0) crs.io(d.io2_base, d.io2_len);
     if (d.irq) {
       if (*d.irq >= 16) return make_error(strprintf("ACPI: ISA IRQ %u is not below 16", *d.irq));
       crs.irq_no_flags(*d.irq);

@@ -47,6 +47,8 @@ struct IsaDevice {
   uint16_t io_base = 0;  // first I/O port (IO descriptor, ACPI 6.4 §6.4.2.5)
   uint8_t io_len = 0;    // number of ports; 0 = no IO resource
   std::optional<uint8_t> irq;  // ISA IRQ (IRQNoFlags descriptor, ACPI 6.4 §6.4.2.1)
+  uint16_t io2_base = 0;       // optional second I/O range, e.g. the i8042 command port 0x64
+  uint8_t io2_len = 0;
 };
 
 // A virtio-mmio transport (virtio 1.2 §4.2), described in the DSDT as "LNRO0005" (Linux

@@ -19,7 +19,8 @@ inline MachineLayout small_layout(uint32_t cpus = 2) {
   l.ram = {{0, kRamSize}};
   l.reserved = {{0x9fc00, 0x400}, {0xa0000, 0x60000}};
   l.irq_overrides = standard_irq_overrides(true, l.sci_gsi);
-  l.isa_devices = {{"PNP0501", 0x3f8, 8, 4}, {"PNP0B00", 0x70, 2, 8}, {"PNP0303", 0x60, 1, 1}};
+  l.isa_devices = {
+      {"PNP0501", 0x3f8, 8, 4}, {"PNP0B00", 0x70, 2, 8}, {"PNP0303", 0x60, 1, 1, 0x64, 1}};
   l.virtio_mmio = {{0xd0000000, 0x200, 16}};
   l.hpet_addr = 0xfed00000;
   return l;
