@@ -80,6 +80,7 @@ class MachineImpl final : public Machine {
   uint64_t device_port(const config::VdevConfig& v) const;
   Status build_boot();  // boot.cpp: loaders, ACPI, MP table, vCPU registers
   Status create_vcpus();
+  Status write_fdt(const std::string& path, uint64_t initrd_addr, uint64_t initrd_size);
   void vcpu_thread(size_t index);
   void handle_signal(int sig);
   std::string status_report() const;

@@ -1,0 +1,114 @@
+// virtio over MMIO (virtio 1.2 §4.2): the register block of one device as a bus::BusDevice.
+// Version 2 (§4.2.2, "modern") by default; version 1 (§4.2.4, "legacy", the `legacy` option)
+// with GuestPageSize / QueueAlign / QueuePFN instead of QueueReady and 64-bit ring addresses.
+//
+// Implemented: device status state machine (reset on 0, FEATURES_OK refused for features not
+// offered or, in version 2, without VIRTIO_F_VERSION_1), 64-bit feature negotiation,
+// per-queue setup registers, QueueNotify, InterruptStatus/InterruptACK, ConfigGeneration,
+// device configuration space at 0x100 (1/2/4/8-byte accesses), SHMSel (no shared memory
+// regions: length reads ~0). Control registers take 32-bit aligned accesses only; other sizes
+// read as 0 and are ignored on write (logged, rate-limited).
+// Not implemented: VIRTIO_F_RING_RESET (QueueReset), shared memory regions, packed rings.
+//
+// Wiring (see docs/virtio.md): the region is kRegionSize bytes. The interrupt is an edge: the
+// `raise` hook is called each time an InterruptStatus bit is set (machine: write the irqfd
+// eventfd). Queue notifications: register a KVM ioeventfd at base + kNotifyOffset, 4 bytes,
+// datamatch = queue index, for each queue, and call handle_notify(queue) when it fires.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "bus/bus.hpp"
+#include "memory/guest_memory.hpp"
+#include "virtio/device.hpp"
+#include "virtio/queue/virtqueue.hpp"
+
+namespace qvm::virtio {
+
+struct MmioOptions {
+  bool legacy = false;         // register layout version 1 (§4.2.4)
+  uint32_t vendor_id = 0x1c05;  // VendorID register (QNX's PCI vendor id)
+};
+
+class MmioTransport final : public bus::BusDevice {
+ public:
+  static constexpr uint64_t kRegionSize = 0x200;
+  static constexpr uint64_t kNotifyOffset = 0x50;  // QueueNotify
+  static constexpr uint64_t kConfigOffset = 0x100;
+
+  using RaiseFn = std::function<void()>;
+  // Called (under the transport lock: do not call back into the transport) when queue `index`
+  // becomes ready (true) or stops being ready (false: QueueReady 0, QueuePFN 0, or reset).
+  using QueueReadyFn = std::function<void(uint16_t index, bool ready)>;
+
+  MmioTransport(memory::GuestMemory& mem, std::shared_ptr<VirtioDevice> dev, RaiseFn raise,
+                MmioOptions opts = {});
+  ~MmioTransport() override;
+
+  void read(uint64_t offset, std::span<uint8_t> data) override;
+  void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+  // A notification for `queue` arrived through an ioeventfd (or a retry timer): runs the device's
+  // process_queue if the device is active and the queue ready. Any thread.
+  void handle_notify(uint16_t queue);
+  void set_queue_ready_hook(QueueReadyFn fn);
+
+  uint16_t num_queues() const { return static_cast<uint16_t>(queues_.size()); }
+  // The ioeventfd to register for `queue`: address offset and datamatch value (4-byte write).
+  struct NotifyMatch {
+    uint64_t offset;
+    uint32_t value;
+  };
+  NotifyMatch notify_match(uint16_t queue) const { return {kNotifyOffset, queue}; }
+
+  // For tests, dryrun and diagnostics.
+  uint32_t status() const;
+  uint32_t interrupt_status() const { return isr_.load(); }
+  uint64_t driver_features() const;
+  bool activated() const;
+  VirtioDevice& device() { return *dev_; }
+
+ private:
+  class Interrupt;
+  uint32_t read_reg(uint64_t offset);
+  void write_reg(uint64_t offset, uint32_t value);
+  void write_status(uint32_t value);
+  void write_queue_ready(bool ready);
+  void write_queue_pfn(uint32_t pfn);
+  void reset_locked();
+  void set_needs_reset_locked();
+  void check_queues_locked();
+  uint64_t offered_features() const;
+  Queue* selected();
+  void raise(uint32_t bits);
+
+  memory::GuestMemory& mem_;
+  std::shared_ptr<VirtioDevice> dev_;
+  RaiseFn raise_;
+  MmioOptions opts_;
+  std::unique_ptr<Interrupt> interrupt_;
+  QueueReadyFn ready_hook_;
+
+  mutable std::mutex mu_;
+  std::vector<Queue> queues_;
+  std::atomic<uint32_t> isr_{0};
+  uint32_t status_ = 0;
+  uint32_t device_features_sel_ = 0;
+  uint32_t driver_features_sel_ = 0;
+  uint64_t driver_features_ = 0;
+  uint32_t queue_sel_ = 0;
+  uint32_t shm_sel_ = 0;
+  uint32_t config_generation_ = 0;
+  bool activated_ = false;
+  // Legacy (§4.2.4) state.
+  uint32_t guest_page_size_ = 0;
+  std::vector<uint32_t> queue_align_;
+  std::vector<uint32_t> queue_pfn_;
+};
+
+}  // namespace qvm::virtio
