@@ -27,10 +27,11 @@ class VirtioInterrupt {
   virtual void signal_config() = 0;
 };
 
-// What activate() hands the device; valid until reset() returns.
+// What activate() hands the device. The struct itself is temporary (copy what you need); the
+// memory, queues and interrupt it refers to stay valid until reset() returns.
 struct ActivationContext {
   memory::GuestMemory& mem;
-  std::span<Queue> queues;    // one per queue_max_sizes() entry; unready ones stay unready
+  std::span<Queue> queues;  // one per queue_max_sizes() entry; unready ones stay unready
   VirtioInterrupt& interrupt;
   uint64_t features = 0;  // the negotiated feature bits (transport bits included)
 };

@@ -18,7 +18,9 @@ inline constexpr uint32_t kFeatureIndirectDesc = 28;  // VIRTIO_F_INDIRECT_DESC
 inline constexpr uint32_t kFeatureEventIdx = 29;      // VIRTIO_F_EVENT_IDX
 inline constexpr uint32_t kFeatureVersion1 = 32;      // VIRTIO_F_VERSION_1
 
-inline constexpr uint64_t feature_bit(uint32_t bit) { return uint64_t{1} << bit; }
+inline constexpr uint64_t feature_bit(uint32_t bit) {
+  return uint64_t{1} << bit;
+}
 
 // Device ids (virtio 1.2 §5).
 inline constexpr uint32_t kDeviceIdNet = 1;

@@ -57,10 +57,10 @@ Status Queue::validate(const memory::GuestMemory& mem) const {
   const uint64_t n = size_;
   if (!mem.contains(desc_, 16 * n) || !mem.contains(avail_, 6 + 2 * n) ||
       !mem.contains(used_, 6 + 8 * n))
-    return make_error(strprintf("queue rings (desc 0x%llx, avail 0x%llx, used 0x%llx, size %u) are "
-                                "not in guest memory",
-                                static_cast<ull>(desc_), static_cast<ull>(avail_),
-                                static_cast<ull>(used_), size_));
+    return make_error(strprintf(
+        "queue rings (desc 0x%llx, avail 0x%llx, used 0x%llx, size %u) are "
+        "not in guest memory",
+        static_cast<ull>(desc_), static_cast<ull>(avail_), static_cast<ull>(used_), size_));
   return {};
 }
 
@@ -120,7 +120,7 @@ Status Queue::walk(const memory::GuestMemory& mem, uint16_t head, DescriptorChai
 }
 
 Result<std::optional<DescriptorChain>> Queue::pop(memory::GuestMemory& mem) {
-  if (!ready_ || broken_) return std::optional<DescriptorChain>{};
+  if (!ready_ || broken_ || size_ == 0) return std::optional<DescriptorChain>{};
   auto avail_idx = mem.read_obj<uint16_t>(avail_ + kAvailIdx);
   if (!avail_idx) return fail(true, make_error("avail ring not readable"));
   if (*avail_idx == next_avail_) {
@@ -140,12 +140,12 @@ Result<std::optional<DescriptorChain>> Queue::pop(memory::GuestMemory& mem) {
                                            *avail_idx, pending, next_avail_, size_)));
   // Read the ring entry and the descriptors only after seeing the index (§2.7.13.3 barrier).
   std::atomic_thread_fence(std::memory_order_acquire);
-  auto head = mem.read_obj<uint16_t>(avail_ + kAvailRing + 2 * uint64_t{next_avail_ % size_});
+  auto head = mem.read_obj<uint16_t>(avail_ + kAvailRing + 2 * (uint64_t{next_avail_} % size_));
   if (!head) return fail(true, make_error("avail ring not readable"));
   ++next_avail_;
   if (*head >= size_)
-    return fail(true, make_error(strprintf("avail ring head %u out of range (size %u)", *head,
-                                           size_)));
+    return fail(true,
+                make_error(strprintf("avail ring head %u out of range (size %u)", *head, size_)));
   DescriptorChain chain;
   if (auto s = walk(mem, *head, chain); !s) {
     failed_head_ = *head;
@@ -168,12 +168,14 @@ std::optional<DescriptorChain> Queue::next(memory::GuestMemory& mem) {
   return std::nullopt;
 }
 
-void Queue::undo_pop() { --next_avail_; }
+void Queue::undo_pop() {
+  --next_avail_;
+}
 
 Status Queue::add_used(memory::GuestMemory& mem, uint16_t head, uint32_t written) {
   if (!ready_ || broken_) return make_error("queue is not ready");
   if (head >= size_) return make_error("used head out of range");
-  const uint64_t slot = used_ + kUsedRing + 8 * uint64_t{next_used_ % size_};
+  const uint64_t slot = used_ + kUsedRing + 8 * (uint64_t{next_used_} % size_);
   if (!mem.write_obj(slot, VirtqUsedElem{head, written}))
     return fail(true, make_error("used ring not writable"));
   // virtio 1.2 §2.7.13.4 (device side): the entry is visible before the index that publishes it.

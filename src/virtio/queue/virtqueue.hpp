@@ -41,7 +41,7 @@ struct DescriptorChain {
 
 class Queue {
  public:
-  static constexpr uint16_t kMaxSize = 32768;  // virtio 1.2 §2.7: Queue Size ≤ 32768
+  static constexpr uint16_t kMaxSize = 32768;      // virtio 1.2 §2.7: Queue Size ≤ 32768
   static constexpr uint32_t kMaxIndirect = 32768;  // entries of one indirect table
 
   explicit Queue(uint16_t max_size = 256);

@@ -42,8 +42,12 @@ constexpr uint64_t kConfigGeneration = 0x0fc;
 
 constexpr uint32_t kMagic = 0x74726976;  // "virt"
 
-uint64_t set_low(uint64_t v, uint32_t lo) { return (v & ~uint64_t{0xffffffff}) | lo; }
-uint64_t set_high(uint64_t v, uint32_t hi) { return (v & 0xffffffff) | (uint64_t{hi} << 32); }
+uint64_t set_low(uint64_t v, uint32_t lo) {
+  return (v & ~uint64_t{0xffffffff}) | lo;
+}
+uint64_t set_high(uint64_t v, uint32_t hi) {
+  return (v & 0xffffffff) | (uint64_t{hi} << 32);
+}
 
 }  // namespace
 
@@ -96,8 +100,8 @@ bool MmioTransport::activated() const {
 
 uint64_t MmioTransport::offered_features() const {
   // The queue implements indirect descriptors and EVENT_IDX for every device (§2.7.5.3, §2.7.10).
-  uint64_t f = dev_->device_features() | feature_bit(kFeatureIndirectDesc) |
-               feature_bit(kFeatureEventIdx);
+  uint64_t f =
+      dev_->device_features() | feature_bit(kFeatureIndirectDesc) | feature_bit(kFeatureEventIdx);
   if (opts_.legacy) return f & 0xffffffff;  // legacy: 32 feature bits, no VERSION_1
   return f | feature_bit(kFeatureVersion1);
 }

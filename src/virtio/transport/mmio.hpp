@@ -31,7 +31,7 @@
 namespace qvm::virtio {
 
 struct MmioOptions {
-  bool legacy = false;         // register layout version 1 (§4.2.4)
+  bool legacy = false;          // register layout version 1 (§4.2.4)
   uint32_t vendor_id = 0x1c05;  // VendorID register (QNX's PCI vendor id)
 };
 
