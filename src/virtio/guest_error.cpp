@@ -17,10 +17,10 @@ void log_guest_error(const char* fmt, ...) {
   std::vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   if (suppressed > 0)
-    log_warn("virtio: %s (%llu similar messages suppressed)", buf,
+    log_warn("%s (%llu similar messages suppressed)", buf,
              static_cast<unsigned long long>(suppressed));
   else
-    log_warn("virtio: %s", buf);
+    log_warn("%s", buf);
 }
 
 }  // namespace qvm::virtio

@@ -76,7 +76,6 @@ void VirtioEntropy::process_queue(uint16_t index) {
   if (index != 0 || !queue_ || !mem_) return;
   const bool limited = opts_.rate_bytes_per_sec != 0;
   std::array<uint8_t, 512> buf;
-  bool added = false;
   // At most one pass over the ring per notification: pop() never yields more than `size`
   // chains before the ring is empty again.
   for (uint32_t n = 0; n < queue_->size(); ++n) {
@@ -115,9 +114,9 @@ void VirtioEntropy::process_queue(uint16_t index) {
     if (limited) tokens_ -= written;
     served_ += written;
     (void)queue_->add_used(*mem_, chain->head, written);
-    added = true;
   }
-  if (added && queue_->needs_notification(*mem_)) irq_->signal_used(0);
+  // Malformed chains completed by next() count as used entries too.
+  if (queue_->needs_notification(*mem_)) irq_->signal_used(0);
 }
 
 }  // namespace qvm::vdev

@@ -158,9 +158,9 @@ std::optional<DescriptorChain> Queue::next(memory::GuestMemory& mem) {
   for (uint32_t i = 0; i <= size_; ++i) {
     auto r = pop(mem);
     if (r.ok()) return std::move(*r);
-    log_guest_error("queue: %s", r.error().message.c_str());
+    log_guest_error("virtio queue: %s", r.error().message.c_str());
     if (broken_) {
-      log_guest_error("queue: ring corrupt, processing stopped until reset");
+      log_guest_error("virtio queue: ring corrupt, processing stopped until reset");
       return std::nullopt;
     }
     (void)add_used(mem, failed_head_, 0);  // fail that request (§2.7.8: len 0)

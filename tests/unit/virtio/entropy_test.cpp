@@ -115,6 +115,16 @@ TEST_F(EntropyTest, SourceFailureCompletesWithZeroBytes) {
   EXPECT_EQ(drv->used(0).len, 0u);
 }
 
+TEST_F(EntropyTest, MalformedChainIsCompletedEmptyAndSignalled) {
+  make(0);
+  drv->set_desc(0, virtio::VirtqDesc{drv->alloc(8), 8, virtio::kDescFlagNext, 0});  // self loop
+  drv->publish(0);
+  dev->process_queue(0);
+  ASSERT_EQ(drv->used_idx(), 1);
+  EXPECT_EQ(drv->used(0).len, 0u);
+  EXPECT_EQ(irq.used, 1);
+}
+
 TEST_F(EntropyTest, ResetDropsTheQueues) {
   make(0);
   dev->reset();
