@@ -6,8 +6,12 @@ cd "$(dirname "$0")/.."
 rc=0
 files=$(git ls-files 'src/*.cpp' 'src/*.hpp' 'tests/unit/*.cpp' 'tests/unit/*.hpp' 'fuzz/*.cpp' 2>/dev/null)
 if [ -n "$files" ]; then
-  if ! clang-format --dry-run -Werror $files >/tmp/qvm-format.log 2>&1; then
-    echo "source-checks: files need clang-format:"; grep -o '^[^:]*' /tmp/qvm-format.log | sort -u | head -20
+  unformatted=""
+  for f in $files; do
+    clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || unformatted="$unformatted $f"
+  done
+  if [ -n "$unformatted" ]; then
+    echo "source-checks: files need clang-format (make format):$unformatted"
     rc=1
   fi
   for f in $files; do

@@ -165,7 +165,8 @@ Status MachineImpl::build_boot() {
   } else {
     boot_lines_.push_back("boot: nothing loaded (no 'load' entry)");
   }
-  if (auto path = cfg_.var("fdt-dump-file")) QVM_TRY(write_fdt(*path, plan ? plan->initrd_addr : 0, plan ? plan->initrd_size : 0));
+  if (auto path = cfg_.var("fdt-dump-file"))
+    QVM_TRY(write_fdt(*path, plan ? plan->initrd_addr : 0, plan ? plan->initrd_size : 0));
   if (opts_.dryrun) return {};
   if (!plan) return make_error("nothing to run: add 'load FILE' (a kernel, ELF or raw image)");
   QVM_TRY(create_vcpus());
@@ -192,12 +193,14 @@ Status MachineImpl::write_fdt(const std::string& path, uint64_t initrd_addr, uin
     d.reg = {port, 8};
     if (gsi) d.interrupts = {*gsi, 3};  // edge, rising
     d.clock_frequency = 1843200;
-    if (!m.stdout_path) m.stdout_path = strprintf("/serial@%llx", static_cast<unsigned long long>(port));
+    if (!m.stdout_path)
+      m.stdout_path = strprintf("/serial@%llx", static_cast<unsigned long long>(port));
     m.devices.push_back(d);
   }
   auto blob = QVM_TRY(fdt::build_fdt(m));
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(blob.data()), static_cast<std::streamsize>(blob.size()));  // SAFETY: bytes
+  f.write(reinterpret_cast<const char*>(blob.data()),
+          static_cast<std::streamsize>(blob.size()));  // SAFETY: bytes
   if (!f) return make_error("cannot write the FDT to '" + path + "'");
   std::printf("FDT saved to '%s'\n", path.c_str());  // the QNX qvm's message (release notes)
   std::fflush(stdout);

@@ -2,6 +2,7 @@
 // signals (spec §8.1), and the orderly stop that yields the exit code (spec §8.3).
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -25,9 +26,38 @@ constexpr int kExitAfterStart = 96;
 
 }  // namespace
 
+// spec §3.2 `cpu runmask` / `sched`: host CPUs and scheduling of this vCPU's thread.
+static Status apply_cpu_placement(const config::CpuConfig& c) {
+  if (!c.runmask.empty()) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (uint32_t n : c.runmask) CPU_SET(n, &set);
+    if (int e = pthread_setaffinity_np(pthread_self(), sizeof set, &set); e != 0)
+      return Error::from_errno("cpu runmask", e);
+  }
+  if (c.sched) {
+    int policy = c.sched->policy == config::SchedPolicy::kFifo         ? SCHED_FIFO
+                 : c.sched->policy == config::SchedPolicy::kRoundRobin ? SCHED_RR
+                                                                       : SCHED_OTHER;
+    sched_param p{};
+    p.sched_priority = static_cast<int>(c.sched->priority);
+    if (int e = pthread_setschedparam(pthread_self(), policy, &p); e != 0)
+      return Error::from_errno(
+          "cpu sched (real-time priorities need CAP_SYS_NICE or an RLIMIT_RTPRIO)", e);
+  }
+  return {};
+}
+
 void MachineImpl::vcpu_thread(size_t index) {
   kvm::Vcpu& vcpu = *vcpus_[index];
   VcpuStats& st = *stats_[index];
+  if (index < cfg_.cpus.size()) {
+    if (auto s = apply_cpu_placement(cfg_.cpus[index]); !s) {
+      request_stop(64, strprintf("vCPU %zu: %s (at %s)", index, s.error().message.c_str(),
+                                 cfg_.cpus[index].loc.str().c_str()));
+      return;
+    }
+  }
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, kKickSignal);

@@ -195,8 +195,8 @@ Bytes build_fadt(const MachineLayout& layout, uint64_t facs, uint64_t dsdt) {
   t.push_back(layout.reset_value);          // 128 RESET_VALUE
   push(t, 0, 2);                            // 129 ARM_BOOT_ARCH
   t.push_back(4);                           // 131 FADT minor version
-  push(t, 0, 8);  // 132 X_FIRMWARE_CTRL: 0, FIRMWARE_CTRL has it (ACPI 6.5 §5.2.9: never both)
-  push(t, dsdt, 8);                         // 140 X_DSDT
+  push(t, 0, 8);     // 132 X_FIRMWARE_CTRL: 0, FIRMWARE_CTRL has it (ACPI 6.5 §5.2.9: never both)
+  push(t, dsdt, 8);  // 140 X_DSDT
   push_gas(t, 1, static_cast<uint8_t>(layout.pm1_evt_len * 8), 2, layout.pm1a_evt_port);  // 148
   push_gas(t, 0, 0, 0, 0);  // 160 X_PM1b_EVT_BLK
   push_gas(t, 1, static_cast<uint8_t>(layout.pm1_cnt_len * 8), 2, layout.pm1a_cnt_port);  // 172
