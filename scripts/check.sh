@@ -45,6 +45,11 @@ if [ "$build_rc" -eq 0 ]; then
   [ "$ctest_rc" -eq 0 ] || echo "FAIL ctest"
 fi
 
+note "release build (what make run uses)"
+cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+  cmake --build build-release -j "$JOBS" --target qvm qvm-test-guest
+result release-build $?
+
 note "fuzz (clang libFuzzer, ${FUZZ_SECONDS}s per target)"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DQVM_FUZZ=ON >/dev/null && cmake --build build-fuzz -j "$JOBS"

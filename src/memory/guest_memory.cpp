@@ -54,45 +54,37 @@ Error out_of_range(uint64_t gpa, uint64_t len) {
 }
 }  // namespace
 
-Status GuestMemory::read(uint64_t gpa, std::span<uint8_t> out) const {
-  if (!contains(gpa, out.size())) return out_of_range(gpa, out.size());
-  uint64_t at = gpa;
-  size_t done = 0;
-  while (done < out.size()) {
-    const Region* r = find(at);
-    size_t n = static_cast<size_t>(std::min<uint64_t>(out.size() - done, r->end() - at));
-    std::memcpy(out.data() + done, r->host() + (at - r->gpa), n);
+// Calls fn(host pointer, offset into the access, length) for each region-sized piece of
+// [gpa, gpa+len) after checking that the whole range is guest memory.
+template <typename Fn>
+Status GuestMemory::for_each_piece(uint64_t gpa, uint64_t len, Fn&& fn) const {
+  if (!contains(gpa, len)) return out_of_range(gpa, len);
+  uint64_t done = 0;
+  while (done < len) {
+    const Region* r = find(gpa + done);
+    if (r == nullptr) return out_of_range(gpa, len);  // unreachable after contains()
+    uint64_t n = std::min(len - done, r->end() - (gpa + done));
+    fn(r->host() + (gpa + done - r->gpa), static_cast<size_t>(done), static_cast<size_t>(n));
     done += n;
-    at += n;
   }
   return {};
+}
+
+Status GuestMemory::read(uint64_t gpa, std::span<uint8_t> out) const {
+  return for_each_piece(gpa, out.size(), [&](uint8_t* host, size_t at, size_t n) {
+    std::memcpy(out.data() + at, host, n);
+  });
 }
 
 Status GuestMemory::write(uint64_t gpa, std::span<const uint8_t> in) {
-  if (!contains(gpa, in.size())) return out_of_range(gpa, in.size());
-  uint64_t at = gpa;
-  size_t done = 0;
-  while (done < in.size()) {
-    const Region* r = find(at);
-    size_t n = static_cast<size_t>(std::min<uint64_t>(in.size() - done, r->end() - at));
-    std::memcpy(r->host() + (at - r->gpa), in.data() + done, n);
-    done += n;
-    at += n;
-  }
-  return {};
+  return for_each_piece(gpa, in.size(), [&](uint8_t* host, size_t at, size_t n) {
+    std::memcpy(host, in.data() + at, n);
+  });
 }
 
 Status GuestMemory::fill(uint64_t gpa, uint8_t value, uint64_t len) {
-  if (!contains(gpa, len)) return out_of_range(gpa, len);
-  uint64_t at = gpa, left = len;
-  while (left > 0) {
-    const Region* r = find(at);
-    uint64_t n = std::min(left, r->end() - at);
-    std::memset(r->host() + (at - r->gpa), value, static_cast<size_t>(n));
-    at += n;
-    left -= n;
-  }
-  return {};
+  return for_each_piece(gpa, len,
+                        [&](uint8_t* host, size_t, size_t n) { std::memset(host, value, n); });
 }
 
 Result<std::span<uint8_t>> GuestMemory::host_range(uint64_t gpa, uint64_t len) const {

@@ -66,6 +66,8 @@ class GuestMemory {
 
  private:
   const Region* find(uint64_t gpa) const;
+  template <typename Fn>
+  Status for_each_piece(uint64_t gpa, uint64_t len, Fn&& fn) const;
   std::vector<Region> regions_;  // sorted by gpa
 };
 
