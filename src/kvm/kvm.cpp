@@ -119,6 +119,15 @@ Status Vm::create_pit() {
   return {};
 }
 
+Status Vm::disable_hlt_exits() {
+  kvm_enable_cap cap{};
+  cap.cap = KVM_CAP_X86_DISABLE_EXITS;
+  cap.args[0] = KVM_X86_DISABLE_EXITS_HLT;
+  int r = xioctl(fd(), KVM_ENABLE_CAP, &cap);
+  if (r < 0) return Error::from_errno("KVM_CAP_X86_DISABLE_EXITS", -r);
+  return {};
+}
+
 Status Vm::set_irq_line(uint32_t gsi, bool level) {
   kvm_irq_level l{};
   l.irq = gsi;

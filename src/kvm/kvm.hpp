@@ -57,6 +57,8 @@ class Vm {
   Status create_irqchip();
   Status create_pit();
   Status set_irq_line(uint32_t gsi, bool level);
+  // KVM_CAP_X86_DISABLE_EXITS(HLT): guest HLT no longer exits (call before creating vCPUs).
+  Status disable_hlt_exits();
   Status signal_msi(uint64_t addr, uint32_t data);
   // Notification without exits to user space: ioeventfd on a PIO/MMIO address, irqfd on a GSI.
   Status add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio,

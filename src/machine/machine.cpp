@@ -89,6 +89,14 @@ Status MachineImpl::build_kvm() {
   QVM_TRY(vm_->map_memory(mem_));
   // The in-kernel irqchip (PIC, IOAPIC, LAPICs) keeps interrupt delivery out of user space.
   QVM_TRY(vm_->create_irqchip());
+  // spec §4 `set exit-on-halt off`: keep the host CPU in the guest on HLT (lower wake-up latency,
+  // a busy host CPU). KVM offers this as KVM_CAP_X86_DISABLE_EXITS; without it HLT stays in KVM.
+  auto eoh = config::parse_bool(cfg_.var("exit-on-halt").value_or("on"));
+  if (eoh && !*eoh) {
+    if (auto s = vm_->disable_hlt_exits(); !s)
+      log_warn("set exit-on-halt off: %s; a halted vCPU still gives up its host CPU",
+               s.error().message.c_str());
+  }
   return {};
 }
 

@@ -25,6 +25,9 @@
 namespace qvm::vdev {
 class AcpiPm;
 }
+namespace qvm::virtio {
+class VirtioDevice;
+}
 
 namespace qvm::machine {
 
@@ -73,6 +76,8 @@ class MachineImpl final : public Machine {
   Status build_kvm();
   Status build_devices();
   Status add_device(const config::VdevConfig& v);
+  Status add_virtio(const config::VdevConfig& v);
+  Result<std::shared_ptr<virtio::VirtioDevice>> make_virtio_device(const config::VdevConfig& v);
   Status add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
                 const std::string& name);
   Result<uint32_t> resolve_gsi(const config::IntrRef& r) const;
@@ -108,6 +113,12 @@ class MachineImpl final : public Machine {
   bool has_pit_ = false, has_8259_ = false, uses_stdin_ = false;
   uint32_t pit_pin_ = 0;
   std::vector<std::string> boot_lines_;
+  struct VirtioMmioSlot {
+    uint64_t base;
+    uint32_t size;
+    uint32_t gsi;
+  };
+  std::vector<VirtioMmioSlot> virtio_mmio_;  // described in the DSDT (LNRO0005)
   StopState stop_;
   UniqueFd stop_efd_;
 };

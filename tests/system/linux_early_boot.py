@@ -78,18 +78,29 @@ def main():
         conf = f.name
     start = time.monotonic()
     proc = subprocess.Popen([a.qvm, "@" + conf], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    log = b""
+                            stderr=subprocess.PIPE)
+    log = b""  # the guest's serial console (qvm's stdout)
+    qlog = b""  # qvm's own log (stderr), kept apart so lines never interleave
     last = expectations(a.cpus)[-1][1]
+    signalled = False
     try:
         while time.monotonic() - start < a.timeout:
-            r, _, _ = select.select([proc.stdout], [], [], 1.0)
-            if r:
+            r, _, _ = select.select([proc.stdout, proc.stderr], [], [], 1.0)
+            if proc.stderr in r:
+                qlog += os.read(proc.stderr.fileno(), 65536)
+            if proc.stdout in r:
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 if not chunk:
                     break
                 log += chunk
-                if re.search(last, log.decode("utf-8", "replace")):
+                text = log.decode("utf-8", "replace")
+                if not signalled and "Command line:" in text:
+                    # spec §8.1 while the guest runs: SIGUSR1 logs a status report, SIGTERM
+                    # presses the ACPI power button (this early the kernel cannot act on it).
+                    proc.send_signal(signal.SIGUSR1)
+                    proc.send_signal(signal.SIGTERM)
+                    signalled = True
+                if re.search(last, text):
                     break
             elif proc.poll() is not None:
                 break
@@ -97,23 +108,32 @@ def main():
         if proc.poll() is None:
             proc.send_signal(signal.SIGQUIT)  # spec §8.1: power cut, exit 3
         try:
-            rest, _ = proc.communicate(timeout=10)
+            rest, qrest = proc.communicate(timeout=10)
             log += rest
+            qlog += qrest
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
     finally:
         os.unlink(conf)
     text = log.decode("utf-8", "replace")
+    qtext = qlog.decode("utf-8", "replace")
+    qexp = [
+        ("SIGUSR1 report", r"status of VM 'linux-early':\n  vCPU 0 (running|stopped): \d+ exits"),
+        ("SIGTERM button", r"SIGTERM: pressing the ACPI power button"),
+    ]
+    exp = expectations(a.cpus) + qexp
     failed = [name for name, rx in expectations(a.cpus) if not re.search(rx, text)]
-    for name, _ in expectations(a.cpus):
+    failed += [name for name, rx in qexp if not re.search(rx, qtext)]
+    for name, _ in exp:
         print("%-16s %s" % (name, "FAIL" if name in failed else "ok"))
     print("kernel reached SMP enumeration after %.1f s; qvm exit code %s" % (reached, proc.returncode))
     if proc.returncode not in (3, 5):
         failed.append("exit code %s (expected 3 after SIGQUIT, or 5 if the emulator stopped first)"
                       % proc.returncode)
     if failed:
-        print("FAIL: %s\n--- kernel log tail ---\n%s" % (", ".join(failed), text[-3000:]))
+        print("FAIL: %s\n--- kernel log tail ---\n%s\n--- qvm log ---\n%s" % (", ".join(failed), text[-3000:],
+                                                                          qtext[-2000:]))
         return 1
     print("PASS")
     return 0
