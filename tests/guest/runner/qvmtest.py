@@ -26,10 +26,14 @@ import dataclasses
 import json
 import os
 import queue
+import random
+import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Callable
@@ -52,6 +56,12 @@ GROUPS: dict[str, dict] = {
     "reset_i8042": {"tests": ["reset_i8042"]},
     "reset_acpi": {"tests": ["reset_acpi"]},
     "bench": {"tests": [], "bench": ["pio", "mmio", "lapic"]},
+    # virtio-mmio: the machine's device set "virtio" decides which of these run (see MACHINES)
+    "virtio": {"tests": ["virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console"],
+               "devices": "virtio"},
+    "virtio_legacy": {"tests": ["virtio_mmio", "virtio_entropy", "virtio_blk"],
+                      "devices": "virtio_legacy"},
+    "virtio_bench": {"tests": [], "bench": ["virtio_blk"], "devices": "virtio"},
 }
 TERMINAL_TESTS = {"poweroff", "reset_i8042", "reset_acpi"}
 
@@ -63,6 +73,11 @@ class Machine:
     tests: set[str]                 # tests whose devices this machine offers
     cmdline_extra: list[str]        # machine facts the guest needs (quirks, bench targets)
     needs_kvm: bool = True
+    device_sets: dict[str, "DeviceSet"] = dataclasses.field(default_factory=dict)
+
+    def offers(self, test: str, devices: str | None) -> bool:
+        ds = self.device_sets.get(devices) if devices else None
+        return test in self.tests or (ds is not None and test in ds.tests)
 
     def argv(self, opts: "RunOptions", cmdline: str) -> list[str]:
         raise NotImplementedError
@@ -78,18 +93,23 @@ QEMU_COMMON = ["-enable-kvm", "-nodefaults", "-no-user-config", "-display", "non
 
 
 class QemuMachine(Machine):
-    def __init__(self, name, machine_arg, tests, cmdline_extra, extra_args=()):
-        super().__init__(name, set(tests), list(cmdline_extra))
+    def __init__(self, name, machine_arg, tests, cmdline_extra, extra_args=(), device_sets=None):
+        super().__init__(name, set(tests), list(cmdline_extra), device_sets=dict(device_sets or {}))
         self.machine_arg = machine_arg
         self.extra_args = list(extra_args)
 
     def binary(self, opts):
         return opts.qemu or "qemu-system-x86_64"
 
-    def argv(self, opts, cmdline):
+    def argv(self, opts, cmdline, host: "VirtioHost | None" = None):
+        dev_args: list[str] = []
+        ds = self.device_sets.get(opts.devices) if opts.devices else None
+        if ds:
+            paths = host.paths() if host else {}
+            dev_args = [a.format(**paths) for a in ds.qemu_args]
         return ([self.binary(opts), "-M", self.machine_arg] + QEMU_COMMON + self.extra_args +
-                ["-smp", str(opts.cpus), "-m", f"{opts.mem_mib}M",
-                 "-kernel", opts.guest, "-append", cmdline])
+                dev_args + ["-smp", str(opts.cpus), "-m", f"{opts.mem_mib}M",
+                            "-kernel", opts.guest, "-append", cmdline])
 
     def decode_exit(self, rc):
         if rc == 0:
@@ -103,11 +123,11 @@ class QvmMachine(Machine):
     """qvm with a .qvmconf from tests/guest/configs; the guest path reaches the config through
     ${QVM_TEST_GUEST}, the command line is appended as a `cmdline` entry."""
 
-    def __init__(self):
+    def __init__(self, device_sets=None):
         super().__init__("qvm", {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic",
                                  "ioapic", "acpi", "e820", "smp", "poweroff", "reset_i8042",
                                  "reset_acpi"},
-                         [])
+                         [], device_sets=dict(device_sets or {}))
 
     def binary(self, opts):
         return opts.qvm or "qvm"
@@ -115,9 +135,12 @@ class QvmMachine(Machine):
     def config(self, opts):
         if opts.qvm_config:
             return opts.qvm_config
+        ds = self.device_sets.get(opts.devices) if opts.devices else None
+        if ds and ds.qvm_config:
+            return os.path.join(CONFIGS, ds.qvm_config)
         return os.path.join(CONFIGS, "kit-smp2.qvmconf" if opts.cpus == 2 else "kit.qvmconf")
 
-    def argv(self, opts, cmdline):
+    def argv(self, opts, cmdline, host=None):
         return [self.binary(opts), "@" + self.config(opts), "cmdline", cmdline]
 
     def decode_exit(self, rc):
@@ -128,17 +151,212 @@ class QvmMachine(Machine):
         return ("error", rc)
 
 
+# ---- device sets: devices added to a machine for a group, with the facts the guest checks ------
+@dataclasses.dataclass
+class DeviceSet:
+    tests: set[str]                 # tests these devices make possible on the machine
+    cmdline: list[str]              # expectations (vmmio=N ...); VirtioHost adds per-run facts
+    qemu_args: list[str] = dataclasses.field(default_factory=list)  # {disk} {disk_ro} {vcon}
+    qvm_config: str | None = None   # config in tests/guest/configs replacing kit.qvmconf
+    bench: set[str] = dataclasses.field(default_factory=set)
+    host: bool = True               # needs the VirtioHost fixture (disk files, console FIFOs)
+
+
+# virtio-blk backing files: byte at offset o = pattern_byte(o); the guest has the same formula
+# (tests/guest/src/tests/virtio_blk.c). The test overwrites sector vblk_wsector with write_byte.
+VBLK_SECTORS = 16384        # 8 MiB read-write disk
+VBLK_RO_SECTORS = 512       # 256 KiB read-only disk
+
+
+def pattern_sector(s: int) -> bytes:
+    base = (s * 131 + (s >> 8) * 17 + 0x5a) & 0xff
+    return bytes((base + i * 7) & 0xff for i in range(512))
+
+
+_PATTERN_ROWS: list[bytes] = []
+
+
+def pattern_bytes(sectors: int) -> bytes:
+    if not _PATTERN_ROWS:
+        _PATTERN_ROWS.extend(bytes((b + i * 7) & 0xff for i in range(512)) for b in range(256))
+    return b"".join(_PATTERN_ROWS[(s * 131 + (s >> 8) * 17 + 0x5a) & 0xff] for s in range(sectors))
+
+
+def write_sector(seed: int) -> bytes:
+    return bytes((i * 3 + seed * 29 + 0x11 + (i >> 7)) & 0xff for i in range(512))
+
+
+def fnv1a32(data: bytes) -> int:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h
+
+
+class VirtioHost:
+    """Host side of the virtio tests for one run: backing files in a temp dir, the console FIFO
+    pair (QEMU `-chardev pipe,path=P` reads P.in and writes P.out), per-run facts for the guest
+    command line, the console input channel, and the checks of the host files after exit."""
+
+    def __init__(self, devset: DeviceSet):
+        self.devset = devset
+        self.dir = tempfile.mkdtemp(prefix="qvmkit-virtio-")
+        self.disk = os.path.join(self.dir, "disk.img")
+        self.disk_ro = os.path.join(self.dir, "disk-ro.img")
+        self.vcon = os.path.join(self.dir, "vcon")
+        rnd = random.Random()
+        self.wsector = rnd.randrange(1, 200)
+        self.seed = rnd.randrange(1, 1 << 30)
+        self.nonce = f"{rnd.randrange(1 << 32):08x}"
+        self.vcon_out = bytearray()
+        self._in_fd = self._out_fd = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.pristine = pattern_bytes(VBLK_SECTORS)
+        with open(self.disk, "wb") as f:
+            f.write(self.pristine)
+        with open(self.disk_ro, "wb") as f:
+            f.write(pattern_bytes(VBLK_RO_SECTORS))
+        os.chmod(self.disk_ro, 0o444)
+        os.mkfifo(self.vcon + ".in")
+        os.mkfifo(self.vcon + ".out")
+        # O_RDWR: neither side blocks in open(); bytes wait in the pipe until read
+        self._in_fd = os.open(self.vcon + ".in", os.O_RDWR | os.O_NONBLOCK)
+        self._out_fd = os.open(self.vcon + ".out", os.O_RDWR | os.O_NONBLOCK)
+        self._thread = threading.Thread(target=self._read_console, daemon=True)
+        self._thread.start()
+
+    def paths(self) -> dict[str, str]:
+        return {"disk": self.disk, "disk_ro": self.disk_ro, "vcon": self.vcon}
+
+    def env(self) -> dict[str, str]:
+        return {"QVM_TEST_DISK": self.disk, "QVM_TEST_DISK_RO": self.disk_ro,
+                "QVM_TEST_VCON": self.vcon}
+
+    def facts(self) -> dict[str, str]:
+        return {"vblk_sectors": str(VBLK_SECTORS), "vblk_ro_sectors": str(VBLK_RO_SECTORS),
+                "vblk_wsector": str(self.wsector), "vblk_seed": str(self.seed),
+                "vcon_nonce": self.nonce}
+
+    def _read_console(self):
+        while not self._stop.is_set():
+            r, _, _ = select.select([self._out_fd], [], [], 0.2)
+            if r:
+                try:
+                    self.vcon_out += os.read(self._out_fd, 4096)
+                except BlockingIOError:
+                    pass
+
+    def input(self, test: str, token: str) -> bool:
+        """INPUT lines for a virtio device go to its backend (True if handled here)."""
+        if test == "virtio_console":
+            os.write(self._in_fd, token.encode() + b"\n")
+            return True
+        return False
+
+    def close(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(1)
+        for fd in (self._in_fd, self._out_fd):
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def check(self, results: list["TestResult"]) -> None:
+        """Runner-side checks of PASSed virtio tests: what the guest claims must be in the host
+        files / on the console backend. A mismatch turns the test into FAIL."""
+        for r in results:
+            if r.verdict != "PASS":
+                continue
+            if r.name == "virtio_blk" and "virtio_blk" in self.devset.tests:
+                problem = self._check_disk(r.detail)
+            elif r.name == "virtio_console":
+                want = f"qvm-vcon-out {self.nonce}\n".encode()
+                problem = None if want in self.vcon_out else (
+                    f"console backend did not receive {want!r} (got {bytes(self.vcon_out[:200])!r})")
+            else:
+                continue
+            if problem:
+                r.verdict = "FAIL"
+                r.detail += " -> host check: " + problem
+            else:
+                r.detail += " -> host check ok"
+
+    def _check_disk(self, detail: str) -> str | None:
+        m = re.search(r"\bwsector=(\d+) wfnv=([0-9a-f]{8})\b", detail)
+        if not m:
+            return "no wsector=/wfnv= in the result"
+        ws, wfnv = int(m.group(1)), int(m.group(2), 16)
+        if ws != self.wsector:
+            return f"guest wrote sector {ws}, runner asked for {self.wsector}"
+        with open(self.disk, "rb") as f:
+            data = f.read()
+        if len(data) != VBLK_SECTORS * 512:
+            return f"disk file is {len(data)} bytes, expected {VBLK_SECTORS * 512}"
+        sec = data[ws * 512:(ws + 1) * 512]
+        if fnv1a32(sec) != wfnv:
+            return f"sector {ws} in the file has FNV {fnv1a32(sec):08x}, guest reported {wfnv:08x}"
+        if sec != write_sector(self.seed):
+            return f"sector {ws} in the file is not the expected written data"
+        rest = data[:ws * 512] + data[(ws + 1) * 512:]
+        if rest != self.pristine[:ws * 512] + self.pristine[(ws + 1) * 512:]:
+            return "sectors other than the written one changed"
+        with open(self.disk_ro, "rb") as f:
+            if f.read() != pattern_bytes(VBLK_RO_SECTORS):
+                return "the read-only disk file changed"
+        return None
+
+
+# QEMU microvm virtio-mmio device set. microvm (with KVM: a second IOAPIC) has 24 transports at
+# 0xfeb00000 + 0x200*n on GSIs 24+n, filled from the top; its DSDT describes only populated
+# ones (LNRO0005, Memory32Fixed + level-triggered Interrupt). Transports are legacy (version 1)
+# unless virtio-mmio.force-legacy=false.
+QEMU_VIRTIO_ARGS = [
+    "-device", "virtio-rng-device",
+    "-drive", "file={disk},if=none,id=d0,format=raw,cache=writeback",
+    "-device", "virtio-blk-device,drive=d0",
+    "-drive", "file={disk_ro},if=none,id=d1,format=raw,readonly=on",
+    "-device", "virtio-blk-device,drive=d1",
+    "-device", "virtio-serial-device",
+    "-chardev", "pipe,id=vc0,path={vcon}",
+    "-device", "virtconsole,chardev=vc0",
+]
+VIRTIO_ALL = {"virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console"}
+QEMU_MICROVM_DEVSETS = {
+    "virtio": DeviceSet(VIRTIO_ALL,
+                        ["vmmio=4", "vmmio_ids=2,2,3,4", "vmmio_version=2", "ventropy=1", "vblk=2",
+                         "vblk_ro=1", "vblk_flush=1", "vcon=1"],
+                        ["-global", "virtio-mmio.force-legacy=false"] + QEMU_VIRTIO_ARGS,
+                        bench={"virtio_blk"}),
+    "virtio_legacy": DeviceSet({"virtio_mmio", "virtio_entropy", "virtio_blk"},
+                               ["vmmio=3", "vmmio_ids=2,2,4", "vmmio_version=1", "ventropy=1",
+                                "vblk=2", "vblk_ro=1", "vblk_flush=1"],
+                               ["-global", "virtio-mmio.force-legacy=true"] + QEMU_VIRTIO_ARGS[:10]),
+}
+# qvm: configs/kit-virtio.qvmconf. Only virtio-entropy exists in qvm so far; virtio-blk and
+# virtio-console are being written. When they land: add their vdev lines to kit-virtio.qvmconf
+# (commented there), add "virtio_blk"/"virtio_console" to tests, and use the full expectations
+# of the QEMU set (vmmio=4 vmmio_ids=2,2,3,4 vblk=2 vblk_ro=1 vcon=1) plus bench={"virtio_blk"}.
+QVM_DEVSETS = {
+    "virtio": DeviceSet({"virtio_mmio", "virtio_entropy"},
+                        ["vmmio=1", "vmmio_ids=4", "vmmio_version=2", "ventropy=1"],
+                        qvm_config="kit-virtio.qvmconf"),
+}
+
+
 ALL_BASE = {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic", "ioapic", "acpi", "e820",
             "smp", "poweroff", "reset_acpi"}
 MACHINES: dict[str, Machine] = {
     # microvm: no PCI, no i8042, hardware-reduced ACPI (GED sleep/reset registers).
     # With KVM its PIT drives IOAPIC pin 2 although the MADT has no override: irq0_gsi=2.
     "qemu-microvm": QemuMachine("qemu-microvm", "microvm,pit=on,pic=on,rtc=on,isa-serial=on",
-                                ALL_BASE, ["irq0_gsi=2", "bench_mmio=0xfeb00000"]),
+                                ALL_BASE, ["irq0_gsi=2", "bench_mmio=0xfeb00000"],
+                                device_sets=QEMU_MICROVM_DEVSETS),
     # q35 + SeaBIOS (PVH via QEMU's option ROM): PCIe/ECAM, i8042, ICH9 ACPI PM.
     "qemu-q35": QemuMachine("qemu-q35", "q35", ALL_BASE | {"pci", "reset_i8042"},
                             ["bench_mmio=0xfed00000"], ["-vga", "none"]),
-    "qvm": QvmMachine(),
+    "qvm": QvmMachine(QVM_DEVSETS),
 }
 
 
@@ -158,6 +376,7 @@ class RunOptions:
     qvm_config: str | None = None
     verbose: bool = False
     extra_cmdline: list[str] = dataclasses.field(default_factory=list)
+    devices: str | None = None      # device set of the machine (e.g. "virtio")
 
 
 @dataclasses.dataclass
@@ -184,11 +403,14 @@ class RunResult:
     argv: list[str]
 
 
-def build_cmdline(opts: RunOptions, machine: Machine) -> str:
+def build_cmdline(opts: RunOptions, machine: Machine, host: VirtioHost | None = None) -> str:
     facts = {"cpus": str(opts.cpus), "mem": f"{opts.mem_mib}M", "now": str(int(time.time()))}
-    for item in machine.cmdline_extra:
+    ds = machine.device_sets.get(opts.devices) if opts.devices else None
+    for item in machine.cmdline_extra + (ds.cmdline if ds else []):
         k, v = item.split("=", 1)
         facts[k] = v
+    if host:
+        facts.update(host.facts())
     facts.update(opts.expect)
     parts = []
     if opts.tests:
@@ -271,21 +493,37 @@ def preflight(machine: Machine, opts: RunOptions) -> list[str]:
         errs.append("/dev/kvm is missing or not accessible: these system tests need KVM")
     if not os.path.isfile(opts.guest):
         errs.append(f"guest image {opts.guest!r} not found (build target qvm-test-guest)")
+    if opts.devices and opts.devices not in machine.device_sets:
+        errs.append(f"machine {machine.name} has no device set {opts.devices!r}")
     for t in opts.tests:
-        if t not in machine.tests:
-            errs.append(f"machine {machine.name} does not offer the devices of test {t!r}")
+        if not machine.offers(t, opts.devices):
+            errs.append(f"machine {machine.name} does not offer the devices of test {t!r}"
+                        + (f" (device set {opts.devices})" if opts.devices else ""))
     return errs
 
 
 def run(opts: RunOptions, on_line: Callable[[str], None] | None = None) -> RunResult:
     machine = MACHINES[opts.vmm]
-    cmdline = build_cmdline(opts, machine)
-    argv = machine.argv(opts, cmdline)
     errs = preflight(machine, opts)
+    ds = machine.device_sets.get(opts.devices) if opts.devices else None
+    host = VirtioHost(ds) if ds and ds.host and not errs else None
+    try:
+        return _run(opts, machine, errs, host, on_line)
+    finally:
+        if host:
+            host.close()
+
+
+def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost | None,
+         on_line: Callable[[str], None] | None) -> RunResult:
+    cmdline = build_cmdline(opts, machine, host)
+    argv = machine.argv(opts, cmdline, host)
     if errs:
         return RunResult(False, [TestResult(t, "MISSING", "not run") for t in opts.tests], errs, {},
                          "error", None, None, False, None, None, None, "", argv)
     env = dict(os.environ, QVM_TEST_GUEST=os.path.abspath(opts.guest))
+    if host:
+        env.update(host.env())
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
@@ -341,7 +579,9 @@ def run(opts: RunOptions, on_line: Callable[[str], None] | None = None) -> RunRe
             on_line(text)
         if text.startswith("INPUT "):
             f = text.split()
-            if len(f) >= 3 and proc.stdin:
+            if len(f) >= 3 and host and host.input(f[1], f[2]):
+                pass
+            elif len(f) >= 3 and proc.stdin:
                 try:
                     proc.stdin.write(f[2].encode() + b"\n")
                     proc.stdin.flush()
@@ -371,6 +611,9 @@ def run(opts: RunOptions, on_line: Callable[[str], None] | None = None) -> RunRe
     else:
         kind, value = machine.decode_exit(rc)
     ok, results, problems, bench = evaluate(output, opts.tests, kind, value, timed_out)
+    if host:
+        host.check(results)
+        ok = ok and all(r.verdict == "PASS" for r in results)
     err = b"".join(stderr_buf).decode("utf-8", "replace").strip()
     if not ok and err:
         problems.append("VMM stderr: " + err[-2000:])
@@ -411,15 +654,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qemu", help="QEMU binary (default qemu-system-x86_64 on PATH)")
     ap.add_argument("--qvm", help="qvm binary")
     ap.add_argument("--qvm-config", help=".qvmconf to use instead of tests/guest/configs/kit*.qvmconf")
+    ap.add_argument("--devices", help="device set of the machine (default: the group's)")
     ap.add_argument("--json", help="write the result as JSON here")
     ap.add_argument("-v", "--verbose", action="store_true", help="echo the guest console")
     a = ap.parse_args(argv)
 
     group = GROUPS.get(a.group, {}) if a.group else {}
+    devices = a.devices or group.get("devices")
     tests = a.tests.split(",") if a.tests else list(group.get("tests", []))
     bench = a.bench.split(",") if a.bench else list(group.get("bench", []))
+    machine = MACHINES[a.vmm]
+    ds = machine.device_sets.get(devices) if devices else None
+    if ds and not a.tests:
+        # the machine's device set decides which of the group's tests run on it
+        left = [t for t in tests if not machine.offers(t, devices)]
+        tests = [t for t in tests if machine.offers(t, devices)]
+        if left:
+            print(f"{a.vmm}/{a.group}: not in the {a.vmm} device set {devices!r}: {','.join(left)}")
+    if ds and not a.bench:
+        bench = [b for b in bench if b in ds.bench]
     if not tests and not bench:
-        ap.error("give --group or --tests/--bench")
+        ap.error("give --group or --tests/--bench (nothing of this group runs on this machine)")
     expect = {}
     for kv in a.expect:
         k, _, v = kv.partition("=")
@@ -427,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = RunOptions(vmm=a.vmm, guest=a.guest, tests=tests, bench=bench,
                       cpus=a.cpus or group.get("cpus", 1), mem_mib=a.mem, expect=expect,
                       timeout=a.timeout, qemu=a.qemu, qvm=a.qvm, qvm_config=a.qvm_config,
-                      verbose=a.verbose)
+                      verbose=a.verbose, devices=devices)
     res = run(opts)
     report(res, f"{a.vmm}/{a.group or 'custom'}")
     if a.json:

@@ -200,5 +200,9 @@ struct guest_test {
 #define GUEST_TEST(nm, func, knd, hlp)                                                  \
     static const struct guest_test __guest_test_##nm                                     \
         __attribute__((used, section(".guest_tests." #nm), aligned(8))) = {#nm, func, knd, hlp}
+/* A benchmark may share its name with a test (bench=virtio_blk vs tests=virtio_blk). */
+#define GUEST_BENCH(nm, func, hlp)                                                        \
+    static const struct guest_test __guest_bench_##nm                                    \
+        __attribute__((used, section(".guest_tests.~bench." #nm), aligned(8))) = {#nm, func, TEST_BENCH, hlp}
 
 #endif

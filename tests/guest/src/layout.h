@@ -20,6 +20,7 @@
 #define VEC_ISA_BASE 0x30    /* ISA IRQ n through the IOAPIC -> 0x30 + n */
 #define VEC_GSI_BASE 0x50    /* other IOAPIC pins (PCI INTx etc.) -> 0x50 + (gsi - 16) */
 #define VEC_SYSCALL 0x80
+#define VEC_VIRTIO_BASE 0x90 /* virtio-mmio slot n -> 0x90 + n (16 slots) */
 #define VEC_LAPIC_TIMER 0xe0
 #define VEC_IPI 0xe1
 #define VEC_SPURIOUS 0xff

@@ -147,19 +147,22 @@ void serial_write(const char *s, size_t n)
 
 void printk(const char *fmt, ...)
 {
-    char buf[256];
+    char buf[512];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    serial_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+    /* truncated: keep the line structure the runner parses */
+    if ((size_t)n >= sizeof buf && fmt[0] && fmt[strlen(fmt) - 1] == '\n') buf[len - 1] = '\n';
+    serial_write(buf, len);
 }
 
 const char *current_test = "?";
 bool any_failed;
 static void report(const char *verdict, const char *fmt, va_list ap)
 {
-    char detail[200];
+    char detail[320];
     vsnprintf(detail, sizeof detail, fmt, ap);
     for (char *p = detail; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
