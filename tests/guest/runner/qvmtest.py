@@ -342,6 +342,9 @@ QVM_DEVSETS = {
     "virtio": DeviceSet({"virtio_mmio", "virtio_entropy"},
                         ["vmmio=1", "vmmio_ids=4", "vmmio_version=2", "ventropy=1"],
                         qvm_config="kit-virtio.qvmconf"),
+    "virtio_legacy": DeviceSet({"virtio_mmio", "virtio_entropy"},
+                               ["vmmio=1", "vmmio_ids=4", "vmmio_version=1", "ventropy=1"],
+                               qvm_config="kit-virtio-legacy.qvmconf"),
 }
 
 

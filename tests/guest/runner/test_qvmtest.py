@@ -106,6 +106,61 @@ class EvaluateTests(unittest.TestCase):
         self.assertTrue(os.path.isfile(argv[1][1:]))
 
 
+class VirtioRunnerTests(unittest.TestCase):
+    def test_pattern_matches_reference_formula(self):
+        data = qvmtest.pattern_bytes(600)
+        for s in (0, 1, 255, 256, 599):
+            self.assertEqual(data[s * 512:(s + 1) * 512], qvmtest.pattern_sector(s))
+
+    def test_fnv1a32(self):
+        self.assertEqual(qvmtest.fnv1a32(b""), 0x811c9dc5)
+        self.assertEqual(qvmtest.fnv1a32(b"a"), 0xe40c292c)
+
+    def test_device_set_decides(self):
+        qvm = qvmtest.MACHINES["qvm"]
+        self.assertTrue(qvm.offers("virtio_entropy", "virtio"))
+        self.assertFalse(qvm.offers("virtio_blk", "virtio"))
+        self.assertFalse(qvm.offers("virtio_entropy", None))
+        micro = qvmtest.MACHINES["qemu-microvm"]
+        for t in qvmtest.GROUPS["virtio"]["tests"]:
+            self.assertTrue(micro.offers(t, "virtio"), t)
+        opts = qvmtest.RunOptions(vmm="qvm", guest=__file__, tests=["virtio_blk"], qvm="/bin/true",
+                                  devices="virtio")
+        errs = qvmtest.preflight(qvm, opts)
+        self.assertTrue(any("virtio_blk" in e for e in errs), errs)
+
+    def test_host_check_catches_wrong_disk_contents(self):
+        host = qvmtest.VirtioHost(qvmtest.QEMU_MICROVM_DEVSETS["virtio"])
+        try:
+            ws = host.wsector
+            good = qvmtest.fnv1a32(qvmtest.write_sector(host.seed))
+            # the guest claims a write the file does not hold
+            r = qvmtest.TestResult("virtio_blk", "PASS", f"rw x wsector={ws} wfnv={good:08x}; ro")
+            host.check([r])
+            self.assertEqual(r.verdict, "FAIL")
+            self.assertIn("FNV", r.detail)
+            # now the file holds it
+            with open(host.disk, "r+b") as f:
+                f.seek(ws * 512)
+                f.write(qvmtest.write_sector(host.seed))
+            r = qvmtest.TestResult("virtio_blk", "PASS", f"rw x wsector={ws} wfnv={good:08x}; ro")
+            host.check([r])
+            self.assertEqual(r.verdict, "PASS", r.detail)
+            # a stray write elsewhere
+            with open(host.disk, "r+b") as f:
+                f.seek((ws + 1) * 512)
+                f.write(b"\0")
+            r = qvmtest.TestResult("virtio_blk", "PASS", f"rw x wsector={ws} wfnv={good:08x}; ro")
+            host.check([r])
+            self.assertEqual(r.verdict, "FAIL")
+            # console: nothing arrived on the backend
+            r = qvmtest.TestResult("virtio_console", "PASS", "tx=22")
+            host.check([r])
+            self.assertEqual(r.verdict, "FAIL")
+        finally:
+            host.close()
+
+
 GUEST = os.environ.get("QVM_TEST_GUEST", "")
 
 
@@ -137,6 +192,35 @@ class LiveBrokenExpectationTests(unittest.TestCase):
         # microvm has no PCI: asking for the pci test there must not pass
         res = self.run_guest(["pci"])
         self.assertFalse(res.ok)
+
+    def run_virtio(self, **expect):
+        self.assertTrue(GUEST and os.path.isfile(GUEST), "set QVM_TEST_GUEST to the built guest ELF")
+        opts = qvmtest.RunOptions(vmm="qemu-microvm", guest=GUEST, tests=qvmtest.GROUPS["virtio"]["tests"],
+                                  expect=expect, timeout=30, devices="virtio")
+        res = qvmtest.run(opts)
+        return res, {r.name: r for r in res.tests}
+
+    def test_virtio_correct_expectations_pass(self):
+        res, _ = self.run_virtio()
+        self.assertTrue(res.ok, res.problems + [r.detail for r in res.tests] + [res.output])
+
+    def test_virtio_wrong_expectations_fail(self):
+        res, t = self.run_virtio(vmmio="5", vblk_sectors="1000", ventropy="2")
+        self.assertFalse(res.ok)
+        self.assertIn("expected vmmio=5", t["virtio_mmio"].detail)
+        self.assertIn("vblk_sectors=1000", t["virtio_blk"].detail)
+        self.assertEqual(t["virtio_entropy"].verdict, "FAIL")
+        self.assertEqual(t["virtio_console"].verdict, "PASS")
+
+    def test_virtio_host_checks_catch_guest_claims(self):
+        # the guest writes another sector / prints another nonce than the runner's: the guest
+        # itself passes, the host-side checks must not
+        res, t = self.run_virtio(vblk_wsector="7", vcon_nonce="bogus")
+        self.assertFalse(res.ok)
+        self.assertEqual(t["virtio_blk"].verdict, "FAIL", t["virtio_blk"].detail)
+        self.assertIn("host check", t["virtio_blk"].detail)
+        self.assertEqual(t["virtio_console"].verdict, "FAIL", t["virtio_console"].detail)
+        self.assertIn("console backend did not receive", t["virtio_console"].detail)
 
 
 if __name__ == "__main__":
