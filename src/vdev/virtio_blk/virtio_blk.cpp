@@ -68,7 +68,7 @@ Result<std::shared_ptr<VirtioBlk>> VirtioBlk::open(const Options& opts) {
 
   std::shared_ptr<VirtioBlk> dev(
       new VirtioBlk(std::move(fd), opts, bytes / blk::kSectorSize, direct));
-  if (opts.threads > 1) {
+  if (opts.threads > 1 || opts.single_worker) {
     try {
       for (uint32_t i = 0; i < opts.threads; ++i)
         dev->workers_.emplace_back([d = dev.get(), i] { d->worker_main(i); });
@@ -278,7 +278,7 @@ std::string VirtioBlk::describe() const {
   return strprintf("%s%s, %llu sectors, %s, threads %u%s, queues %u", opts_.read_only ? "<" : "",
                    opts_.path.c_str(), static_cast<unsigned long long>(capacity_),
                    direct_ ? "O_DIRECT" : "buffered", opts_.threads,
-                   opts_.threads == 1 ? " (inline)" : "", static_cast<unsigned>(opts_.queues));
+                   workers_.empty() ? " (inline)" : "", static_cast<unsigned>(opts_.queues));
 }
 
 }  // namespace qvm::vdev

@@ -140,6 +140,8 @@ class VirtioBlk final : public virtio::VirtioDevice {
     uint32_t threads = kDefaultThreads;  // 1..32
     uint16_t queues = 1;                 // 1..16
     std::string serial;                  // GET_ID; at most 20 bytes
+    // threads 1: one worker thread instead of inline execution (benchmarks; see docs/virtio.md).
+    bool single_worker = false;
   };
 
   // Opens the backing file (error names it), sizes it, starts the worker threads.
