@@ -6,6 +6,7 @@
 #include "base/log.hpp"
 #include "config/values.hpp"
 #include "machine/machine_impl.hpp"
+#include "pci/pci_root.hpp"
 #include "vdev/common/register_device.hpp"
 #include "vdev/platform/acpi_pm.hpp"
 #include "vdev/platform/i8042.hpp"
@@ -26,8 +27,8 @@ struct Bundle {
   void attach() { adapter = std::make_shared<vdev::ByteRegisterDevice<Model>>(*model, mu); }
 };
 
-constexpr uint16_t kPmBase = 0x600;     // PM1a_EVT_BLK (4 bytes) + PM1a_CNT_BLK (2 bytes)
-constexpr uint16_t kResetPort = 0xcf9;  // FADT RESET_REG
+constexpr uint16_t kPmBase = 0x600;         // PM1a_EVT_BLK (4 bytes) + PM1a_CNT_BLK (2 bytes)
+constexpr uint64_t kEcamBase = 0xb0000000;  // below the 32-bit PCI MMIO window
 constexpr uint32_t kSciGsi = 9;
 
 }  // namespace
@@ -51,13 +52,33 @@ Status MachineImpl::build_devices() {
   keep_.push_back(pm);
   device_lines_.push_back(
       strprintf("acpi-pm     io 0x%x-0x%x  gsi %u (SCI)", kPmBase, kPmBase + 5, kSciGsi));
+  // PCI bus 0 with its host bridge: configuration mechanism #1 at 0xCF8 (which also carries the
+  // reset control register 0xCF9 that the FADT names) and ECAM, described by MCFG.
   auto rst = std::make_shared<Bundle<vdev::ResetControl>>();
   rst->model =
       std::make_unique<vdev::ResetControl>([this] { request_stop(0, "guest reset (port 0xcf9)"); });
-  rst->attach();
-  QVM_TRY(add_io(kResetPort, 1, rst->adapter, "reset-control"));
   keep_.push_back(rst);
-  device_lines_.push_back(strprintf("reset       io 0x%x", kResetPort));
+  pci_ = std::make_shared<pci::PciRoot>();
+  Bundle<vdev::ResetControl>* r = rst.get();
+  auto cf8 = std::make_shared<pci::PioConfigAccess>(
+      *pci_,
+      [r](uint8_t v) {
+        std::lock_guard lk(r->mu);
+        r->model->write(0, v);
+      },
+      [r] {
+        std::lock_guard lk(r->mu);
+        return r->model->read(0);
+      });
+  QVM_TRY(add_io(0xcf8, 8, cf8, "pci-config"));
+  keep_.push_back(cf8);
+  auto ecam = std::make_shared<pci::EcamAccess>(*pci_);
+  QVM_TRY(mmio_.insert(kEcamBase, 1u << 20, ecam, "pci-ecam"));
+  keep_.push_back(ecam);
+  device_lines_.push_back(
+      strprintf("pci         io 0xcf8-0xcff (incl. reset 0xcf9), ECAM mem 0x%llx-0x%llx, bus 0",
+                static_cast<unsigned long long>(kEcamBase),
+                static_cast<unsigned long long>(kEcamBase + (1u << 20) - 1)));
   return {};
 }
 

@@ -25,6 +25,9 @@
 namespace qvm::vdev {
 class AcpiPm;
 }
+namespace qvm::pci {
+class PciRoot;
+}
 namespace qvm::virtio {
 class VirtioDevice;
 }
@@ -118,7 +121,8 @@ class MachineImpl final : public Machine {
     uint32_t size;
     uint32_t gsi;
   };
-  std::vector<VirtioMmioSlot> virtio_mmio_;  // described in the DSDT (LNRO0005)
+  std::vector<VirtioMmioSlot> virtio_mmio_;
+  std::shared_ptr<pci::PciRoot> pci_;  // described in the DSDT (LNRO0005)
   StopState stop_;
   UniqueFd stop_efd_;
 };

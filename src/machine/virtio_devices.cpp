@@ -15,7 +15,8 @@
 
 namespace qvm::machine {
 
-Result<std::shared_ptr<virtio::VirtioDevice>> MachineImpl::make_virtio_device(const config::VdevConfig& v) {
+Result<std::shared_ptr<virtio::VirtioDevice>> MachineImpl::make_virtio_device(
+    const config::VdevConfig& v) {
   if (v.type == "virtio-entropy") {
     vdev::VirtioEntropy::Options o;
     o.rate_bytes_per_sec = v.number("rate").value_or(0);
@@ -26,8 +27,11 @@ Result<std::shared_ptr<virtio::VirtioDevice>> MachineImpl::make_virtio_device(co
 
 Status MachineImpl::add_virtio(const config::VdevConfig& v) {
   if (v.on_pci())
-    return Error{"virtio over PCI is not implemented yet; give 'loc ADDR intr PIC:LINE' for virtio-mmio", ENOSYS};
-  if (v.location->space != config::AddrSpace::kMem) return make_error("virtio-mmio needs a memory location");
+    return Error{
+        "virtio over PCI is not implemented yet; give 'loc ADDR intr PIC:LINE' for virtio-mmio",
+        ENOSYS};
+  if (v.location->space != config::AddrSpace::kMem)
+    return make_error("virtio-mmio needs a memory location");
   uint64_t base = v.location->addr;
   if (base & 0xfff) return make_error("a virtio-mmio device must be 4 KiB aligned");
   if (base + virtio::MmioTransport::kRegionSize > (1ull << 32))
@@ -65,7 +69,8 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
       auto holder = std::make_shared<event::Timer*>(nullptr);
       auto timer = QVM_TRY(event::Timer::create(*loop_, [t, entropy, holder](uint64_t) {
         t->handle_notify(0);
-        if (*holder) (void)(*holder)->arm(entropy->retry_after().value_or(std::chrono::nanoseconds(0)));
+        if (*holder)
+          (void)(*holder)->arm(entropy->retry_after().value_or(std::chrono::nanoseconds(0)));
       }));
       *holder = timer.get();
       retry_timer = std::move(timer);
@@ -83,17 +88,19 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
         ssize_t r = ::read(fd, &n, sizeof n);  // drain the count; one pass handles them all
         (void)r;
         t->handle_notify(q);
-        if (entropy && rt) (void)rt->arm(entropy->retry_after().value_or(std::chrono::nanoseconds(0)));
+        if (entropy && rt)
+          (void)rt->arm(entropy->retry_after().value_or(std::chrono::nanoseconds(0)));
       }));
       keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
     }
     if (retry_timer) keep_.push_back(retry_timer);
   }
   virtio_mmio_.push_back({base, static_cast<uint32_t>(virtio::MmioTransport::kRegionSize), gsi});
-  device_lines_.push_back(strprintf("%-11s mem 0x%llx-0x%llx  gsi %u  virtio-mmio%s (ioeventfd, irqfd)", v.type.c_str(),
-                                    static_cast<unsigned long long>(base),
-                                    static_cast<unsigned long long>(base + virtio::MmioTransport::kRegionSize - 1), gsi,
-                                    v.has("legacy") ? " v1 (legacy)" : " v2"));
+  device_lines_.push_back(
+      strprintf("%-11s mem 0x%llx-0x%llx  gsi %u  virtio-mmio%s (ioeventfd, irqfd)", v.type.c_str(),
+                static_cast<unsigned long long>(base),
+                static_cast<unsigned long long>(base + virtio::MmioTransport::kRegionSize - 1), gsi,
+                v.has("legacy") ? " v1 (legacy)" : " v2"));
   return {};
 }
 

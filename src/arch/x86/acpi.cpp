@@ -267,6 +267,19 @@ Status check_extra(std::span<const uint8_t> t) {
 
 }  // namespace
 
+// PCI Firmware Specification 3.2 §4.1.2: MCFG, one allocation entry per ECAM window.
+Bytes build_mcfg(const PciHostInfo& pci) {
+  Bytes t = header("MCFG", 1);
+  push(t, 0, 8);  // reserved
+  push(t, pci.ecam_base, 8);
+  push(t, 0, 2);  // PCI segment group 0
+  push(t, pci.bus_start, 1);
+  push(t, pci.bus_end, 1);
+  push(t, 0, 4);  // reserved
+  finish(t);
+  return t;
+}
+
 Result<AcpiResult> build_acpi(const MachineLayout& layout,
                               std::span<const std::vector<uint8_t>> extra, memory::GuestMemory& mem,
                               uint64_t base, uint64_t limit) {
@@ -297,6 +310,7 @@ Result<AcpiResult> build_acpi(const MachineLayout& layout,
   listed.push_back(QVM_TRY(place("FACP", build_fadt(layout, facs, dsdt), 16)));
   listed.push_back(QVM_TRY(place("APIC", build_madt(layout), 16)));
   if (layout.hpet_addr) listed.push_back(QVM_TRY(place("HPET", build_hpet(*layout.hpet_addr), 16)));
+  if (layout.pci) listed.push_back(QVM_TRY(place("MCFG", build_mcfg(*layout.pci), 16)));
   for (const auto& e : extra)
     listed.push_back(QVM_TRY(place(std::string(e.begin(), e.begin() + 4), e, 16)));
 

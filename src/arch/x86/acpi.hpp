@@ -54,5 +54,6 @@ Result<std::vector<uint8_t>> build_dsdt(const MachineLayout& layout);
 std::vector<uint8_t> build_madt(const MachineLayout& layout);
 std::vector<uint8_t> build_fadt(const MachineLayout& layout, uint64_t facs, uint64_t dsdt);
 std::vector<uint8_t> build_hpet(uint64_t hpet_addr);
+std::vector<uint8_t> build_mcfg(const PciHostInfo& pci);
 
 }  // namespace qvm::arch::x86

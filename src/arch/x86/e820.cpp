@@ -30,6 +30,7 @@ std::vector<E820Entry> e820(const MachineLayout& layout) {
   reserved.push_back({layout.lapic_addr, 0x1000});
   reserved.push_back({layout.ioapic.mmio_addr, 0x1000});
   if (layout.hpet_addr) reserved.push_back({*layout.hpet_addr, 0x1000});
+  if (layout.pci) reserved.push_back({layout.pci->ecam_base, layout.pci->ecam_size()});
   reserved = normalize(std::move(reserved));
   std::vector<MemRange> ram = normalize(layout.ram);
 

@@ -59,6 +59,15 @@ struct VirtioMmioInfo {
   uint32_t gsi = 0;
 };
 
+// The PCI host bridge's ECAM window (PCIe 4.0 §7.2.2; ACPI MCFG). Reserved in E820 so guests
+// trust it (Linux checks MMCONFIG areas against E820 or motherboard resources).
+struct PciHostInfo {
+  uint64_t ecam_base = 0xb0000000;
+  uint8_t bus_start = 0;
+  uint8_t bus_end = 0;
+  uint64_t ecam_size() const { return (static_cast<uint64_t>(bus_end - bus_start) + 1) << 20; }
+};
+
 struct MachineLayout {
   uint32_t num_cpus = 1;  // vCPUs; APIC id and ACPI processor UID of vCPU i are both i
 
@@ -92,7 +101,9 @@ struct MachineLayout {
 
   std::vector<IsaDevice> isa_devices;
   std::vector<VirtioMmioInfo> virtio_mmio;
-  std::optional<uint64_t> hpet_addr;  // HPET block (1 KiB); adds the HPET table and a PNP0103
+  std::optional<uint64_t> hpet_addr;
+  std::optional<PciHostInfo> pci;  // adds MCFG and reserves the ECAM window  // HPET block (1 KiB);
+                                   // adds the HPET table and a PNP0103
 };
 
 // IRQ0 -> GSI2 when a PIT is present (the 8254 is wired to IOAPIC pin 2, as on PC chipsets), and
