@@ -30,7 +30,8 @@ class PciRoot;
 }
 namespace qvm::virtio {
 class VirtioDevice;
-}
+class MmioTransport;
+}  // namespace qvm::virtio
 
 namespace qvm::machine {
 
@@ -80,7 +81,12 @@ class MachineImpl final : public Machine {
   Status build_devices();
   Status add_device(const config::VdevConfig& v);
   Status add_virtio(const config::VdevConfig& v);
-  Result<std::shared_ptr<virtio::VirtioDevice>> make_virtio_device(const config::VdevConfig& v);
+  struct VirtioBuild {
+    std::shared_ptr<virtio::VirtioDevice> device;
+    std::function<Status(virtio::MmioTransport*)> attach;  // after the transport exists
+    std::string summary;                                   // for describe()
+  };
+  Result<VirtioBuild> make_virtio_device(const config::VdevConfig& v);
   Status add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
                 const std::string& name);
   Result<uint32_t> resolve_gsi(const config::IntrRef& r) const;

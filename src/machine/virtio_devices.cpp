@@ -9,18 +9,93 @@
 #include <cerrno>
 
 #include "base/log.hpp"
+#include "config/values.hpp"
 #include "machine/machine_impl.hpp"
+#include "vdev/virtio_blk/virtio_blk.hpp"
+#include "vdev/virtio_console/virtio_console.hpp"
 #include "vdev/virtio_entropy/virtio_entropy.hpp"
 #include "virtio/transport/mmio.hpp"
 
 namespace qvm::machine {
 
-Result<std::shared_ptr<virtio::VirtioDevice>> MachineImpl::make_virtio_device(
-    const config::VdevConfig& v) {
+Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::VdevConfig& v) {
+  VirtioBuild b;
   if (v.type == "virtio-entropy") {
     vdev::VirtioEntropy::Options o;
     o.rate_bytes_per_sec = v.number("rate").value_or(0);
-    return std::shared_ptr<virtio::VirtioDevice>(std::make_shared<vdev::VirtioEntropy>(clock_, o));
+    b.device = std::make_shared<vdev::VirtioEntropy>(clock_, o);
+    return b;
+  }
+  if (v.type == "virtio-blk") {
+    vdev::VirtioBlk::Options o;
+    std::string hostdev = v.text("hostdev").value_or("");
+    if (!hostdev.empty() && hostdev[0] == '<') {
+      o.read_only = true;
+      hostdev = hostdev.substr(1);
+    }
+    o.path = hostdev;
+    std::string dio = v.text("dio").value_or("disable");
+    auto dio_bool = config::parse_bool(dio);
+    o.direct = dio == "enable" || (dio_bool.ok() && *dio_bool);
+    o.threads =
+        static_cast<uint32_t>(v.number("threads").value_or(vdev::VirtioBlk::kDefaultThreads));
+    o.queues = static_cast<uint16_t>(v.number("queues").value_or(1));
+    o.serial = v.text("serial").value_or("");
+    auto blk = vdev::VirtioBlk::open(o);
+    if (!blk) return make_error(blk.error().message);
+    b.device = *blk;
+    b.summary = " hostdev " + v.text("hostdev").value_or("");
+    return b;
+  }
+  if (v.type == "virtio-console") {
+    auto ep = std::make_shared<CharEndpoints>(QVM_TRY(open_char_endpoints(v.all("hostdev"))));
+    auto holder = std::make_shared<virtio::MmioTransport*>(nullptr);
+    int out = ep->out;
+    vdev::VirtioConsole::Hooks hooks;
+    hooks.output = [out](std::span<const uint8_t> bytes) {
+      size_t done = 0;
+      while (out >= 0 && done < bytes.size()) {
+        ssize_t n = ::write(out, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+    };
+    hooks.kick = [holder] {
+      if (*holder) (*holder)->handle_notify(vdev::VirtioConsole::kReceiveQueue);
+    };
+    auto console = std::make_shared<vdev::VirtioConsole>(vdev::VirtioConsole::Options{}, hooks);
+    b.device = console;
+    b.summary = " hostdev:" + (ep->description.empty() ? std::string(" none") : ep->description);
+    if (ep->in == STDIN_FILENO) uses_stdin_ = true;
+    b.attach = [this, ep, holder, console](virtio::MmioTransport* t) -> Status {
+      *holder = t;
+      keep_.push_back(ep);
+      if (ep->in < 0 || opts_.dryrun) return {};
+      int in = ep->in;
+      // Input the device refuses (no room) is dropped with a rate-limited warning: the console
+      // buffers 4 KiB while the guest has no receive buffers posted.
+      auto added = loop_->add_fd(in, [this, in, console] {
+        uint8_t buf[256];
+        ssize_t n = ::read(in, buf, sizeof buf);
+        if (n <= 0) {
+          if (n == 0 || (errno != EINTR && errno != EAGAIN)) (void)loop_->remove_fd(in);
+          return;
+        }
+        size_t took = console->receive(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
+        if (took < static_cast<size_t>(n)) {
+          static RateLimit rl;
+          uint64_t supp = 0;
+          if (rl.allow(std::chrono::steady_clock::now(), &supp))
+            log_warn("virtio-console: guest is not reading; %zd input bytes dropped",
+                     n - static_cast<ssize_t>(took));
+        }
+      });
+      if (!added)
+        log_debug("virtio-console input is not pollable: %s", added.error().message.c_str());
+      return {};
+    };
+    return b;
   }
   return Error{"not implemented yet in this version of qvm", ENOSYS};
 }
@@ -41,7 +116,8 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
       return make_error("its registers overlap guest memory");
   uint32_t gsi = QVM_TRY(device_gsi(v, std::nullopt));
 
-  auto dev = QVM_TRY(make_virtio_device(v));
+  VirtioBuild built = QVM_TRY(make_virtio_device(v));
+  auto dev = built.device;
   UniqueFd irqfd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!irqfd) return Error::from_errno("eventfd", errno);
   if (vm_) QVM_TRY(vm_->add_irqfd(irqfd.get(), gsi));
@@ -57,6 +133,7 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
       },
       virtio::MmioOptions{v.has("legacy"), 0x1c05});
   QVM_TRY(mmio_.insert(base, virtio::MmioTransport::kRegionSize, transport, v.type));
+  if (built.attach) QVM_TRY(built.attach(transport.get()));
   keep_.push_back(std::make_shared<UniqueFd>(std::move(irqfd)));
   keep_.push_back(transport);
 

@@ -334,14 +334,12 @@ QEMU_MICROVM_DEVSETS = {
                                 "vblk=2", "vblk_ro=1", "vblk_flush=1"],
                                ["-global", "virtio-mmio.force-legacy=true"] + QEMU_VIRTIO_ARGS[:10]),
 }
-# qvm: configs/kit-virtio.qvmconf. Only virtio-entropy exists in qvm so far; virtio-blk and
-# virtio-console are being written. When they land: add their vdev lines to kit-virtio.qvmconf
-# (commented there), add "virtio_blk"/"virtio_console" to tests, and use the full expectations
-# of the QEMU set (vmmio=4 vmmio_ids=2,2,3,4 vblk=2 vblk_ro=1 vcon=1) plus bench={"virtio_blk"}.
+# qvm: configs/kit-virtio.qvmconf (entropy, blk, read-only blk, console; in DSDT order).
 QVM_DEVSETS = {
-    "virtio": DeviceSet({"virtio_mmio", "virtio_entropy"},
-                        ["vmmio=1", "vmmio_ids=4", "vmmio_version=2", "ventropy=1"],
-                        qvm_config="kit-virtio.qvmconf"),
+    "virtio": DeviceSet(VIRTIO_ALL,
+                        ["vmmio=4", "vmmio_ids=4,2,2,3", "vmmio_version=2", "ventropy=1", "vblk=2",
+                         "vblk_ro=1", "vblk_flush=1", "vcon=1"],
+                        qvm_config="kit-virtio.qvmconf", bench={"virtio_blk"}),
     "virtio_legacy": DeviceSet({"virtio_mmio", "virtio_entropy"},
                                ["vmmio=1", "vmmio_ids=4", "vmmio_version=1", "ventropy=1"],
                                qvm_config="kit-virtio-legacy.qvmconf"),
