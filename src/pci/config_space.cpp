@@ -34,8 +34,12 @@ void ConfigSpace::set_subsystem(uint16_t vendor, uint16_t id) {
   put16(0x2e, id);
 }
 
-void ConfigSpace::set_interrupt_pin(uint8_t pin) { regs_[0x3d] = pin; }
-void ConfigSpace::set_header_type(uint8_t type) { regs_[0x0e] = type; }
+void ConfigSpace::set_interrupt_pin(uint8_t pin) {
+  regs_[0x3d] = pin;
+}
+void ConfigSpace::set_header_type(uint8_t type) {
+  regs_[0x0e] = type;
+}
 
 void ConfigSpace::add_bar(const BarInfo& bar) {
   uint16_t off = static_cast<uint16_t>(0x10 + 4 * bar.index);
@@ -44,10 +48,12 @@ void ConfigSpace::add_bar(const BarInfo& bar) {
   put32(off, low_type);
   // Address bits above the size are writable; type bits are not (§6.2.5.1).
   uint32_t lowmask = static_cast<uint32_t>(mask) & (bar.io ? ~0x3u : ~0xfu);
-  for (int i = 0; i < 4; ++i) wmask_[off + static_cast<unsigned>(i)] = static_cast<uint8_t>(lowmask >> (8 * i));
+  for (int i = 0; i < 4; ++i)
+    wmask_[off + static_cast<unsigned>(i)] = static_cast<uint8_t>(lowmask >> (8 * i));
   if (bar.is64) {
     uint32_t highmask = static_cast<uint32_t>(mask >> 32);
-    for (int i = 0; i < 4; ++i) wmask_[off + 4u + static_cast<unsigned>(i)] = static_cast<uint8_t>(highmask >> (8 * i));
+    for (int i = 0; i < 4; ++i)
+      wmask_[off + 4u + static_cast<unsigned>(i)] = static_cast<uint8_t>(highmask >> (8 * i));
   }
   bars_.push_back(bar);
 }
@@ -76,7 +82,8 @@ std::optional<BarInfo> ConfigSpace::bar(uint8_t index) const {
   return std::nullopt;
 }
 
-uint16_t ConfigSpace::add_capability(uint8_t id, std::span<const uint8_t> body, std::span<const uint8_t> writable) {
+uint16_t ConfigSpace::add_capability(uint8_t id, std::span<const uint8_t> body,
+                                     std::span<const uint8_t> writable) {
   uint16_t off = next_cap_;
   regs_[off] = id;
   regs_[off + 1u] = 0;
@@ -95,7 +102,8 @@ uint16_t ConfigSpace::add_capability(uint8_t id, std::span<const uint8_t> body, 
 
 uint32_t ConfigSpace::read(uint16_t offset, unsigned size) const {
   uint32_t v = 0;
-  for (unsigned i = 0; i < size && offset + i < kConfigSize; ++i) v |= static_cast<uint32_t>(regs_[offset + i]) << (8 * i);
+  for (unsigned i = 0; i < size && offset + i < kConfigSize; ++i)
+    v |= static_cast<uint32_t>(regs_[offset + i]) << (8 * i);
   return v;
 }
 

@@ -39,15 +39,20 @@ class ConfigSpace {
   const std::vector<BarInfo>& bars() const { return bars_; }
   // Appends a capability (`body` excludes the ID and next bytes) and returns its offset;
   // `writable` marks which bytes of the body the guest may change (same length as body, or empty).
-  uint16_t add_capability(uint8_t id, std::span<const uint8_t> body, std::span<const uint8_t> writable = {});
+  uint16_t add_capability(uint8_t id, std::span<const uint8_t> body,
+                          std::span<const uint8_t> writable = {});
 
   uint32_t read(uint16_t offset, unsigned size) const;
   void write(uint16_t offset, unsigned size, uint32_t value);
 
   // Direct access for the owning device model (not masked).
   uint8_t raw8(uint16_t off) const { return regs_[off]; }
-  uint16_t raw16(uint16_t off) const { return static_cast<uint16_t>(regs_[off] | (regs_[off + 1u] << 8)); }
-  uint32_t raw32(uint16_t off) const { return raw16(off) | (static_cast<uint32_t>(raw16(static_cast<uint16_t>(off + 2))) << 16); }
+  uint16_t raw16(uint16_t off) const {
+    return static_cast<uint16_t>(regs_[off] | (regs_[off + 1u] << 8));
+  }
+  uint32_t raw32(uint16_t off) const {
+    return raw16(off) | (static_cast<uint32_t>(raw16(static_cast<uint16_t>(off + 2))) << 16);
+  }
   void set_raw(uint16_t off, std::span<const uint8_t> bytes);
   void set_mask(uint16_t off, std::span<const uint8_t> mask);
   uint16_t command() const { return raw16(0x04); }

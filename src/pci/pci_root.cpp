@@ -7,7 +7,9 @@ HostBridge::HostBridge() : cfg_(0x1b36, 0x0008, 0x060000) {
   cfg_.set_subsystem(0x1c05, 0x0000);
 }
 
-PciRoot::PciRoot() { fns_[0] = std::make_shared<HostBridge>(); }
+PciRoot::PciRoot() {
+  fns_[0] = std::make_shared<HostBridge>();
+}
 
 bool PciRoot::add(uint8_t dev, uint8_t func, std::shared_ptr<PciFunction> fn) {
   if (dev >= 32 || func >= 8) return false;
@@ -23,7 +25,8 @@ bool PciRoot::add(uint8_t dev, uint8_t func, std::shared_ptr<PciFunction> fn) {
   return true;
 }
 
-uint32_t PciRoot::read(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset, unsigned size) const {
+uint32_t PciRoot::read(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset,
+                       unsigned size) const {
   uint32_t ones = size >= 4 ? 0xffffffffu : ((1u << (8 * size)) - 1);
   if (bus != 0 || dev >= 32 || func >= 8 || offset + size > kConfigSize) return ones;
   std::lock_guard lk(mu_);
@@ -31,7 +34,8 @@ uint32_t PciRoot::read(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset, 
   return f ? f->config().read(offset, size) : ones;
 }
 
-void PciRoot::write(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset, unsigned size, uint32_t value) {
+void PciRoot::write(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset, unsigned size,
+                    uint32_t value) {
   if (bus != 0 || dev >= 32 || func >= 8 || offset + size > kConfigSize) return;
   std::lock_guard lk(mu_);
   const auto& f = fns_[dev * 8u + func];
@@ -97,7 +101,8 @@ void EcamAccess::write(uint64_t offset, std::span<const uint8_t> data) {
   auto fn = static_cast<uint8_t>((offset >> 12) & 0x7);
   auto reg = static_cast<uint16_t>(offset & 0xfff);
   if (data.size() > 4 || (reg % data.size()) != 0) return;  // unaligned or 8-byte: dropped
-  root_.write(bus, dev, fn, reg, static_cast<unsigned>(data.size()), static_cast<uint32_t>(bus::load_le(data)));
+  root_.write(bus, dev, fn, reg, static_cast<unsigned>(data.size()),
+              static_cast<uint32_t>(bus::load_le(data)));
 }
 
 }  // namespace qvm::pci

@@ -44,7 +44,8 @@ class PciRoot {
   bool occupied(uint8_t dev, uint8_t func) const { return fns_[dev * 8u + func] != nullptr; }
   // Config access; `offset` within the function's 4 KiB; size 1, 2 or 4.
   uint32_t read(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset, unsigned size) const;
-  void write(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset, unsigned size, uint32_t value);
+  void write(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset, unsigned size,
+             uint32_t value);
 
  private:
   mutable std::mutex mu_;
@@ -56,7 +57,9 @@ class PioConfigAccess final : public bus::BusDevice {
  public:
   PioConfigAccess(PciRoot& root, std::function<void(uint8_t)> reset_control_write,
                   std::function<uint8_t()> reset_control_read)
-      : root_(root), rc_write_(std::move(reset_control_write)), rc_read_(std::move(reset_control_read)) {}
+      : root_(root),
+        rc_write_(std::move(reset_control_write)),
+        rc_read_(std::move(reset_control_read)) {}
   void read(uint64_t offset, std::span<uint8_t> data) override;
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 

@@ -69,7 +69,7 @@ TEST(PciRoot, HostBridgeAndAbsentFunctions) {
   EXPECT_EQ(root.read(0, 1, 0, 0, 4), 0xffffffffu);
   EXPECT_EQ(root.read(1, 0, 0, 0, 4), 0xffffffffu);
   EXPECT_EQ(root.read(0, 0, 0, 4094, 4), 0xffffffffu);  // crosses the end
-  root.write(0, 5, 0, 4, 2, 0xffff);                     // absent: dropped
+  root.write(0, 5, 0, 4, 2, 0xffff);                    // absent: dropped
   auto f = std::make_shared<Fn>();
   EXPECT_TRUE(root.add(3, 0, f));
   EXPECT_FALSE(root.add(3, 0, f));
@@ -84,7 +84,8 @@ TEST(PciRoot, HostBridgeAndAbsentFunctions) {
 TEST(PioConfigAccess, Mechanism1AndResetPort) {
   PciRoot root;
   int reset_writes = 0;
-  PioConfigAccess io(root, [&](uint8_t v) { reset_writes += v == 0x06; }, [] { return uint8_t{0}; });
+  PioConfigAccess io(
+      root, [&](uint8_t v) { reset_writes += v == 0x06; }, [] { return uint8_t{0}; });
   uint8_t d4[4];
   bus::store_le(d4, 0x80000000u | 0x08);  // bus 0 dev 0 fn 0 reg 8
   io.write(0, d4);
