@@ -63,51 +63,34 @@ class MmioTransport::Interrupt final : public VirtioInterrupt {
 
 MmioTransport::MmioTransport(memory::GuestMemory& mem, std::shared_ptr<VirtioDevice> dev,
                              RaiseFn raise, MmioOptions opts)
-    : mem_(mem),
-      dev_(std::move(dev)),
-      raise_(std::move(raise)),
+    : raise_(std::move(raise)),
       opts_(opts),
-      interrupt_(std::make_unique<Interrupt>(*this)) {
-  for (uint16_t max : dev_->queue_max_sizes()) queues_.emplace_back(max);
-  queue_align_.assign(queues_.size(), 4096);
-  queue_pfn_.assign(queues_.size(), 0);
+      interrupt_(std::make_unique<Interrupt>(*this)),
+      core_(mem, std::move(dev), *interrupt_, "virtio-mmio", opts.legacy) {
+  queue_align_.assign(core_.num_queues(), 4096);
+  queue_pfn_.assign(core_.num_queues(), 0);
 }
 
-MmioTransport::~MmioTransport() {
-  std::lock_guard lk(mu_);
-  if (activated_) dev_->reset();
-}
+MmioTransport::~MmioTransport() = default;  // the core resets an activated device
 
 void MmioTransport::set_queue_ready_hook(QueueReadyFn fn) {
   std::lock_guard lk(mu_);
-  ready_hook_ = std::move(fn);
+  core_.set_queue_ready_hook(std::move(fn));
 }
 
 uint32_t MmioTransport::status() const {
   std::lock_guard lk(mu_);
-  return status_;
+  return core_.status();
 }
 
 uint64_t MmioTransport::driver_features() const {
   std::lock_guard lk(mu_);
-  return driver_features_;
+  return core_.driver_features();
 }
 
 bool MmioTransport::activated() const {
   std::lock_guard lk(mu_);
-  return activated_;
-}
-
-uint64_t MmioTransport::offered_features() const {
-  // The queue implements indirect descriptors and EVENT_IDX for every device (§2.7.5.3, §2.7.10).
-  uint64_t f =
-      dev_->device_features() | feature_bit(kFeatureIndirectDesc) | feature_bit(kFeatureEventIdx);
-  if (opts_.legacy) return f & 0xffffffff;  // legacy: 32 feature bits, no VERSION_1
-  return f | feature_bit(kFeatureVersion1);
-}
-
-Queue* MmioTransport::selected() {
-  return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
+  return core_.activated();
 }
 
 void MmioTransport::raise(uint32_t bits) {
@@ -119,14 +102,7 @@ void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
   std::lock_guard lk(mu_);
   if (offset >= kConfigOffset) {
     // Device configuration space (§4.2.2): 8/16/32-bit accesses (64-bit split by most drivers).
-    const uint64_t off = offset - kConfigOffset;
-    const size_t n = data.size();
-    if ((n == 1 || n == 2 || n == 4 || n == 8) && off + n <= dev_->config_size()) {
-      dev_->read_config(static_cast<uint32_t>(off), data);
-      return;
-    }
-    log_guest_error("virtio-mmio: config read 0x%llx/%zu out of range", static_cast<ull>(off), n);
-    bus::store_le(data, 0);
+    (void)core_.read_config(offset - kConfigOffset, data);
     return;
   }
   if (data.size() != 4 || (offset & 3) != 0) {
@@ -141,13 +117,7 @@ void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
 void MmioTransport::write(uint64_t offset, std::span<const uint8_t> data) {
   std::lock_guard lk(mu_);
   if (offset >= kConfigOffset) {
-    const uint64_t off = offset - kConfigOffset;
-    const size_t n = data.size();
-    if ((n == 1 || n == 2 || n == 4 || n == 8) && off + n <= dev_->config_size()) {
-      dev_->write_config(static_cast<uint32_t>(off), data);
-      return;
-    }
-    log_guest_error("virtio-mmio: config write 0x%llx/%zu out of range", static_cast<ull>(off), n);
+    (void)core_.write_config(offset - kConfigOffset, data);
     return;
   }
   if (data.size() != 4 || (offset & 3) != 0) {
@@ -160,25 +130,24 @@ void MmioTransport::write(uint64_t offset, std::span<const uint8_t> data) {
 
 uint32_t MmioTransport::read_reg(uint64_t offset) {
   const bool legacy = opts_.legacy;
-  Queue* q = selected();
+  const Queue* q = core_.queue(queue_sel_);
   switch (offset) {
     case kMagicValue:
       return kMagic;
     case kVersion:
       return legacy ? 1 : 2;
     case kDeviceId:
-      return dev_->device_type();
+      return core_.device().device_type();
     case kVendorId:
       return opts_.vendor_id;
     case kDeviceFeatures:
-      if (device_features_sel_ > 1) return 0;
-      return static_cast<uint32_t>(offered_features() >> (32 * device_features_sel_));
+      return core_.offered_features_word(device_features_sel_);
     case kQueueNumMax:
       return q ? q->max_size() : 0;  // 0: the queue does not exist (§4.2.3.2)
     case kInterruptStatus:
       return isr_.load();
     case kStatus:
-      return status_;
+      return core_.status();
     default:
       break;
   }
@@ -201,7 +170,7 @@ uint32_t MmioTransport::read_reg(uint64_t offset) {
       case kQueueDeviceHigh:
         return q ? static_cast<uint32_t>(q->used_addr() >> 32) : 0;
       case kConfigGeneration:
-        return dev_->config_generation() + config_generation_;
+        return core_.config_generation();
       default:
         // SHMLen/SHMBase of a region that does not exist read as all ones (§4.2.2).
         if (offset >= kShmLenLow && offset <= kShmBaseHigh) return 0xffffffff;
@@ -215,21 +184,13 @@ uint32_t MmioTransport::read_reg(uint64_t offset) {
 
 void MmioTransport::write_reg(uint64_t offset, uint32_t value) {
   const bool legacy = opts_.legacy;
-  Queue* q = selected();
-  const bool features_locked = (status_ & (kStatusFeaturesOk | kStatusDriverOk)) != 0;
+  Queue* q = core_.queue(queue_sel_);
   switch (offset) {
     case kDeviceFeaturesSel:
       device_features_sel_ = value;
       return;
     case kDriverFeatures:
-      // §2.2.2: features are fixed once FEATURES_OK (or, legacy, DRIVER_OK) is set.
-      if (features_locked) {
-        log_guest_error("virtio-mmio: DriverFeatures written after FEATURES_OK, ignored");
-      } else if (driver_features_sel_ == 0) {
-        driver_features_ = set_low(driver_features_, value);
-      } else if (driver_features_sel_ == 1 && !legacy) {
-        driver_features_ = set_high(driver_features_, value);
-      }
+      core_.write_driver_features_word(driver_features_sel_, value);
       return;
     case kDriverFeaturesSel:
       driver_features_sel_ = value;
@@ -241,16 +202,16 @@ void MmioTransport::write_reg(uint64_t offset, uint32_t value) {
       if (q && !q->ready()) q->set_size(value > Queue::kMaxSize ? 0 : static_cast<uint16_t>(value));
       return;
     case kQueueNotify:
-      if (value < queues_.size() && activated_ && queues_[value].ready()) {
-        dev_->process_queue(static_cast<uint16_t>(value));
-        check_queues_locked();
-      }
+      if (value <= 0xffff) core_.notify(static_cast<uint16_t>(value));
       return;
     case kInterruptAck:
       isr_.fetch_and(~value);
       return;
     case kStatus:
-      write_status(value);
+      if (value == 0)
+        reset_locked();  // §4.2.3.1
+      else
+        core_.write_status(value);
       return;
     default:
       break;
@@ -273,7 +234,10 @@ void MmioTransport::write_reg(uint64_t offset, uint32_t value) {
     const bool can_set = q && !q->ready();
     switch (offset) {
       case kQueueReady:
-        write_queue_ready(value != 0);
+        if (q && value != 0)
+          core_.enable_queue(static_cast<uint16_t>(queue_sel_));
+        else if (q)
+          core_.disable_queue(static_cast<uint16_t>(queue_sel_));
         return;
       case kQueueDescLow:
         if (can_set) q->set_desc_addr(set_low(q->desc_addr(), value));
@@ -304,37 +268,15 @@ void MmioTransport::write_reg(uint64_t offset, uint32_t value) {
                   static_cast<ull>(offset));
 }
 
-void MmioTransport::write_queue_ready(bool ready) {
-  Queue* q = selected();
-  if (!q || ready == q->ready()) return;
-  const auto index = static_cast<uint16_t>(queue_sel_);
-  if (!ready) {
-    q->set_ready(false);
-    if (ready_hook_) ready_hook_(index, false);
-    return;
-  }
-  if (auto s = q->validate(mem_); !s) {
-    log_guest_error("virtio-mmio: queue %u not made ready: %s", index, s.error().message.c_str());
-    return;
-  }
-  q->set_event_idx((driver_features_ & feature_bit(kFeatureEventIdx)) != 0);
-  q->set_indirect((driver_features_ & feature_bit(kFeatureIndirectDesc)) != 0);
-  q->set_ready(true);
-  if (ready_hook_) ready_hook_(index, true);
-}
-
 void MmioTransport::write_queue_pfn(uint32_t pfn) {
   // Legacy queue layout (virtio 1.2 §4.2.4 and §2.7.2 legacy interfaces): descriptor table at
   // PFN * GuestPageSize, avail ring right after it, used ring at the next QueueAlign boundary.
-  Queue* q = selected();
+  Queue* q = core_.queue(queue_sel_);
   if (!q) return;
   const auto index = static_cast<uint16_t>(queue_sel_);
   if (pfn == 0) {
     queue_pfn_[index] = 0;
-    if (q->ready()) {
-      q->set_ready(false);
-      if (ready_hook_) ready_hook_(index, false);
-    }
+    core_.disable_queue(index);
     return;
   }
   if (q->ready()) {
@@ -354,104 +296,23 @@ void MmioTransport::write_queue_pfn(uint32_t pfn) {
   q->set_desc_addr(desc);
   q->set_avail_addr(avail);
   q->set_used_addr(used);
-  if (auto s = q->validate(mem_); !s) {
-    log_guest_error("virtio-mmio: queue %u not activated: %s", index, s.error().message.c_str());
-    return;
-  }
-  q->set_event_idx((driver_features_ & feature_bit(kFeatureEventIdx)) != 0);
-  q->set_indirect((driver_features_ & feature_bit(kFeatureIndirectDesc)) != 0);
-  q->set_ready(true);
-  queue_pfn_[index] = pfn;
-  if (ready_hook_) ready_hook_(index, true);
-}
-
-void MmioTransport::write_status(uint32_t value) {
-  // virtio 1.2 §2.1.2 / §4.2.3.1: writing 0 resets the device.
-  if (value == 0) {
-    reset_locked();
-    return;
-  }
-  const uint32_t keep = status_ & kStatusDeviceNeedsReset;  // set by the device only
-  value &= ~kStatusDeviceNeedsReset;
-  // §2.1.1: the driver never clears a bit except by reset.
-  if ((status_ & ~kStatusDeviceNeedsReset & ~value) != 0) {
-    log_guest_error("virtio-mmio: status 0x%x clears bits of 0x%x, ignored", value, status_);
-    return;
-  }
-  const uint32_t added = value & ~status_;
-  if ((added & kStatusFeaturesOk) && !opts_.legacy) {
-    // §3.1.1 step 5-6: only offered bits; this transport also insists on VIRTIO_F_VERSION_1.
-    const uint64_t unoffered = driver_features_ & ~offered_features();
-    if (unoffered != 0 || !(driver_features_ & feature_bit(kFeatureVersion1))) {
-      log_guest_error("virtio-mmio: FEATURES_OK refused (features 0x%llx, not offered 0x%llx)",
-                      static_cast<ull>(driver_features_), static_cast<ull>(unoffered));
-      value &= ~kStatusFeaturesOk;
-    }
-  }
-  if ((added & kStatusDriverOk) && !activated_) {
-    const bool features_ok = opts_.legacy ? (driver_features_ & ~offered_features()) == 0
-                                          : (value & kStatusFeaturesOk) != 0;
-    if (!features_ok) {
-      log_guest_error("virtio-mmio: DRIVER_OK without accepted features, ignored");
-      value &= ~kStatusDriverOk;
-    } else {
-      for (auto& q : queues_) {
-        q.set_event_idx((driver_features_ & feature_bit(kFeatureEventIdx)) != 0);
-        q.set_indirect((driver_features_ & feature_bit(kFeatureIndirectDesc)) != 0);
-      }
-      status_ = value | keep;
-      ActivationContext ctx{mem_, queues_, *interrupt_, driver_features_};
-      if (auto s = dev_->activate(ctx); !s) {
-        log_error("virtio-mmio: device %u failed to activate: %s", dev_->device_type(),
-                  s.error().message.c_str());
-        set_needs_reset_locked();
-        return;
-      }
-      activated_ = true;
-      return;
-    }
-  }
-  status_ = value | keep;
+  if (core_.enable_queue(index)) queue_pfn_[index] = pfn;
 }
 
 void MmioTransport::reset_locked() {
-  if (activated_) dev_->reset();
-  activated_ = false;
-  for (size_t i = 0; i < queues_.size(); ++i) {
-    if (queues_[i].ready() && ready_hook_) ready_hook_(static_cast<uint16_t>(i), false);
-    queues_[i].reset();
+  core_.reset();
+  for (size_t i = 0; i < queue_pfn_.size(); ++i) {
     queue_pfn_[i] = 0;
     queue_align_[i] = 4096;
   }
-  status_ = 0;
   isr_.store(0);
   device_features_sel_ = driver_features_sel_ = queue_sel_ = shm_sel_ = 0;
-  driver_features_ = 0;
   // guest_page_size_ survives: Linux writes it once at probe time, before the first reset.
-}
-
-void MmioTransport::set_needs_reset_locked() {
-  // virtio 1.2 §2.1.2: set DEVICE_NEEDS_RESET and, if DRIVER_OK, send a config change
-  // notification.
-  if (status_ & kStatusDeviceNeedsReset) return;
-  status_ |= kStatusDeviceNeedsReset;
-  ++config_generation_;
-  if (status_ & kStatusDriverOk) raise(kInterruptConfigChange);
-}
-
-void MmioTransport::check_queues_locked() {
-  for (const auto& q : queues_)
-    if (q.needs_reset()) {
-      set_needs_reset_locked();
-      return;
-    }
 }
 
 void MmioTransport::handle_notify(uint16_t queue) {
   std::lock_guard lk(mu_);
-  if (!activated_ || queue >= queues_.size() || !queues_[queue].ready()) return;
-  dev_->process_queue(queue);
-  check_queues_locked();
+  core_.notify(queue);
 }
 
 }  // namespace qvm::virtio

@@ -27,6 +27,7 @@
 #include "memory/guest_memory.hpp"
 #include "virtio/device.hpp"
 #include "virtio/queue/virtqueue.hpp"
+#include "virtio/transport/core.hpp"
 
 namespace qvm::virtio {
 
@@ -44,7 +45,7 @@ class MmioTransport final : public bus::BusDevice {
   using RaiseFn = std::function<void()>;
   // Called (under the transport lock: do not call back into the transport) when queue `index`
   // becomes ready (true) or stops being ready (false: QueueReady 0, QueuePFN 0, or reset).
-  using QueueReadyFn = std::function<void(uint16_t index, bool ready)>;
+  using QueueReadyFn = TransportCore::QueueReadyFn;
 
   MmioTransport(memory::GuestMemory& mem, std::shared_ptr<VirtioDevice> dev, RaiseFn raise,
                 MmioOptions opts = {});
@@ -58,7 +59,7 @@ class MmioTransport final : public bus::BusDevice {
   void handle_notify(uint16_t queue);
   void set_queue_ready_hook(QueueReadyFn fn);
 
-  uint16_t num_queues() const { return static_cast<uint16_t>(queues_.size()); }
+  uint16_t num_queues() const { return core_.num_queues(); }
   // The ioeventfd to register for `queue`: address offset and datamatch value (4-byte write).
   struct NotifyMatch {
     uint64_t offset;
@@ -71,40 +72,27 @@ class MmioTransport final : public bus::BusDevice {
   uint32_t interrupt_status() const { return isr_.load(); }
   uint64_t driver_features() const;
   bool activated() const;
-  VirtioDevice& device() { return *dev_; }
+  VirtioDevice& device() { return core_.device(); }
 
  private:
   class Interrupt;
   uint32_t read_reg(uint64_t offset);
   void write_reg(uint64_t offset, uint32_t value);
-  void write_status(uint32_t value);
-  void write_queue_ready(bool ready);
   void write_queue_pfn(uint32_t pfn);
   void reset_locked();
-  void set_needs_reset_locked();
-  void check_queues_locked();
-  uint64_t offered_features() const;
-  Queue* selected();
   void raise(uint32_t bits);
 
-  memory::GuestMemory& mem_;
-  std::shared_ptr<VirtioDevice> dev_;
   RaiseFn raise_;
   MmioOptions opts_;
   std::unique_ptr<Interrupt> interrupt_;
-  QueueReadyFn ready_hook_;
 
   mutable std::mutex mu_;
-  std::vector<Queue> queues_;
+  TransportCore core_;  // after interrupt_: holds a reference to it
   std::atomic<uint32_t> isr_{0};
-  uint32_t status_ = 0;
   uint32_t device_features_sel_ = 0;
   uint32_t driver_features_sel_ = 0;
-  uint64_t driver_features_ = 0;
   uint32_t queue_sel_ = 0;
   uint32_t shm_sel_ = 0;
-  uint32_t config_generation_ = 0;
-  bool activated_ = false;
   // Legacy (§4.2.4) state.
   uint32_t guest_page_size_ = 0;
   std::vector<uint32_t> queue_align_;
