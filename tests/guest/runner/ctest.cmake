@@ -5,7 +5,7 @@ set(QVMTEST ${CMAKE_CURRENT_SOURCE_DIR}/runner/qvmtest.py)
 
 # virtio groups: the machine's device set in runner/qvmtest.py decides which virtio tests run
 set(QVM_KIT_GROUPS_qemu_microvm serial timers irq platform smp poweroff reset_acpi virtio virtio_legacy)
-set(QVM_KIT_GROUPS_qemu_q35 serial timers irq platform smp pci poweroff reset_i8042 reset_acpi)
+set(QVM_KIT_GROUPS_qemu_q35 serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio_pci)
 
 foreach(vmm qemu_microvm qemu_q35)
   string(REPLACE "_" "-" vmm_arg ${vmm})
@@ -32,6 +32,9 @@ set_tests_properties(guest.runner.selftest PROPERTIES
 # The same groups under qvm itself (configs in tests/guest/configs). PCI arrives with the virtio
 # issue; until then qvm offers no PCI host bridge.
 # virtio: qvm's device set has virtio-entropy only until virtio-blk/console land (configs/kit-virtio.qvmconf)
+# virtio_pci is deliberately NOT in this list yet: the device set (runner/qvmtest.py QVM_DEVSETS,
+# configs/kit-virtio-pci.qvmconf) is ready, but qvm's virtio-pci transport is still being written
+# (qvm currently rejects vdev virtio-* without loc/intr). Add virtio_pci here when it lands.
 set(QVM_KIT_GROUPS_qvm serial timers irq platform smp poweroff reset_i8042 reset_acpi virtio virtio_legacy)
 if(TARGET qvm)
   foreach(group ${QVM_KIT_GROUPS_qvm})

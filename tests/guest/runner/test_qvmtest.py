@@ -18,6 +18,11 @@ EXIT 0
 """
 
 
+def dataclasses_replace(obj, **kw):
+    import dataclasses
+    return dataclasses.replace(obj, **kw)
+
+
 class EvaluateTests(unittest.TestCase):
     def test_all_pass(self):
         ok, results, problems, _ = qvmtest.evaluate(GOOD, ["acpi", "e820"], "status", 0)
@@ -118,16 +123,40 @@ class VirtioRunnerTests(unittest.TestCase):
 
     def test_device_set_decides(self):
         qvm = qvmtest.MACHINES["qvm"]
-        self.assertTrue(qvm.offers("virtio_entropy", "virtio"))
-        self.assertFalse(qvm.offers("virtio_blk", "virtio"))
+        self.assertTrue(qvm.offers("virtio_entropy", "virtio_legacy"))
+        self.assertFalse(qvm.offers("virtio_blk", "virtio_legacy"))
         self.assertFalse(qvm.offers("virtio_entropy", None))
         micro = qvmtest.MACHINES["qemu-microvm"]
         for t in qvmtest.GROUPS["virtio"]["tests"]:
             self.assertTrue(micro.offers(t, "virtio"), t)
         opts = qvmtest.RunOptions(vmm="qvm", guest=__file__, tests=["virtio_blk"], qvm="/bin/true",
-                                  devices="virtio")
+                                  devices="virtio_legacy")
         errs = qvmtest.preflight(qvm, opts)
         self.assertTrue(any("virtio_blk" in e for e in errs), errs)
+        # virtio-pci: q35 offers the whole group, qvm all but INTx
+        q35 = qvmtest.MACHINES["qemu-q35"]
+        for t in qvmtest.GROUPS["virtio_pci"]["tests"]:
+            self.assertTrue(q35.offers(t, "virtio_pci"), t)
+        self.assertTrue(qvm.offers("virtio_pci_msix", "virtio_pci"))
+        self.assertFalse(qvm.offers("virtio_pci_intx", "virtio_pci"))
+        self.assertFalse(micro.offers("virtio_pci", None))
+
+    def test_q35_virtio_pci_argv_is_modern_only(self):
+        q35 = qvmtest.MACHINES["qemu-q35"]
+        opts = qvmtest.RunOptions(vmm="qemu-q35", guest="g.elf", tests=["virtio_pci"], devices="virtio_pci")
+        host = qvmtest.VirtioHost(q35.device_sets["virtio_pci"])
+        try:
+            argv = q35.argv(opts, "tests=virtio_pci", host)
+        finally:
+            host.close()
+        pci = [a for a in argv if a.startswith("virtio-") and "-pci" in a]
+        self.assertEqual(len(pci), 4, argv)
+        for a in pci:
+            self.assertIn("disable-legacy=on,disable-modern=off", a)
+        self.assertTrue(any(host.disk in a for a in argv))
+        cfg = qvmtest.MACHINES["qvm"].config(dataclasses_replace(opts, vmm="qvm"))
+        self.assertTrue(cfg.endswith("kit-virtio-pci.qvmconf"), cfg)
+        self.assertTrue(os.path.isfile(cfg), cfg)
 
     def test_host_check_catches_wrong_disk_contents(self):
         host = qvmtest.VirtioHost(qvmtest.QEMU_MICROVM_DEVSETS["virtio"])

@@ -20,6 +20,8 @@ static inline uint32_t mmio_read32(uint64_t a) { return *(volatile uint32_t *)(u
 static inline void mmio_write32(uint64_t a, uint32_t v) { *(volatile uint32_t *)(uintptr_t)a = v; }
 static inline uint8_t mmio_read8(uint64_t a) { return *(volatile uint8_t *)(uintptr_t)a; }
 static inline uint16_t mmio_read16(uint64_t a) { return *(volatile uint16_t *)(uintptr_t)a; }
+static inline void mmio_write8(uint64_t a, uint8_t v) { *(volatile uint8_t *)(uintptr_t)a = v; }
+static inline void mmio_write16(uint64_t a, uint16_t v) { *(volatile uint16_t *)(uintptr_t)a = v; }
 static inline uint64_t rdtsc(void) { uint32_t lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return ((uint64_t)hi << 32) | lo; }
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline void irq_enable(void) { __asm__ volatile("sti" ::: "memory"); }
@@ -184,6 +186,11 @@ bool madt_parse(struct madt_info *out);
 
 /* ---- PCI (tests/pci.c) ---------------------------------------------------------------- */
 uint32_t pci_cfg_read32(unsigned bus, unsigned dev, unsigned fn, unsigned off);
+uint16_t pci_cfg_read16(unsigned bus, unsigned dev, unsigned fn, unsigned off);
+uint8_t pci_cfg_read8(unsigned bus, unsigned dev, unsigned fn, unsigned off);
+void pci_cfg_write32(unsigned bus, unsigned dev, unsigned fn, unsigned off, uint32_t v);
+void pci_cfg_write16(unsigned bus, unsigned dev, unsigned fn, unsigned off, uint16_t v);
+void pci_cfg_write8(unsigned bus, unsigned dev, unsigned fn, unsigned off, uint8_t v);
 
 /* ---- SMP -------------------------------------------------------------------------------- */
 extern volatile uint32_t ap_started;

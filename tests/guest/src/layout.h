@@ -21,6 +21,8 @@
 #define VEC_GSI_BASE 0x50    /* other IOAPIC pins (PCI INTx etc.) -> 0x50 + (gsi - 16) */
 #define VEC_SYSCALL 0x80
 #define VEC_VIRTIO_BASE 0x90 /* virtio-mmio slot n -> 0x90 + n (16 slots) */
+#define VEC_VPCI_MSIX_BASE 0xa0 /* virtio-pci MSI-X: 0xa0-0xcf (tests/virtio_pci.c assigns) */
+#define VEC_VPCI_INTX 0xd0      /* virtio-pci INTx through the IOAPIC */
 #define VEC_LAPIC_TIMER 0xe0
 #define VEC_IPI 0xe1
 #define VEC_SPURIOUS 0xff

@@ -1,5 +1,6 @@
-/* qvm test guest: virtio-mmio discovery (ACPI LNRO0005 / command line), init sequence, split
- * virtqueues, interrupt routing. Ring 3 except vmmio_isr. See virtio.h and docs/testing.md. */
+/* qvm test guest: virtio-mmio discovery (ACPI LNRO0005 / command line), the init sequence over
+ * MMIO and PCI (common configuration), split virtqueues, virtio-mmio interrupt routing. Ring 3
+ * except vmmio_isr. PCI discovery and MSI-X: virtio_pci.c. See virtio.h and docs/testing.md. */
 #include "virtio.h"
 
 /* ---- DMA memory ------------------------------------------------------------------------- */
@@ -264,39 +265,92 @@ struct vmmio_slot *vmmio_find(uint32_t device_id, unsigned nth)
 
 unsigned vmmio_slot_index(const struct vmmio_slot *s) { return (unsigned)(s - slots); }
 
-/* ---- device ----------------------------------------------------------------------------- */
+/* ---- device: transport accessors ---------------------------------------------------------- */
 static inline uint32_t rd(struct vdev *d, unsigned off) { return mmio_read32(d->base + off); }
 static inline void wr(struct vdev *d, unsigned off, uint32_t v) { mmio_write32(d->base + off, v); }
+static inline bool is_pci(const struct vdev *d) { return d->transport == VT_PCI; }
 
-#define FAIL(...) ({ snprintf(d->err, sizeof d->err, __VA_ARGS__); wr(d, VMMIO_STATUS, rd(d, VMMIO_STATUS) | VIRTIO_STATUS_FAILED); false; })
+uint32_t vdev_status(struct vdev *d)
+{
+    return is_pci(d) ? mmio_read8(d->base + VPCI_STATUS) : rd(d, VMMIO_STATUS);
+}
+
+static void set_status(struct vdev *d, uint32_t v)
+{
+    if (is_pci(d)) mmio_write8(d->base + VPCI_STATUS, (uint8_t)v);
+    else wr(d, VMMIO_STATUS, v);
+}
+
+static uint32_t device_features(struct vdev *d, unsigned sel)
+{
+    wr(d, is_pci(d) ? VPCI_DFSELECT : VMMIO_DEVICE_FEATURES_SEL, sel);
+    return rd(d, is_pci(d) ? VPCI_DF : VMMIO_DEVICE_FEATURES);
+}
+
+static void driver_features(struct vdev *d, unsigned sel, uint32_t v)
+{
+    wr(d, is_pci(d) ? VPCI_GFSELECT : VMMIO_DRIVER_FEATURES_SEL, sel);
+    wr(d, is_pci(d) ? VPCI_GF : VMMIO_DRIVER_FEATURES, v);
+}
+
+static uint32_t cfg_generation(struct vdev *d)
+{
+    if (is_pci(d)) return mmio_read8(d->base + VPCI_CFG_GENERATION);
+    return d->version >= 2 ? rd(d, VMMIO_CONFIG_GENERATION) : 0;
+}
+
+const char *vdev_name(const struct vdev *d)
+{
+    static char buf[4][24];
+    static unsigned k;
+    char *b = buf[k++ % 4];
+    if (is_pci(d)) snprintf(b, 24, "pci@%s", vpci_name(d->pci));
+    else snprintf(b, 24, "mmio@%lx", d->base);
+    return b;
+}
+
+#define FAIL(...) ({ snprintf(d->err, sizeof d->err, __VA_ARGS__); set_status(d, vdev_status(d) | VIRTIO_STATUS_FAILED); false; })
 
 bool vdev_reset(struct vdev *d)
 {
-    wr(d, VMMIO_STATUS, 0);
-    return WAIT_US(rd(d, VMMIO_STATUS) == 0, 100000);
+    set_status(d, 0);
+    return WAIT_US(vdev_status(d) == 0, 100000);
 }
 
-static bool setup_queue(struct vdev *d, unsigned qi, unsigned qsize)
+/* queue memory: descriptors at +0, avail right after them, used at +4096 (legacy QueueAlign) */
+static bool alloc_queue(struct vdev *d, struct virtq *q, unsigned qi, unsigned n)
 {
-    struct virtq *q = &d->q[qi];
-    memset(q, 0, sizeof *q);
-    q->index = qi;
-    wr(d, VMMIO_QUEUE_SEL, qi);
-    if (d->version >= 2 && rd(d, VMMIO_QUEUE_READY)) return FAIL("queue %u ready before set-up", qi);
-    if (d->version == 1 && rd(d, VMMIO_QUEUE_PFN)) return FAIL("queue %u PFN set before set-up", qi);
-    uint32_t max = rd(d, VMMIO_QUEUE_NUM_MAX);
-    if (max == 0) return FAIL("queue %u: QueueNumMax 0 (not available)", qi);
-    unsigned n = qsize;
-    while (n > max) n >>= 1;
-    if (!n) return FAIL("queue %u: QueueNumMax %u", qi, max);
     uint8_t *m = dma_alloc(8192, 4096);
     if (!m) return FAIL("out of DMA memory");
+    q->index = qi;
     q->size = (uint16_t)n;
     q->mem = (uint64_t)(uintptr_t)m;
     q->desc = (volatile struct virtq_desc *)m;
     q->avail = (volatile uint16_t *)(m + 16 * n);
     q->used_hdr = (volatile uint16_t *)(m + 4096);
     q->used = (volatile struct virtq_used_elem *)(m + 4096 + 4);
+    return true;
+}
+
+static unsigned pick_size(unsigned max, unsigned want)
+{
+    unsigned n = want;
+    while (n > max) n >>= 1;
+    return n;
+}
+
+static bool setup_queue_mmio(struct vdev *d, unsigned qi, unsigned qsize)
+{
+    struct virtq *q = &d->q[qi];
+    memset(q, 0, sizeof *q);
+    wr(d, VMMIO_QUEUE_SEL, qi);
+    if (d->version >= 2 && rd(d, VMMIO_QUEUE_READY)) return FAIL("queue %u ready before set-up", qi);
+    if (d->version == 1 && rd(d, VMMIO_QUEUE_PFN)) return FAIL("queue %u PFN set before set-up", qi);
+    uint32_t max = rd(d, VMMIO_QUEUE_NUM_MAX);
+    if (max == 0) return FAIL("queue %u: QueueNumMax 0 (not available)", qi);
+    unsigned n = pick_size(max, qsize);
+    if (!n) return FAIL("queue %u: QueueNumMax %u", qi, max);
+    if (!alloc_queue(d, q, qi, n)) return false;
     wr(d, VMMIO_QUEUE_NUM, n);
     if (d->version >= 2) {
         uint64_t de = q->mem, dr = q->mem + 16 * n, dv = q->mem + 4096;
@@ -317,31 +371,62 @@ static bool setup_queue(struct vdev *d, unsigned qi, unsigned qsize)
     return true;
 }
 
-bool vdev_init(struct vdev *d, struct vmmio_slot *s, uint64_t want, unsigned nqueues, unsigned qsize)
+/* PCI (§4.1.5.1.3): queue_select, queue_size (device's maximum, may be reduced), queue_enable
+ * must read 0, addresses, queue_msix_vector (+ read-back), queue_notify_off, queue_enable = 1 */
+static bool setup_queue_pci(struct vdev *d, unsigned qi, unsigned qsize, uint16_t vec)
 {
-    memset(d, 0, sizeof *d);
-    d->slot = s;
-    d->base = s->base;
-    d->err[0] = 0;
-    if (nqueues > VDEV_MAX_QUEUES) return snprintf(d->err, sizeof d->err, "too many queues"), false;
-    if (rd(d, VMMIO_MAGIC) != VIRTIO_MMIO_MAGIC_VALUE) return snprintf(d->err, sizeof d->err, "bad magic"), false;
-    d->version = rd(d, VMMIO_VERSION);
-    if (d->version != 1 && d->version != 2) return snprintf(d->err, sizeof d->err, "version %u", d->version), false;
+    struct virtq *q = &d->q[qi];
+    memset(q, 0, sizeof *q);
+    uint64_t c = d->base;
+    mmio_write16(c + VPCI_Q_SELECT, (uint16_t)qi);
+    if (mmio_read16(c + VPCI_Q_SELECT) != qi) return FAIL("queue_select reads %u, wrote %u", mmio_read16(c + VPCI_Q_SELECT), qi);
+    if (mmio_read16(c + VPCI_Q_ENABLE)) return FAIL("queue %u enabled before set-up", qi);
+    unsigned max = mmio_read16(c + VPCI_Q_SIZE);
+    if (max == 0) return FAIL("queue %u: queue_size 0 (not available)", qi);
+    unsigned n = pick_size(max, qsize);
+    if (!n) return FAIL("queue %u: queue_size %u", qi, max);
+    if (!alloc_queue(d, q, qi, n)) return false;
+    mmio_write16(c + VPCI_Q_SIZE, (uint16_t)n);
+    if (mmio_read16(c + VPCI_Q_SIZE) != n) return FAIL("queue %u: queue_size reads %u after writing %u", qi, mmio_read16(c + VPCI_Q_SIZE), n);
+    uint64_t de = q->mem, dr = q->mem + 16 * n, dv = q->mem + 4096;
+    wr(d, VPCI_Q_DESC, (uint32_t)de);
+    wr(d, VPCI_Q_DESC + 4, (uint32_t)(de >> 32));
+    wr(d, VPCI_Q_DRIVER, (uint32_t)dr);
+    wr(d, VPCI_Q_DRIVER + 4, (uint32_t)(dr >> 32));
+    wr(d, VPCI_Q_DEVICE, (uint32_t)dv);
+    wr(d, VPCI_Q_DEVICE + 4, (uint32_t)(dv >> 32));
+    if (rd(d, VPCI_Q_DESC) != (uint32_t)de || rd(d, VPCI_Q_DEVICE) != (uint32_t)dv)
+        return FAIL("queue %u: queue_desc/queue_device read back %x/%x", qi, rd(d, VPCI_Q_DESC), rd(d, VPCI_Q_DEVICE));
+    mmio_write16(c + VPCI_Q_MSIX, vec);
+    d->qvec[qi] = mmio_read16(c + VPCI_Q_MSIX);
+    d->qnotify_off[qi] = mmio_read16(c + VPCI_Q_NOFF);
+    uint64_t span = (uint64_t)d->qnotify_off[qi] * d->notify_mult + 2;
+    if (d->pci->cap[VPCI_CAP_NOTIFY].len < span)
+        return FAIL("queue %u: notify offset %u * %u outside the notify structure (%u bytes)", qi, d->qnotify_off[qi],
+                    d->notify_mult, d->pci->cap[VPCI_CAP_NOTIFY].len);
+    mmio_write16(c + VPCI_Q_ENABLE, 1);
+    if (mmio_read16(c + VPCI_Q_ENABLE) != 1) return FAIL("queue %u: queue_enable reads back 0", qi);
+    return true;
+}
+
+/* the generic initialization sequence (§3.1.1) over either transport */
+static bool init_common(struct vdev *d, uint64_t want, unsigned nqueues, unsigned qsize, const uint16_t *qvec,
+                        uint16_t cfgvec)
+{
+    bool modern = is_pci(d) || d->version >= 2;
     /* 1. reset */
-    if (!vdev_reset(d)) return FAIL("Status does not read back 0 after reset (%x)", rd(d, VMMIO_STATUS));
+    if (!vdev_reset(d)) return FAIL("Status does not read back 0 after reset (%x)", vdev_status(d));
     /* 2-3. ACKNOWLEDGE, DRIVER */
-    wr(d, VMMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-    wr(d, VMMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    uint32_t st = rd(d, VMMIO_STATUS);
+    set_status(d, VIRTIO_STATUS_ACKNOWLEDGE);
+    set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    uint32_t st = vdev_status(d);
     if (st != (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER)) return FAIL("Status reads %x after ACK|DRIVER", st);
-    if (d->version == 1) wr(d, VMMIO_GUEST_PAGE_SIZE, 4096);
+    if (!is_pci(d) && d->version == 1) wr(d, VMMIO_GUEST_PAGE_SIZE, 4096);
     /* 4. features */
-    wr(d, VMMIO_DEVICE_FEATURES_SEL, 0);
-    uint64_t f = rd(d, VMMIO_DEVICE_FEATURES);
-    if (d->version >= 2) {
-        wr(d, VMMIO_DEVICE_FEATURES_SEL, 1);
-        f |= (uint64_t)rd(d, VMMIO_DEVICE_FEATURES) << 32;
-        if (!(f & BIT64(VIRTIO_F_VERSION_1))) return FAIL("version 2 device does not offer VERSION_1 (%lx)", f);
+    uint64_t f = device_features(d, 0);
+    if (modern) {
+        f |= (uint64_t)device_features(d, 1) << 32;
+        if (!(f & BIT64(VIRTIO_F_VERSION_1))) return FAIL("modern device does not offer VERSION_1 (%lx)", f);
         want |= BIT64(VIRTIO_F_VERSION_1);
     } else {
         want &= 0xffffffffull;
@@ -349,37 +434,80 @@ bool vdev_init(struct vdev *d, struct vmmio_slot *s, uint64_t want, unsigned nqu
     }
     d->device_features = f;
     d->features = f & want;
-    wr(d, VMMIO_DRIVER_FEATURES_SEL, 0);
-    wr(d, VMMIO_DRIVER_FEATURES, (uint32_t)d->features);
-    if (d->version >= 2) {
-        wr(d, VMMIO_DRIVER_FEATURES_SEL, 1);
-        wr(d, VMMIO_DRIVER_FEATURES, (uint32_t)(d->features >> 32));
+    driver_features(d, 0, (uint32_t)d->features);
+    if (modern) {
+        driver_features(d, 1, (uint32_t)(d->features >> 32));
         /* 5-6. FEATURES_OK and check it stuck */
-        wr(d, VMMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-        st = rd(d, VMMIO_STATUS);
+        set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+        st = vdev_status(d);
         if (!(st & VIRTIO_STATUS_FEATURES_OK)) return FAIL("FEATURES_OK not accepted (features %lx, status %x)", d->features, st);
     }
-    /* 7. queues */
-    for (unsigned i = 0; i < nqueues; i++)
-        if (!setup_queue(d, i, qsize)) return false;
+    /* 7. device-specific set-up: queues (and MSI-X vectors on PCI) */
+    if (is_pci(d)) {
+        unsigned nq = mmio_read16(d->base + VPCI_NUM_QUEUES);
+        if (nq < nqueues) return FAIL("num_queues %u < %u", nq, nqueues);
+        mmio_write16(d->base + VPCI_MSIX_CONFIG, cfgvec);
+        d->cfgvec = mmio_read16(d->base + VPCI_MSIX_CONFIG);
+    }
+    for (unsigned i = 0; i < nqueues; i++) {
+        bool ok = is_pci(d) ? setup_queue_pci(d, i, qsize, qvec ? qvec[i] : VIRTIO_MSI_NO_VECTOR)
+                            : setup_queue_mmio(d, i, qsize);
+        if (!ok) return false;
+    }
     d->nq = nqueues;
     /* 8. DRIVER_OK */
     uint32_t ok = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |
-                  (d->version >= 2 ? VIRTIO_STATUS_FEATURES_OK : 0);
-    wr(d, VMMIO_STATUS, ok);
-    st = rd(d, VMMIO_STATUS);
+                  (modern ? VIRTIO_STATUS_FEATURES_OK : 0);
+    set_status(d, ok);
+    st = vdev_status(d);
     if (st != ok) return FAIL("Status reads %x after DRIVER_OK (wrote %x)", st, ok);
     return true;
 }
 
-uint32_t vdev_cfg32(struct vdev *d, unsigned off) { return rd(d, VMMIO_CONFIG + off); }
+bool vdev_init(struct vdev *d, struct vmmio_slot *s, uint64_t want, unsigned nqueues, unsigned qsize)
+{
+    memset(d, 0, sizeof *d);
+    d->transport = VT_MMIO;
+    d->slot = s;
+    d->base = s->base;
+    if (nqueues > VDEV_MAX_QUEUES) return snprintf(d->err, sizeof d->err, "too many queues"), false;
+    if (rd(d, VMMIO_MAGIC) != VIRTIO_MMIO_MAGIC_VALUE) return snprintf(d->err, sizeof d->err, "bad magic"), false;
+    d->version = rd(d, VMMIO_VERSION);
+    if (d->version != 1 && d->version != 2) return snprintf(d->err, sizeof d->err, "version %u", d->version), false;
+    return init_common(d, want, nqueues, qsize, NULL, 0);
+}
+
+bool vpci_init(struct vdev *d, struct vpci_fn *f, uint64_t want, unsigned nqueues, unsigned qsize,
+               const uint16_t *qvec, uint16_t cfgvec)
+{
+    memset(d, 0, sizeof *d);
+    d->transport = VT_PCI;
+    d->pci = f;
+    d->version = 2;
+    if (nqueues > VDEV_MAX_QUEUES) return snprintf(d->err, sizeof d->err, "too many queues"), false;
+    if (f->err[0]) return snprintf(d->err, sizeof d->err, "%s", f->err), false;
+    if (!f->cap[VPCI_CAP_COMMON].addr || !f->cap[VPCI_CAP_NOTIFY].addr || !f->cap[VPCI_CAP_ISR].addr)
+        return snprintf(d->err, sizeof d->err, "missing common/notify/ISR structure"), false;
+    d->base = f->cap[VPCI_CAP_COMMON].addr;
+    d->notify = f->cap[VPCI_CAP_NOTIFY].addr;
+    d->isr = f->cap[VPCI_CAP_ISR].addr;
+    d->devcfg = f->cap[VPCI_CAP_DEVICE].addr;
+    d->notify_mult = f->notify_mult;
+    return init_common(d, want, nqueues, qsize, qvec, cfgvec);
+}
+
+uint32_t vdev_cfg32(struct vdev *d, unsigned off)
+{
+    return is_pci(d) ? mmio_read32(d->devcfg + off) : rd(d, VMMIO_CONFIG + off);
+}
 
 uint64_t vdev_cfg64(struct vdev *d, unsigned off)
 {
+    bool gen = is_pci(d) || d->version >= 2;
     for (int i = 0; i < 10; i++) {
-        uint32_t g = d->version >= 2 ? rd(d, VMMIO_CONFIG_GENERATION) : 0;
-        uint64_t v = rd(d, VMMIO_CONFIG + off) | (uint64_t)rd(d, VMMIO_CONFIG + off + 4) << 32;
-        if (d->version < 2 || rd(d, VMMIO_CONFIG_GENERATION) == g) return v;
+        uint32_t g = cfg_generation(d);
+        uint64_t v = vdev_cfg32(d, off) | (uint64_t)vdev_cfg32(d, off + 4) << 32;
+        if (!gen || cfg_generation(d) == g) return v;
     }
     return ~0ull;
 }
@@ -410,7 +538,8 @@ void vq_set_no_interrupt(struct virtq *q, bool on) { q->avail[0] = on ? VIRTQ_AV
 void vq_kick(struct vdev *d, unsigned qi)
 {
     virt_mb();
-    wr(d, VMMIO_QUEUE_NOTIFY, qi);
+    if (is_pci(d)) mmio_write16(d->notify + (uint64_t)d->qnotify_off[qi] * d->notify_mult, (uint16_t)qi);
+    else wr(d, VMMIO_QUEUE_NOTIFY, qi);
 }
 
 bool vq_poll(struct virtq *q, uint32_t *id, uint32_t *len)
@@ -446,7 +575,7 @@ static void vmmio_isr(unsigned vec)
 }
 
 /* the IOAPIC (MADT) serving a GSI: base and pin */
-static bool gsi_ioapic(uint32_t gsi, uint64_t *base, unsigned *pin)
+bool gsi_ioapic(uint32_t gsi, uint64_t *base, unsigned *pin)
 {
     const struct acpi_header *h = acpi_table("APIC", 0);
     if (!h) {
@@ -474,7 +603,7 @@ static bool gsi_ioapic(uint32_t gsi, uint64_t *base, unsigned *pin)
     return false;
 }
 
-static void ioapic_rte(uint64_t base, unsigned pin, uint32_t lo, uint32_t hi)
+void ioapic_rte(uint64_t base, unsigned pin, uint32_t lo, uint32_t hi)
 {
     mmio_write32(base, 0x10 + 2 * pin + 1);
     mmio_write32(base + 0x10, hi);

@@ -1,5 +1,7 @@
-/* qvm test guest: virtio over MMIO (virtio 1.2 §4.2; version 2 registers, legacy version 1 too).
- * Ring 3 driver core shared by tests/virtio*.c. See docs/testing.md ("virtio").
+/* qvm test guest: virtio over MMIO (virtio 1.2 §4.2; version 2 registers, legacy version 1 too)
+ * and over PCI (§4.1, modern: virtio_pci_cap structures, common configuration, MSI-X).
+ * Ring 3 driver core shared by tests/virtio*.c: one struct vdev, one init sequence and one
+ * split-virtqueue implementation for both transports. See docs/testing.md ("virtio").
  *
  * Discovery: the DSDT/SSDTs are scanned (bounded) for Device objects with _HID "LNRO0005"; each
  * one's _CRS gives the register window (Memory32Fixed) and the GSI (Extended Interrupt, with its
@@ -110,10 +112,91 @@ struct vbuf {
     bool device_writes;
 };
 
+/* ---- virtio over PCI (§4.1) --------------------------------------------------------------- */
+#define VIRTIO_PCI_VENDOR 0x1af4
+#define VIRTIO_PCI_DEVICE_MODERN 0x1040 /* + device type */
+#define VPCI_CAP_COMMON 1
+#define VPCI_CAP_NOTIFY 2
+#define VPCI_CAP_ISR 3
+#define VPCI_CAP_DEVICE 4
+#define VPCI_CAP_PCI_CFG 5
+/* common configuration structure (§4.1.4.3) */
+#define VPCI_DFSELECT 0x00
+#define VPCI_DF 0x04
+#define VPCI_GFSELECT 0x08
+#define VPCI_GF 0x0c
+#define VPCI_MSIX_CONFIG 0x10
+#define VPCI_NUM_QUEUES 0x12
+#define VPCI_STATUS 0x14
+#define VPCI_CFG_GENERATION 0x15
+#define VPCI_Q_SELECT 0x16
+#define VPCI_Q_SIZE 0x18
+#define VPCI_Q_MSIX 0x1a
+#define VPCI_Q_ENABLE 0x1c
+#define VPCI_Q_NOFF 0x1e
+#define VPCI_Q_DESC 0x20
+#define VPCI_Q_DRIVER 0x28
+#define VPCI_Q_DEVICE 0x30
+#define VIRTIO_MSI_NO_VECTOR 0xffff
+
+#define PCI_CMD_IO 0x1
+#define PCI_CMD_MEM 0x2
+#define PCI_CMD_MASTER 0x4
+#define PCI_CMD_INTX_DISABLE 0x400
+
+#define VPCI_MAX_FNS 32
+struct vpci_cap {
+    bool present;
+    uint8_t pos;  /* offset of the capability in config space */
+    uint8_t bar;
+    uint32_t off, len;
+    uint64_t addr; /* BAR address + off, once the BAR is known */
+};
+struct vpci_fn {
+    unsigned bus, dev, fn;
+    uint16_t vendor, device, subsys_vendor, subsys;
+    uint8_t rev, int_pin, int_line;
+    uint32_t type;          /* virtio device type (0x1040+type, or the subsystem id if transitional) */
+    bool transitional;      /* 0x1000-0x103f */
+    uint64_t bar[6], bar_size[6];
+    bool bar_io[6], bar_64[6], bar_fixed[6]; /* bar_fixed: assigned (or moved below 4 GiB) by us */
+    struct vpci_cap cap[6];  /* by cfg_type 1..5 (first of each type) */
+    unsigned ncaps_vendor;   /* vendor-specific capabilities seen */
+    uint32_t notify_mult;
+    /* MSI-X (capability 0x11) */
+    uint8_t msix_pos;        /* 0: none */
+    uint16_t msix_size;
+    uint8_t msix_table_bar, msix_pba_bar;
+    uint32_t msix_table_off, msix_pba_off;
+    uint64_t msix_table, msix_pba;
+    char err[80];            /* discovery problem (BAR, capability), "" if usable */
+};
+/* Enumerates bus 0 once (0xCF8), sizes BARs, assigns unassigned / above-4-GiB memory BARs from a
+ * free window (vpci_window=BASE-END, default 0xc0000000-0xd0000000, skipping anything decoded),
+ * walks the capability lists, enables memory decoding + bus mastering with INTx disabled. */
+unsigned vpci_discover(void);              /* number of virtio functions */
+struct vpci_fn *vpci_at(unsigned i);       /* the i-th virtio function in bus order */
+struct vpci_fn *vpci_find(uint32_t type, unsigned nth);
+const char *vpci_name(const struct vpci_fn *f); /* "00:03.0" (static buffer per call slot) */
+void vpci_intx(struct vpci_fn *f, bool enable); /* Command.InterruptDisable */
+/* MSI-X: entry -> IDT vector on this CPU (edge, fixed), masked or not; enable/function mask */
+void vpci_msix_enable(struct vpci_fn *f, bool on);
+void vpci_msix_entry(struct vpci_fn *f, unsigned entry, unsigned vec, bool masked);
+void vpci_msix_mask(struct vpci_fn *f, unsigned entry, bool masked);
+bool vpci_msix_pending(struct vpci_fn *f, unsigned entry);
+
+enum vtransport { VT_MMIO, VT_PCI };
+
 #define VDEV_MAX_QUEUES 4
 struct vdev {
-    struct vmmio_slot *slot;
-    uint64_t base;
+    enum vtransport transport;
+    struct vmmio_slot *slot; /* VT_MMIO */
+    struct vpci_fn *pci;     /* VT_PCI */
+    uint64_t base;           /* MMIO: register window; PCI: common configuration */
+    uint64_t notify, isr, devcfg; /* PCI structures */
+    uint32_t notify_mult;
+    uint16_t qnotify_off[VDEV_MAX_QUEUES];
+    uint16_t qvec[VDEV_MAX_QUEUES], cfgvec; /* PCI: MSI-X vectors as read back */
     uint32_t version;
     uint64_t device_features, features; /* offered / negotiated */
     unsigned nq;
@@ -127,9 +210,16 @@ struct vdev {
  * set-up (size min(QueueNumMax, qsize); version 2: desc/driver/device addresses + QueueReady,
  * version 1: GuestPageSize/QueueAlign 4096 + QueuePFN), DRIVER_OK. false + d->err on failure. */
 bool vdev_init(struct vdev *d, struct vmmio_slot *s, uint64_t want, unsigned nqueues, unsigned qsize);
+/* The same over PCI; qvec[i] is written to queue_msix_vector of queue i before it is enabled
+ * (qvec NULL: VIRTIO_MSI_NO_VECTOR), cfgvec to config_msix_vector; each is read back into
+ * d->qvec / d->cfgvec (0xffff = the device refused; not an error here, the caller decides). */
+bool vpci_init(struct vdev *d, struct vpci_fn *f, uint64_t want, unsigned nqueues, unsigned qsize,
+               const uint16_t *qvec, uint16_t cfgvec);
+uint32_t vdev_status(struct vdev *d);
+const char *vdev_name(const struct vdev *d); /* "mmio@ADDR" or "pci@BB:DD.F" */
 bool vdev_reset(struct vdev *d); /* Status 0; true if it reads back 0 */
 uint32_t vdev_cfg32(struct vdev *d, unsigned off);
-uint64_t vdev_cfg64(struct vdev *d, unsigned off); /* ConfigGeneration-consistent on version 2 */
+uint64_t vdev_cfg64(struct vdev *d, unsigned off); /* ConfigGeneration-consistent (not on legacy) */
 
 /* Add one chain (readable buffers first); returns the head index, -1 if it cannot. */
 int vq_add(struct virtq *q, const struct vbuf *b, unsigned n);
@@ -143,6 +233,9 @@ void vq_set_no_interrupt(struct virtq *q, bool on);
  * InterruptStatus and acknowledges it; trigger mode from _CRS. masked=true only programs it. */
 bool vdev_irq_route(struct vdev *d, bool masked);
 void vdev_irq_mask(struct vdev *d);
+/* the IOAPIC (MADT) serving a GSI, and one redirection entry (lo written last) */
+bool gsi_ioapic(uint32_t gsi, uint64_t *base, unsigned *pin);
+void ioapic_rte(uint64_t base, unsigned pin, uint32_t lo, uint32_t hi);
 extern volatile uint32_t vmmio_isr_bits[VMMIO_MAX_SLOTS]; /* OR of InterruptStatus seen by the handler */
 
 /* DMA memory: identity-mapped RAM after the guest image (bump allocator, zeroed, bounded). */

@@ -1,12 +1,46 @@
 /* PCI enumeration: bus 0 through configuration mechanism #1 (0xCF8/0xCFC); every function's
  * ID/class via ECAM (MCFG) must match. Optional expectation pci_min=N functions. Later tests
- * (virtio-pci, QNX shmem 1C05:0001) can reuse pci_cfg_read32(). */
+ * (virtio-pci, QNX shmem 1C05:0001) use pci_cfg_read32() and the accessors below. */
 #include "guest.h"
 
 uint32_t pci_cfg_read32(unsigned bus, unsigned dev, unsigned fn, unsigned off)
 {
     outl(0xcf8, 0x80000000u | (bus << 16) | (dev << 11) | (fn << 8) | (off & 0xfc));
     return inl(0xcfc);
+}
+
+uint16_t pci_cfg_read16(unsigned bus, unsigned dev, unsigned fn, unsigned off)
+{
+    return (uint16_t)(pci_cfg_read32(bus, dev, fn, off) >> (8 * (off & 2)));
+}
+
+uint8_t pci_cfg_read8(unsigned bus, unsigned dev, unsigned fn, unsigned off)
+{
+    return (uint8_t)(pci_cfg_read32(bus, dev, fn, off) >> (8 * (off & 3)));
+}
+
+static void cf8_select(unsigned bus, unsigned dev, unsigned fn, unsigned off)
+{
+    outl(0xcf8, 0x80000000u | (bus << 16) | (dev << 11) | (fn << 8) | (off & 0xfc));
+}
+
+void pci_cfg_write32(unsigned bus, unsigned dev, unsigned fn, unsigned off, uint32_t v)
+{
+    cf8_select(bus, dev, fn, off);
+    outl(0xcfc, v);
+}
+
+/* naturally aligned sub-dword writes touch only their bytes (no read-modify-write of status) */
+void pci_cfg_write16(unsigned bus, unsigned dev, unsigned fn, unsigned off, uint16_t v)
+{
+    cf8_select(bus, dev, fn, off);
+    outw((uint16_t)(0xcfc + (off & 2)), v);
+}
+
+void pci_cfg_write8(unsigned bus, unsigned dev, unsigned fn, unsigned off, uint8_t v)
+{
+    cf8_select(bus, dev, fn, off);
+    outb((uint16_t)(0xcfc + (off & 3)), v);
 }
 
 static void test_pci(void)

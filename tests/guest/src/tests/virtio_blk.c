@@ -1,4 +1,4 @@
-/* virtio-blk over MMIO (virtio 1.2 §5.2). The runner creates the backing files filled with
+/* virtio-blk (virtio 1.2 §5.2) over MMIO (virtio_blk) and PCI (virtio_pci_blk). The runner creates the backing files filled with
  * pattern_byte() (the same formula is in runner/qvmtest.py) and passes:
  *   vblk=N             number of blk devices (read-write + read-only)
  *   vblk_sectors=S     capacity of the read-write disk(s), 512-byte sectors
@@ -63,10 +63,18 @@ static int blk_rw(struct blk *b, uint32_t type, uint64_t sector, void *data, uin
     return *(volatile uint8_t *)b->status;
 }
 
-static bool blk_open(struct blk *b, struct vmmio_slot *s)
+#define BLK_WANT (BIT64(VIRTIO_BLK_F_RO) | BIT64(VIRTIO_BLK_F_FLUSH) | BIT64(VIRTIO_BLK_F_BLK_SIZE))
+
+/* s (virtio-mmio) or f (virtio-pci, MSI-X off, no vectors) */
+static bool blk_open(struct blk *b, struct vmmio_slot *s, struct vpci_fn *f)
 {
-    uint64_t want = BIT64(VIRTIO_BLK_F_RO) | BIT64(VIRTIO_BLK_F_FLUSH) | BIT64(VIRTIO_BLK_F_BLK_SIZE);
-    if (!vdev_init(&b->d, s, want, 1, 16)) return false;
+    if (f) {
+        vpci_msix_enable(f, false);
+        vpci_intx(f, false);
+        if (!vpci_init(&b->d, f, BLK_WANT, 1, 16, NULL, VIRTIO_MSI_NO_VECTOR)) return false;
+    } else if (!vdev_init(&b->d, s, BLK_WANT, 1, 16)) {
+        return false;
+    }
     vq_set_no_interrupt(&b->d.q[0], true);
     if (!b->hdr) {
         b->hdr = dma_alloc(sizeof *b->hdr, 16);
@@ -90,7 +98,7 @@ static bool check_pattern(const uint8_t *p, uint64_t sector, uint32_t len, char 
 
 static struct blk blk_dev;
 
-static const char *blk_rw_disk(struct vmmio_slot *s, char *msg, size_t msz, char *info, size_t isz)
+static const char *blk_rw_disk(char *msg, size_t msz, char *info, size_t isz)
 {
     struct blk *b = &blk_dev;
     uint64_t want_cap = 0, wsec = 3, seed = 1;
@@ -136,11 +144,11 @@ static const char *blk_rw_disk(struct vmmio_slot *s, char *msg, size_t msz, char
     st = blk_rw(b, VIRTIO_BLK_T_IN, wsec - 1, b->buf, 512, 2000000);
     if (st != VIRTIO_BLK_S_OK || !check_pattern(b->buf, wsec - 1, 512, msg, msz))
         return st != VIRTIO_BLK_S_OK ? "read of the sector before the written one failed" : msg;
-    snprintf(info, isz, "rw %lx cap=%lu feat=%lx %s wsector=%lu wfnv=%08x", s->base, cap, b->d.features, flush, wsec, h);
+    snprintf(info, isz, "rw %s cap=%lu feat=%lx %s wsector=%lu wfnv=%08x", vdev_name(&b->d), cap, b->d.features, flush, wsec, h);
     return NULL;
 }
 
-static const char *blk_ro_disk(struct vmmio_slot *s, char *msg, size_t msz, char *info, size_t isz)
+static const char *blk_ro_disk(char *msg, size_t msz, char *info, size_t isz)
 {
     struct blk *b = &blk_dev;
     uint64_t want_cap = 0;
@@ -157,44 +165,51 @@ static const char *blk_ro_disk(struct vmmio_slot *s, char *msg, size_t msz, char
     st = blk_rw(b, VIRTIO_BLK_T_IN, 0, b->buf, 512, 2000000);
     if (st != VIRTIO_BLK_S_OK || !check_pattern(b->buf, 0, 512, msg, msz))
         return st != VIRTIO_BLK_S_OK ? "ro re-read failed" : msg;
-    snprintf(info, isz, "ro %lx cap=%lu write->IOERR", s->base, cap);
+    snprintf(info, isz, "ro %s cap=%lu write->IOERR", vdev_name(&b->d), cap);
     return NULL;
 }
 
-static void test_virtio_blk(void)
+/* every blk device of one transport: n = vblk=, read-only ones = vblk_ro= */
+static void blk_all(bool pci)
 {
     uint64_t want = 1, want_ro = 0;
     cmdline_u64("vblk", &want);
     cmdline_u64("vblk_ro", &want_ro);
     unsigned n = 0, nro = 0;
-    while (vmmio_find(VIRTIO_ID_BLOCK, n)) n++;
+    while (pci ? (void *)vpci_find(VIRTIO_ID_BLOCK, n) : (void *)vmmio_find(VIRTIO_ID_BLOCK, n)) n++;
     if (n != want) return test_fail("%u blk devices, expected vblk=%lu", n, want);
     char msg[160], info[160], all[240];
     size_t o = 0;
     all[0] = 0;
     for (unsigned i = 0; i < n; i++) {
-        struct vmmio_slot *s = vmmio_find(VIRTIO_ID_BLOCK, i);
+        struct vmmio_slot *s = pci ? NULL : vmmio_find(VIRTIO_ID_BLOCK, i);
+        struct vpci_fn *f = pci ? vpci_find(VIRTIO_ID_BLOCK, i) : NULL;
         struct blk *b = &blk_dev;
-        if (!blk_open(b, s)) return test_fail("device %lx init: %s", s->base, b->d.err);
+        if (!blk_open(b, s, f)) return test_fail("device %s init: %s", vdev_name(&b->d), b->d.err);
         bool ro = (b->d.features & BIT64(VIRTIO_BLK_F_RO)) != 0;
         nro += ro;
-        const char *e = ro ? blk_ro_disk(s, msg, sizeof msg, info, sizeof info)
-                           : blk_rw_disk(s, msg, sizeof msg, info, sizeof info);
+        const char *e = ro ? blk_ro_disk(msg, sizeof msg, info, sizeof info) : blk_rw_disk(msg, sizeof msg, info, sizeof info);
         vdev_reset(&b->d);
-        if (e) return test_fail("device %lx: %s", s->base, e);
+        if (e) return test_fail("device %s: %s", vdev_name(&b->d), e);
         if (o + 2 < sizeof all) o += (size_t)snprintf(all + o, sizeof all - o, "%s%s", i ? "; " : "", info);
     }
     if (nro != want_ro) return test_fail("%u read-only disks, expected vblk_ro=%lu", nro, want_ro);
     test_pass("n=%u %s", n, all);
 }
+
+static void test_virtio_blk(void) { blk_all(false); }
 GUEST_TEST(virtio_blk, test_virtio_blk, TEST_NORMAL, "virtio-blk: read/write/flush, read-only rejection");
+
+/* the same over virtio-pci (polling, MSI-X off); the runner checks the host files the same way */
+static void test_virtio_pci_blk(void) { blk_all(true); }
+GUEST_TEST(virtio_pci_blk, test_virtio_pci_blk, TEST_NORMAL, "virtio-pci blk: read/write/flush, read-only rejection");
 
 static void bench_virtio_blk(void)
 {
     struct vmmio_slot *s = NULL;
     struct blk *b = &blk_dev;
     for (unsigned i = 0; (s = vmmio_find(VIRTIO_ID_BLOCK, i)); i++) {
-        if (!blk_open(b, s)) {
+        if (!blk_open(b, s, NULL)) {
             printk("INFO bench virtio_blk: init %lx: %s\n", s->base, b->d.err);
             return;
         }
