@@ -230,7 +230,20 @@ void PciTransport::config_written(uint16_t offset, unsigned size) {
     std::lock_guard lk(intx_mu_);
     update_intx_locked();
   }
+  if (offset < 0x28 && offset + size > 0x04) check_bars();  // command or a BAR
   if (offset < pci_cfg_cap_ + 20 && offset + size > pci_cfg_cap_) pci_cfg_written(offset, size);
+}
+
+void PciTransport::check_bars() {
+  const bool decode = mem_enabled_.load();
+  const uint8_t index[2] = {kMsixBar, kVirtioBar};
+  for (size_t i = 0; i < 2; ++i) {
+    std::optional<uint64_t> now;
+    if (decode) now = cfg_.bar(index[i])->addr;
+    if (now == bar_decoded_[i]) continue;
+    bar_decoded_[i] = now;
+    if (bar_hook_) bar_hook_(index[i], now);
+  }
 }
 
 void PciTransport::pci_cfg_written(uint16_t offset, unsigned size) {

@@ -31,10 +31,10 @@
 // rate-limited. BAR accesses while Command.Memory is clear read all ones and are dropped.
 //
 // Not implemented: legacy / transitional interface (§4.1.4.8), VIRTIO_F_RING_RESET,
-// VIRTIO_F_NOTIFICATION_DATA, shared memory capabilities, PCI Status.Interrupt-Status, moving
-// BARs after the machine placed them. PCI_CFG reads are answered from a snapshot taken when
-// the driver writes the window's bar/offset/length (PciFunction has no read hook); the ISR is
-// not cleared by such a snapshot.
+// VIRTIO_F_NOTIFICATION_DATA, shared memory capabilities, PCI Status.Interrupt-Status. A BAR the
+// guest moves is reported through set_bar_hook(); following it is the machine's job. PCI_CFG reads
+// are answered from a snapshot taken when the driver writes the window's bar/offset/length
+// (PciFunction has no read hook); the ISR is not cleared by such a snapshot.
 #pragma once
 
 #include <atomic>
@@ -113,6 +113,13 @@ class PciTransport final : public pci::PciFunction,
   void handle_notify(uint16_t queue);
   // Called under the transport lock when a queue becomes ready or stops being ready.
   void set_queue_ready_hook(QueueReadyFn fn);
+  // Where BAR `index` decodes now: its address while Command.Memory is set, nullopt while not.
+  // Called from config_written (under PciRoot's lock: do not call into PciRoot) whenever that
+  // changes, e.g. when the driver enables decoding or moves a BAR (sizing happens with decoding
+  // off, so its all-ones values are never reported). Lets the machine move the bus range and
+  // the notify ioeventfds of a BAR the guest reassigned.
+  using BarHookFn = std::function<void(uint8_t index, std::optional<uint64_t> addr)>;
+  void set_bar_hook(BarHookFn fn) { bar_hook_ = std::move(fn); }
 
   // For tests, dryrun, and the irqfd resample path.
   uint32_t status() const;
@@ -139,6 +146,7 @@ class PciTransport final : public pci::PciFunction,
   uint16_t checked_vector(uint64_t value) const;
   void reset_locked();
   void pci_cfg_written(uint16_t offset, unsigned size);
+  void check_bars();
 
   // Interrupt side (any thread; no transport lock).
   void signal_used(uint16_t queue);
@@ -155,6 +163,8 @@ class PciTransport final : public pci::PciFunction,
   uint16_t nqueues_;
   uint64_t virtio_bar_size_;
   uint16_t pci_cfg_cap_ = 0;
+  BarHookFn bar_hook_;
+  std::optional<uint64_t> bar_decoded_[2];  // kMsixBar, kVirtioBar as last reported
   std::unique_ptr<Interrupt> interrupt_;
   std::shared_ptr<BarRegion> regions_[2];
 

@@ -153,6 +153,26 @@ TEST_F(PciTransportTest, BarSizingAndLayoutQuery) {
   EXPECT_GE(t.use_count(), 3);
 }
 
+TEST_F(PciTransportTest, BarHookReportsDecodedAddresses) {
+  std::vector<std::pair<uint8_t, std::optional<uint64_t>>> seen;
+  t->set_bar_hook([&](uint8_t i, std::optional<uint64_t> a) { seen.emplace_back(i, a); });
+  g->cfg_write(0x04, 2, 0);  // decoding off: both BARs unmapped
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_FALSE(seen[1].second.has_value());
+  // Sizing and moving with decoding off reports nothing.
+  g->cfg_write(0x20, 4, 0xffffffff);
+  g->cfg_write(0x24, 4, 0xffffffff);
+  g->cfg_write(0x20, 4, 0xe0000000);
+  g->cfg_write(0x24, 4, 0);
+  EXPECT_EQ(seen.size(), 2u);
+  g->enable_memory();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[3], std::make_pair(uint8_t{kBar}, std::optional<uint64_t>(0xe0000000)));
+  g->cfg_write(0x20, 4, 0xe0004000);  // moved while decoding
+  ASSERT_EQ(seen.size(), 5u);
+  EXPECT_EQ(seen[4].second, std::optional<uint64_t>(0xe0004000));
+}
+
 TEST_F(PciTransportTest, MemoryDecodingOffReadsAllOnes) {
   g->cfg_write(0x04, 2, 0);
   EXPECT_EQ(g->common(kNumQ, 2), 0xffffu);
