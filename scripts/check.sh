@@ -64,7 +64,13 @@ if [ "$fuzz_build" -eq 0 ]; then
     "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -max_len=8192 -print_final_stats=0 \
       -artifact_prefix="$work/" "$work" >"$work.log" 2>&1
     rc=$?
-    if [ $rc -ne 0 ]; then tail -40 "$work.log"; ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null; fi
+    if [ $rc -ne 0 ]; then
+      tail -40 "$work.log"
+      # Keep what failed so it can become a regression test (fuzz/corpus/ + a unit test).
+      mkdir -p build-fuzz/artifacts
+      cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* build-fuzz/artifacts/ 2>/dev/null
+      ls build-fuzz/artifacts
+    fi
     result "$name" $rc
     rm -rf "$work" "$work.log"
   done

@@ -169,6 +169,10 @@ Token lex_argument(std::string_view arg, std::shared_ptr<const std::string> file
   Cursor cur(arg, file, index);
   tok.loc = cur.loc();
   while (!cur.done()) {
+    if (cur.peek() == '\0') {
+      diags.error(cur.loc(), "unexpected NUL byte in an argument");
+      break;
+    }
     if (cur.peek() == '$') {
       substitute(cur, tok.text, env, diags);
     } else {

@@ -150,5 +150,12 @@ TEST(LexArgument, OneArgumentIsOneToken) {
   EXPECT_EQ(t.loc.str(), "<command line>:3:1");
 }
 
+TEST(LexArgument, NulIsAnError) {
+  Diagnostics d;
+  lex_argument(std::string_view("a\0b", 3), std::make_shared<const std::string>("<command line>"),
+               1, {}, d);
+  EXPECT_TRUE(d.has_errors());  // argv cannot hold NUL; fuzzed arguments can
+}
+
 }  // namespace
 }  // namespace qvm::config
