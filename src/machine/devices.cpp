@@ -34,6 +34,7 @@ constexpr uint32_t kSciGsi = 9;
 }  // namespace
 
 Status MachineImpl::build_devices() {
+  pci_ = std::make_shared<pci::PciRoot>();  // bus 0 exists before any PCI vdev is placed
   for (const auto& v : cfg_.vdevs) {
     if (auto s = add_device(v); !s)
       return Error{v.loc.str() + ": vdev " + v.type + ": " + s.error().message,
@@ -58,7 +59,6 @@ Status MachineImpl::build_devices() {
   rst->model =
       std::make_unique<vdev::ResetControl>([this] { request_stop(0, "guest reset (port 0xcf9)"); });
   keep_.push_back(rst);
-  pci_ = std::make_shared<pci::PciRoot>();
   Bundle<vdev::ResetControl>* r = rst.get();
   auto cf8 = std::make_shared<pci::PioConfigAccess>(
       *pci_,

@@ -81,10 +81,14 @@ class MachineImpl final : public Machine {
   Status build_devices();
   Status add_device(const config::VdevConfig& v);
   Status add_virtio(const config::VdevConfig& v);
+  Status add_virtio_pci(const config::VdevConfig& v);
+  Result<uint64_t> alloc_mmio(uint64_t size);
+  Result<uint8_t> pci_slot(const config::VdevConfig& v);
   struct VirtioBuild {
     std::shared_ptr<virtio::VirtioDevice> device;
-    std::function<Status(virtio::MmioTransport*)> attach;  // after the transport exists
-    std::string summary;                                   // for describe()
+    // After the transport exists: how to run the device's queue processing (for host input).
+    std::function<Status(std::function<void(uint16_t)>)> attach;
+    std::string summary;  // for describe()
   };
   Result<VirtioBuild> make_virtio_device(const config::VdevConfig& v);
   Status add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
@@ -128,7 +132,9 @@ class MachineImpl final : public Machine {
     uint32_t gsi;
   };
   std::vector<VirtioMmioSlot> virtio_mmio_;
-  std::shared_ptr<pci::PciRoot> pci_;  // described in the DSDT (LNRO0005)
+  std::shared_ptr<pci::PciRoot> pci_;
+  uint64_t mmio_next_ = 0xc0000000;  // 32-bit PCI MMIO window for BARs, up to 0xfec00000  //
+                                     // described in the DSDT (LNRO0005)
   StopState stop_;
   UniqueFd stop_efd_;
 };

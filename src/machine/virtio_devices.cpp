@@ -49,7 +49,7 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
   }
   if (v.type == "virtio-console") {
     auto ep = std::make_shared<CharEndpoints>(QVM_TRY(open_char_endpoints(v.all("hostdev"))));
-    auto holder = std::make_shared<virtio::MmioTransport*>(nullptr);
+    auto holder = std::make_shared<std::function<void(uint16_t)>>();
     int out = ep->out;
     vdev::VirtioConsole::Hooks hooks;
     hooks.output = [out](std::span<const uint8_t> bytes) {
@@ -62,14 +62,14 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
       }
     };
     hooks.kick = [holder] {
-      if (*holder) (*holder)->handle_notify(vdev::VirtioConsole::kReceiveQueue);
+      if (*holder) (*holder)(vdev::VirtioConsole::kReceiveQueue);
     };
     auto console = std::make_shared<vdev::VirtioConsole>(vdev::VirtioConsole::Options{}, hooks);
     b.device = console;
     b.summary = " hostdev:" + (ep->description.empty() ? std::string(" none") : ep->description);
     if (ep->in == STDIN_FILENO) uses_stdin_ = true;
-    b.attach = [this, ep, holder, console](virtio::MmioTransport* t) -> Status {
-      *holder = t;
+    b.attach = [this, ep, holder, console](std::function<void(uint16_t)> notify) -> Status {
+      *holder = std::move(notify);
       keep_.push_back(ep);
       if (ep->in < 0 || opts_.dryrun) return {};
       int in = ep->in;
@@ -101,10 +101,7 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
 }
 
 Status MachineImpl::add_virtio(const config::VdevConfig& v) {
-  if (v.on_pci())
-    return Error{
-        "virtio over PCI is not implemented yet; give 'loc ADDR intr PIC:LINE' for virtio-mmio",
-        ENOSYS};
+  if (v.on_pci()) return add_virtio_pci(v);
   if (v.location->space != config::AddrSpace::kMem)
     return make_error("virtio-mmio needs a memory location");
   uint64_t base = v.location->addr;
@@ -133,7 +130,10 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
       },
       virtio::MmioOptions{v.has("legacy"), 0x1c05});
   QVM_TRY(mmio_.insert(base, virtio::MmioTransport::kRegionSize, transport, v.type));
-  if (built.attach) QVM_TRY(built.attach(transport.get()));
+  if (built.attach) {
+    virtio::MmioTransport* tp = transport.get();
+    QVM_TRY(built.attach([tp](uint16_t q) { tp->handle_notify(q); }));
+  }
   keep_.push_back(std::make_shared<UniqueFd>(std::move(irqfd)));
   keep_.push_back(transport);
 

@@ -129,7 +129,7 @@ class QvmMachine(Machine):
 
     def __init__(self, device_sets=None):
         super().__init__("qvm", {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic",
-                                 "ioapic", "acpi", "e820", "smp", "poweroff", "reset_i8042",
+                                 "ioapic", "acpi", "e820", "smp", "pci", "poweroff", "reset_i8042",
                                  "reset_acpi"},
                          [], device_sets=dict(device_sets or {}))
 

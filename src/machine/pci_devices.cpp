@@ -1,0 +1,137 @@
+// virtio vdevs on PCI (spec §5: a vdev that can be PCI is PCI unless `loc`/`intr` say otherwise;
+// virtio 1.2 §4.1 modern transport). qvm is the firmware here: it assigns each function a slot on
+// bus 0 and its BARs in the 32-bit window 0xc0000000-0xfebfffff (skipping `reserve`d ranges), so
+// guests find working BARs without a BIOS. Hot paths stay in the kernel: queue notifications are
+// KVM ioeventfds on the notify area, MSI-X messages go straight to KVM_SIGNAL_MSI from the thread
+// that completes the request.
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/log.hpp"
+#include "machine/machine_impl.hpp"
+#include "pci/pci_root.hpp"
+#include "virtio/transport/pci.hpp"
+
+namespace qvm::machine {
+
+namespace {
+constexpr uint64_t kMmioWindowEnd = 0xfec00000;  // the IOAPIC and LAPIC pages follow
+constexpr uint32_t kFirstPciGsi = 16;            // IOAPIC pins 16-23: PCI INTx (level)
+}  // namespace
+
+Result<uint64_t> MachineImpl::alloc_mmio(uint64_t size) {
+  for (int tries = 0; tries < 64; ++tries) {
+    uint64_t a = (mmio_next_ + size - 1) & ~(size - 1);  // natural alignment (PCI 3.0 §6.2.5.1)
+    if (a + size > kMmioWindowEnd) break;
+    bool clash = false;
+    for (const auto& r : cfg_.reserves) {
+      if (r.kind != config::ReserveConfig::Kind::kLoc || r.loc.space != config::AddrSpace::kMem) continue;
+      if (a < r.loc.addr + r.length && r.loc.addr < a + size) {
+        mmio_next_ = r.loc.addr + r.length;
+        clash = true;
+      }
+    }
+    for (const auto& m : mem_.regions())
+      if (a < m.end() && m.gpa < a + size) {
+        mmio_next_ = m.end();
+        clash = true;
+      }
+    if (clash) continue;
+    mmio_next_ = a + size;
+    return a;
+  }
+  return make_error("the PCI MMIO window 0xc0000000-0xfebfffff is full");
+}
+
+Result<uint8_t> MachineImpl::pci_slot(const config::VdevConfig& v) {
+  if (v.location && v.location->space == config::AddrSpace::kPci) {
+    const auto& l = *v.location;
+    if (l.bus != 0) return make_error("only PCI bus 0 exists");
+    if (l.func != 0) return make_error("a virtio device is function 0 of its slot");
+    if (l.dev == 0) return make_error("00:00.0 is the host bridge");
+    if (pci_->occupied(l.dev, 0)) return make_error(strprintf("PCI slot 00:%02x.0 is taken", l.dev));
+    return l.dev;
+  }
+  for (uint8_t d = 1; d < 32; ++d) {
+    if (pci_->occupied(d, 0)) continue;
+    bool reserved = false;
+    for (const auto& r : cfg_.reserves)
+      if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kPci && r.loc.bus == 0 &&
+          r.loc.dev == d)
+        reserved = true;
+    if (!reserved) return d;
+  }
+  return make_error("no free PCI slot on bus 0");
+}
+
+Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
+  uint8_t slot = QVM_TRY(pci_slot(v));
+  VirtioBuild built = QVM_TRY(make_virtio_device(v));
+  uint32_t gsi = kFirstPciGsi + (slot % 8u);  // INTA# of this slot (the Interrupt Line register says so)
+  kvm::Vm* vm = vm_ ? &*vm_ : nullptr;
+  auto transport = std::make_shared<virtio::PciTransport>(
+      mem_, built.device,
+      [vm](uint64_t addr, uint32_t data) {
+        if (vm) (void)vm->signal_msi(addr, data);
+      },
+      [vm, gsi](bool level) {
+        if (vm) (void)vm->set_irq_line(gsi, level);
+      },
+      virtio::PciOptions{});
+  transport->config().write(0x3c, 1, gsi);  // Interrupt Line: as firmware would fill it in
+  std::string bars;
+  std::vector<std::pair<uint8_t, uint64_t>> placed;
+  for (const pci::BarInfo& b : transport->bars()) {
+    uint64_t addr = QVM_TRY(alloc_mmio(b.size));
+    transport->config().set_bar_address(b.index, addr);
+    QVM_TRY(mmio_.insert(addr, b.size, transport->bar_device(b.index), v.type + " BAR" + std::to_string(b.index)));
+    placed.emplace_back(b.index, addr);
+    bars += strprintf(" BAR%u 0x%llx+0x%llx", b.index, static_cast<unsigned long long>(addr),
+                      static_cast<unsigned long long>(b.size));
+  }
+  // Memory decoding on, as firmware leaves a device it configured (the guest may still turn it off).
+  transport->config().write(0x04, 2, 0x0006);
+  if (!pci_->add(slot, 0, transport)) return make_error(strprintf("PCI slot 00:%02x.0 is taken", slot));
+  transport->set_bar_hook([name = v.type, placed](uint8_t bar, std::optional<uint64_t> addr) {
+    for (const auto& [index, at] : placed) {
+      if (index != bar || !addr || *addr == at) continue;
+      static RateLimit rl;
+      uint64_t supp = 0;
+      if (rl.allow(std::chrono::steady_clock::now(), &supp))
+        log_warn("%s: the guest moved BAR%u to 0x%llx; qvm keeps decoding it at 0x%llx", name.c_str(), bar,
+                 static_cast<unsigned long long>(*addr), static_cast<unsigned long long>(at));
+    }
+  });
+  if (built.attach) {
+    virtio::PciTransport* tp = transport.get();
+    QVM_TRY(built.attach([tp](uint16_t q) { tp->handle_notify(q); }));
+  }
+  keep_.push_back(transport);
+  if (vm_) {
+    for (uint16_t q = 0; q < transport->num_queues(); ++q) {
+      auto m = transport->notify_match(q);
+      uint64_t bar_addr = 0;
+      for (const auto& [index, at] : placed)
+        if (index == m.bar) bar_addr = at;
+      UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!efd) return Error::from_errno("eventfd", errno);
+      QVM_TRY(vm_->add_ioeventfd(efd.get(), bar_addr + m.offset, m.len, false, std::nullopt));
+      int fd = efd.get();
+      virtio::PciTransport* t = transport.get();
+      QVM_TRY(loop_->add_fd(fd, [fd, t, q] {
+        uint64_t n = 0;
+        ssize_t r = ::read(fd, &n, sizeof n);
+        (void)r;
+        t->handle_notify(q);
+      }));
+      keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
+    }
+  }
+  device_lines_.push_back(strprintf("%-11s pci 00:%02x.0%s  MSI-X, INTA# gsi %u%s", v.type.c_str(), slot, bars.c_str(),
+                                    gsi, built.summary.c_str()));
+  return {};
+}
+
+}  // namespace qvm::machine
