@@ -67,7 +67,9 @@ Status MachineImpl::build(const BuildOptions& opts, BuildError* err) {
     }
   }
   if (auto s = build_devices(); !s) {
-    err->exit_code = s.error().sys_errno == ENOSYS ? 64 : 65;
+    // The configuration itself was valid (the parser checked it); what failed here is building a
+    // device from it (a missing disk, a taken slot): a fatal error before the guest started.
+    err->exit_code = 64;
     err->message = s.error().message;
     return s;
   }
