@@ -4,8 +4,10 @@ find_package(Python3 COMPONENTS Interpreter REQUIRED)
 set(QVMTEST ${CMAKE_CURRENT_SOURCE_DIR}/runner/qvmtest.py)
 
 # virtio groups: the machine's device set in runner/qvmtest.py decides which virtio tests run
-set(QVM_KIT_GROUPS_qemu_microvm serial timers irq platform smp poweroff reset_acpi virtio virtio_legacy)
-set(QVM_KIT_GROUPS_qemu_q35 serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio_pci)
+set(QVM_KIT_GROUPS_qemu_microvm serial timers irq platform smp poweroff reset_acpi virtio virtio_legacy
+    virtio_durable)
+set(QVM_KIT_GROUPS_qemu_q35 serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio_pci
+    virtio_pci_durable)
 
 foreach(vmm qemu_microvm qemu_q35)
   string(REPLACE "_" "-" vmm_arg ${vmm})
@@ -32,7 +34,7 @@ set_tests_properties(guest.runner.selftest PROPERTIES
 # The same groups under qvm itself (configs in tests/guest/configs; the runner's device sets in
 # runner/qvmtest.py decide which tests of a group run on qvm: no PCI INTx test yet).
 set(QVM_KIT_GROUPS_qvm serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio virtio_legacy
-    virtio_pci)
+    virtio_pci virtio_durable virtio_pci_durable)
 if(TARGET qvm)
   foreach(group ${QVM_KIT_GROUPS_qvm})
     add_test(NAME guest.qvm.${group}

@@ -62,12 +62,18 @@ GROUPS: dict[str, dict] = {
     "virtio_legacy": {"tests": ["virtio_mmio", "virtio_entropy", "virtio_blk"],
                       "devices": "virtio_legacy"},
     "virtio_bench": {"tests": [], "bench": ["virtio_blk"], "devices": "virtio"},
+    # data safety: write + FLUSH, then the runner kills the VMM with SIGKILL mid-write (KILL_TESTS)
+    "virtio_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio"},
+    "virtio_pci_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio_pci"},
     # virtio over PCI (modern): the machine's device set "virtio_pci" decides which run
     "virtio_pci": {"tests": ["virtio_pci", "virtio_pci_entropy", "virtio_pci_blk", "virtio_pci_console",
                              "virtio_pci_msix", "virtio_pci_intx"],
                    "devices": "virtio_pci"},
 }
 TERMINAL_TESTS = {"poweroff", "reset_i8042", "reset_acpi"}
+# Tests whose PENDING line tells the runner to kill the VMM with SIGKILL (kill -9); they pass only
+# if the VMM was killed that way (exit kind "killed") and the host-side check then passes.
+KILL_TESTS = {"virtio_blk_durable"}
 
 
 # ---- machines ---------------------------------------------------------------------------------
@@ -110,6 +116,7 @@ class QemuMachine(Machine):
         ds = self.device_sets.get(opts.devices) if opts.devices else None
         if ds:
             paths = host.paths() if host else {}
+            paths["d0opts"] = opts.qemu_drive
             dev_args = [a.format(**paths) for a in ds.qemu_args]
         return ([self.binary(opts), "-M", self.machine_arg] + QEMU_COMMON + self.extra_args +
                 dev_args + ["-smp", str(opts.cpus), "-m", f"{opts.mem_mib}M",
@@ -190,6 +197,13 @@ def write_sector(seed: int) -> bytes:
     return bytes((i * 3 + seed * 29 + 0x11 + (i >> 7)) & 0xff for i in range(512))
 
 
+def durable_bytes(seed: int, sector: int, count: int) -> bytes:
+    """virtio_blk_durable's flushed data (durable_byte() in virtio_blk.c)"""
+    k = (seed * 101 + (seed >> 8) + 0x3c) & 0xff
+    return b"".join(bytes(((sector + s) * 167 + i * 13 + k + (i >> 6)) & 0xff for i in range(512))
+                    for s in range(count))
+
+
 def fnv1a32(data: bytes) -> int:
     h = 2166136261
     for b in data:
@@ -202,9 +216,10 @@ class VirtioHost:
     pair (QEMU `-chardev pipe,path=P` reads P.in and writes P.out), per-run facts for the guest
     command line, the console input channel, and the checks of the host files after exit."""
 
-    def __init__(self, devset: DeviceSet):
+    def __init__(self, devset: DeviceSet, disk_dir: str | None = None, disk_sectors: int = VBLK_SECTORS):
         self.devset = devset
-        self.dir = tempfile.mkdtemp(prefix="qvmkit-virtio-")
+        self.sectors = disk_sectors
+        self.dir = tempfile.mkdtemp(prefix="qvmkit-virtio-", dir=disk_dir)
         self.disk = os.path.join(self.dir, "disk.img")
         self.disk_ro = os.path.join(self.dir, "disk-ro.img")
         self.vcon = os.path.join(self.dir, "vcon")
@@ -212,11 +227,15 @@ class VirtioHost:
         self.wsector = rnd.randrange(1, 200)
         self.seed = rnd.randrange(1, 1 << 30)
         self.nonce = f"{rnd.randrange(1 << 32):08x}"
+        # virtio_blk_durable: flushed region [dsector, dsector+dcount), un-flushed one after it
+        self.dcount = 512
+        self.dsector = rnd.randrange(256, min(disk_sectors, VBLK_SECTORS) - 2 * self.dcount)
+        self.dseed = rnd.randrange(1, 1 << 30)
         self.vcon_out = bytearray()
         self._in_fd = self._out_fd = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.pristine = pattern_bytes(VBLK_SECTORS)
+        self.pristine = pattern_bytes(disk_sectors)
         with open(self.disk, "wb") as f:
             f.write(self.pristine)
         with open(self.disk_ro, "wb") as f:
@@ -238,9 +257,10 @@ class VirtioHost:
                 "QVM_TEST_VCON": self.vcon}
 
     def facts(self) -> dict[str, str]:
-        return {"vblk_sectors": str(VBLK_SECTORS), "vblk_ro_sectors": str(VBLK_RO_SECTORS),
+        return {"vblk_sectors": str(self.sectors), "vblk_ro_sectors": str(VBLK_RO_SECTORS),
                 "vblk_wsector": str(self.wsector), "vblk_seed": str(self.seed),
-                "vcon_nonce": self.nonce}
+                "vblk_dsector": str(self.dsector), "vblk_dcount": str(self.dcount),
+                "vblk_dseed": str(self.dseed), "vcon_nonce": self.nonce}
 
     def _read_console(self):
         while not self._stop.is_set():
@@ -275,6 +295,8 @@ class VirtioHost:
                 continue
             if r.name in ("virtio_blk", "virtio_pci_blk") and r.name in self.devset.tests:
                 problem = self._check_disk(r.detail)
+            elif r.name == "virtio_blk_durable":
+                problem = self._check_durable(r.detail)
             elif r.name in ("virtio_console", "virtio_pci_console"):
                 want = f"qvm-vcon-out {self.nonce}\n".encode()
                 problem = None if want in self.vcon_out else (
@@ -296,8 +318,8 @@ class VirtioHost:
             return f"guest wrote sector {ws}, runner asked for {self.wsector}"
         with open(self.disk, "rb") as f:
             data = f.read()
-        if len(data) != VBLK_SECTORS * 512:
-            return f"disk file is {len(data)} bytes, expected {VBLK_SECTORS * 512}"
+        if len(data) != self.sectors * 512:
+            return f"disk file is {len(data)} bytes, expected {self.sectors * 512}"
         sec = data[ws * 512:(ws + 1) * 512]
         if fnv1a32(sec) != wfnv:
             return f"sector {ws} in the file has FNV {fnv1a32(sec):08x}, guest reported {wfnv:08x}"
@@ -311,6 +333,32 @@ class VirtioHost:
                 return "the read-only disk file changed"
         return None
 
+    def _check_durable(self, detail: str) -> str | None:
+        """After kill -9: every flushed byte is in the file; only the flushed and the un-flushed
+        regions may differ from the pattern (the un-flushed one may hold anything)."""
+        m = re.search(r"\bdsector=(\d+) dcount=(\d+) dfnv=([0-9a-f]{8})\b", detail)
+        if not m:
+            return "no dsector=/dcount=/dfnv= in the result"
+        ds, dc, dfnv = int(m.group(1)), int(m.group(2)), int(m.group(3), 16)
+        if (ds, dc) != (self.dsector, self.dcount):
+            return f"guest wrote sectors {ds}+{dc}, runner asked for {self.dsector}+{self.dcount}"
+        want = durable_bytes(self.dseed, ds, dc)
+        if fnv1a32(want) != dfnv:
+            return f"guest's FNV {dfnv:08x} is not that of the expected data ({fnv1a32(want):08x})"
+        with open(self.disk, "rb") as f:
+            data = f.read()
+        if len(data) != self.sectors * 512:
+            return f"disk file is {len(data)} bytes, expected {self.sectors * 512}"
+        got = data[ds * 512:(ds + dc) * 512]
+        if got != want:
+            bad = [s for s in range(dc) if got[s * 512:(s + 1) * 512] != want[s * 512:(s + 1) * 512]]
+            return (f"{len(bad)} of {dc} flushed sectors are not in the host file after kill -9 "
+                    f"(first: sector {ds + bad[0]})")
+        lo, hi = ds * 512, (ds + 2 * dc) * 512
+        if data[:lo] != self.pristine[:lo] or data[hi:] != self.pristine[hi:]:
+            return "sectors outside the written regions changed"
+        return None
+
 
 # QEMU microvm virtio-mmio device set. microvm (with KVM: a second IOAPIC) has 24 transports at
 # 0xfeb00000 + 0x200*n on GSIs 24+n, filled from the top; its DSDT describes only populated
@@ -318,7 +366,7 @@ class VirtioHost:
 # unless virtio-mmio.force-legacy=false.
 QEMU_VIRTIO_ARGS = [
     "-device", "virtio-rng-device",
-    "-drive", "file={disk},if=none,id=d0,format=raw,cache=writeback",
+    "-drive", "file={disk},if=none,id=d0,format=raw,{d0opts}",
     "-device", "virtio-blk-device,drive=d0",
     "-drive", "file={disk_ro},if=none,id=d1,format=raw,readonly=on",
     "-device", "virtio-blk-device,drive=d1",
@@ -326,7 +374,7 @@ QEMU_VIRTIO_ARGS = [
     "-chardev", "pipe,id=vc0,path={vcon}",
     "-device", "virtconsole,chardev=vc0",
 ]
-VIRTIO_ALL = {"virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console"}
+VIRTIO_ALL = {"virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console", "virtio_blk_durable"}
 QEMU_MICROVM_DEVSETS = {
     "virtio": DeviceSet(VIRTIO_ALL,
                         ["vmmio=4", "vmmio_ids=2,2,3,4", "vmmio_version=2", "ventropy=1", "vblk=2",
@@ -345,7 +393,7 @@ QEMU_MICROVM_DEVSETS = {
 # "qvm-vcon-msix" to vcon.out.
 QEMU_VIRTIO_PCI_ARGS = [
     "-device", "virtio-rng-pci,disable-legacy=on,disable-modern=off",
-    "-drive", "file={disk},if=none,id=d0,format=raw,cache=writeback",
+    "-drive", "file={disk},if=none,id=d0,format=raw,{d0opts}",
     "-device", "virtio-blk-pci,drive=d0,disable-legacy=on,disable-modern=off",
     "-drive", "file={disk_ro},if=none,id=d1,format=raw,readonly=on",
     "-device", "virtio-blk-pci,drive=d1,disable-legacy=on,disable-modern=off",
@@ -354,7 +402,7 @@ QEMU_VIRTIO_PCI_ARGS = [
     "-device", "virtconsole,chardev=vc0",
 ]
 VIRTIO_PCI_ALL = {"virtio_pci", "virtio_pci_entropy", "virtio_pci_blk", "virtio_pci_console",
-                  "virtio_pci_msix", "virtio_pci_intx"}
+                  "virtio_pci_msix", "virtio_pci_intx", "virtio_blk_durable"}
 VIRTIO_PCI_FACTS = ["vpci=4", "vpci_ids=2,2,3,4", "vpci_modern=1", "ventropy=1", "vblk=2", "vblk_ro=1",
                     "vblk_flush=1", "vcon=1"]
 QEMU_Q35_DEVSETS = {
@@ -410,6 +458,9 @@ class RunOptions:
     verbose: bool = False
     extra_cmdline: list[str] = dataclasses.field(default_factory=list)
     devices: str | None = None      # device set of the machine (e.g. "virtio")
+    disk_dir: str | None = None     # where the virtio disk files go (default: tempfile's dir)
+    disk_mib: int | None = None     # size of the read-write disk (default 8 MiB)
+    qemu_drive: str = "cache=writeback"  # QEMU -drive options of the read-write disk
 
 
 @dataclasses.dataclass
@@ -485,13 +536,16 @@ def evaluate(output: str, expected: list[str], exit_kind: str, exit_value: int |
 
     results: list[TestResult] = []
     terminal_expected = [t for t in expected if t in TERMINAL_TESTS]
+    kill_expected = [t for t in expected if t in KILL_TESTS]
     for name in expected:
         if name not in seen:
             results.append(TestResult(name, "MISSING", "no TEST line"))
             continue
         verdict, detail = seen[name]
         if verdict == "PENDING":
-            if name in TERMINAL_TESTS and exit_kind == "shutdown" and not timed_out:
+            if name in KILL_TESTS and exit_kind == "killed" and not timed_out:
+                results.append(TestResult(name, "PASS", detail + " -> VMM killed with SIGKILL"))
+            elif name in TERMINAL_TESTS and exit_kind == "shutdown" and not timed_out:
                 results.append(TestResult(name, "PASS", detail + " -> VMM exited (shutdown/reset)"))
             else:
                 results.append(TestResult(name, "FAIL", detail + f" -> VMM did not stop as expected "
@@ -504,6 +558,9 @@ def evaluate(output: str, expected: list[str], exit_kind: str, exit_value: int |
 
     if timed_out:
         problems.append("timeout: VMM killed")
+    elif kill_expected:
+        if exit_kind != "killed":
+            problems.append(f"expected the runner to kill the VMM (SIGKILL), got {exit_kind} {exit_value}")
     elif terminal_expected:
         if exit_kind != "shutdown":
             problems.append(f"expected a guest shutdown/reset exit, got {exit_kind} {exit_value}")
@@ -539,7 +596,9 @@ def run(opts: RunOptions, on_line: Callable[[str], None] | None = None) -> RunRe
     machine = MACHINES[opts.vmm]
     errs = preflight(machine, opts)
     ds = machine.device_sets.get(opts.devices) if opts.devices else None
-    host = VirtioHost(ds) if ds and ds.host and not errs else None
+    host = None
+    if ds and ds.host and not errs:
+        host = VirtioHost(ds, opts.disk_dir, (opts.disk_mib or VBLK_SECTORS // 2048) * 2048)
     try:
         return _run(opts, machine, errs, host, on_line)
     finally:
@@ -590,6 +649,7 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
 
     out_lines: list[str] = []
     timed_out = False
+    killed = False
     deadline = t0 + opts.timeout
     eof = False
     while not eof:
@@ -610,6 +670,15 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
             print("  | " + text, flush=True)
         if on_line:
             on_line(text)
+        if text.startswith("TEST ") and not killed:
+            f = text.split(" ", 3)
+            if len(f) >= 3 and f[1] in KILL_TESTS and f[2] == "PENDING" and f[1] in opts.tests:
+                # the guest flushed and keeps writing: kill -9 the VMM now (whole process group)
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed = True
+                except ProcessLookupError:
+                    pass
         if text.startswith("INPUT "):
             f = text.split()
             if len(f) >= 3 and host and host.input(f[1], f[2]):
@@ -639,7 +708,9 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
         except BrokenPipeError:
             pass
     output = "\n".join(out_lines)
-    if rc is not None and rc < 0:
+    if killed and rc == -signal.SIGKILL:
+        kind, value = ("killed", rc)
+    elif rc is not None and rc < 0:
         kind, value = ("error", rc)
     else:
         kind, value = machine.decode_exit(rc)
@@ -688,6 +759,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qvm", help="qvm binary")
     ap.add_argument("--qvm-config", help=".qvmconf to use instead of tests/guest/configs/kit*.qvmconf")
     ap.add_argument("--devices", help="device set of the machine (default: the group's)")
+    ap.add_argument("--disk-dir", help="directory for the virtio disk files (e.g. /dev/shm)")
+    ap.add_argument("--disk-mib", type=int, help="size of the read-write virtio disk (default 8)")
+    ap.add_argument("--qemu-drive", default="cache=writeback",
+                    help="QEMU -drive options of the read-write disk (default cache=writeback)")
     ap.add_argument("--json", help="write the result as JSON here")
     ap.add_argument("-v", "--verbose", action="store_true", help="echo the guest console")
     a = ap.parse_args(argv)
@@ -715,7 +790,8 @@ def main(argv: list[str] | None = None) -> int:
     opts = RunOptions(vmm=a.vmm, guest=a.guest, tests=tests, bench=bench,
                       cpus=a.cpus or group.get("cpus", 1), mem_mib=a.mem, expect=expect,
                       timeout=a.timeout, qemu=a.qemu, qvm=a.qvm, qvm_config=a.qvm_config,
-                      verbose=a.verbose, devices=devices)
+                      verbose=a.verbose, devices=devices, disk_dir=a.disk_dir, disk_mib=a.disk_mib,
+                      qemu_drive=a.qemu_drive)
     res = run(opts)
     report(res, f"{a.vmm}/{a.group or 'custom'}")
     if a.json:

@@ -533,6 +533,26 @@ int vq_add(struct virtq *q, const struct vbuf *b, unsigned n)
     return head;
 }
 
+/* Chain at fixed descriptors head..head+n-1 (no wrap; the caller owns that range, e.g. one slot
+ * per request for deep queues where completions come back out of order). */
+int vq_add_at(struct virtq *q, uint16_t head, const struct vbuf *b, unsigned n)
+{
+    if (!q->size || n == 0 || (unsigned)head + n > q->size) return -1;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned di = head + i;
+        q->desc[di].addr = b[i].addr;
+        q->desc[di].len = b[i].len;
+        q->desc[di].flags = (uint16_t)((b[i].device_writes ? VIRTQ_DESC_F_WRITE : 0) |
+                                       (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+        q->desc[di].next = (uint16_t)(di + 1 < q->size ? di + 1 : 0);
+    }
+    q->avail[2 + q->avail_idx % q->size] = head;
+    virt_wmb();
+    q->avail_idx++;
+    q->avail[1] = q->avail_idx;
+    return head;
+}
+
 void vq_set_no_interrupt(struct virtq *q, bool on) { q->avail[0] = on ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0; }
 
 void vq_kick(struct vdev *d, unsigned qi)

@@ -223,6 +223,8 @@ uint64_t vdev_cfg64(struct vdev *d, unsigned off); /* ConfigGeneration-consisten
 
 /* Add one chain (readable buffers first); returns the head index, -1 if it cannot. */
 int vq_add(struct virtq *q, const struct vbuf *b, unsigned n);
+/* The same at fixed descriptors head..head+n-1 (caller-managed slots; no wrap). */
+int vq_add_at(struct virtq *q, uint16_t head, const struct vbuf *b, unsigned n);
 void vq_kick(struct vdev *d, unsigned qi);
 bool vq_poll(struct virtq *q, uint32_t *id, uint32_t *len);
 /* Poll the used ring of queue qi for one entry, bounded. */
