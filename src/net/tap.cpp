@@ -1,0 +1,123 @@
+// TAP backend. See tap.hpp.
+#include "net/tap.hpp"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.hpp"
+
+namespace qvm::net {
+
+unsigned tun_offload_flags(const Offloads& o) {
+  unsigned f = 0;
+  if (o.csum) f |= TUN_F_CSUM;
+  if (o.tso4) f |= TUN_F_TSO4;
+  if (o.tso6) f |= TUN_F_TSO6;
+  if (o.ecn) f |= TUN_F_TSO_ECN;
+  if (o.ufo) f |= TUN_F_UFO;
+  return f;
+}
+
+namespace {
+
+Status check_ifname(const std::string& n) {
+  if (n.empty() || n.size() >= IFNAMSIZ)
+    return make_error("TAP interface name '" + n + "' must be 1 to 15 characters");
+  for (char c : n)
+    if (c == '/' || c == '%' || c == ':' || c <= ' ' || c == 0x7f)
+      return make_error("TAP interface name '" + n + "' has a character not allowed in names");
+  return {};
+}
+
+Error tunsetiff_error(const std::string& n, int err, bool existed) {
+  std::string what =
+      (existed ? "attaching to TAP interface '" : "creating TAP interface '") + n + "' (TUNSETIFF)";
+  if (err == EPERM)
+    return Error{what + ": permission denied. Run qvm as root, give it CAP_NET_ADMIN (setcap " +
+                     "cap_net_admin+ep), or create the interface for your user first: " +
+                     "ip tuntap add dev " + n + " mode tap vnet_hdr user $USER",
+                 err};
+  if (err == EBUSY) return Error{what + ": the interface is in use by another process", err};
+  if (err == EINVAL)
+    return Error{what + ": an interface of that name exists but is not a single-queue TAP " +
+                     "device with a vnet header (e.g. a tun, multi_queue or non-TAP device)",
+                 err};
+  return Error::from_errno(what, err);
+}
+
+// Brings the interface up (SIOCSIFFLAGS), as `ip link set dev N up` does.
+Status bring_up(const std::string& n) {
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) return Error::from_errno("socket", errno);
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, n.c_str(), n.size());
+  if (::ioctl(s.get(), SIOCGIFFLAGS, &ifr) != 0)
+    return Error::from_errno("SIOCGIFFLAGS " + n, errno);
+  if (ifr.ifr_flags & IFF_UP) return {};
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  if (::ioctl(s.get(), SIOCSIFFLAGS, &ifr) != 0)
+    return Error::from_errno("bringing up " + n + " (SIOCSIFFLAGS)", errno);
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TapBackend>> TapBackend::open(const std::string& ifname) {
+  QVM_TRY(check_ifname(ifname));
+  const bool existed = ::if_nametoindex(ifname.c_str()) != 0;
+  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) {
+    int e = errno;
+    if (e == ENOENT) return Error{"/dev/net/tun is missing: load the tun module (modprobe tun)", e};
+    return Error::from_errno("opening /dev/net/tun", e);
+  }
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, ifname.c_str(), ifname.size());
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) return tunsetiff_error(ifname, errno, existed);
+  int hdr = static_cast<int>(kVnetHdrLen);
+  if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr) != 0)
+    return Error::from_errno("TUNSETVNETHDRSZ on " + ifname, errno);
+  if (!existed && ::ioctl(fd.get(), TUNSETPERSIST, 0) != 0)
+    return Error::from_errno("TUNSETPERSIST 0 on " + ifname, errno);
+  if (auto up = bring_up(ifname); !up) {
+    if (!existed) return up.error();
+    log_warn("tap:%s: %s (bring it up with: ip link set dev %s up)", ifname.c_str(),
+             up.error().message.c_str(), ifname.c_str());
+  }
+  // What the kernel lets us enable: all, then without UFO (removed for a while, kernels 4.14+
+  // accept it again), then checksums only.
+  Offloads probe[] = {{true, true, true, true, true},
+                      {true, true, true, true, false},
+                      {true, false, false, false, false},
+                      {}};
+  Offloads supported;
+  for (const auto& o : probe) {
+    if (::ioctl(fd.get(), TUNSETOFFLOAD, static_cast<unsigned long>(tun_offload_flags(o))) == 0) {
+      supported = o;
+      break;
+    }
+  }
+  if (::ioctl(fd.get(), TUNSETOFFLOAD, 0ul) != 0)
+    return Error::from_errno("TUNSETOFFLOAD 0 on " + ifname, errno);
+  Poller p = QVM_TRY(Poller::create());
+  std::unique_ptr<TapBackend> b(
+      new TapBackend(std::move(fd), std::move(p), supported, ifname, !existed));
+  QVM_TRY(b->init());
+  return b;
+}
+
+Status TapBackend::apply_rx_offloads(const Offloads& o) {
+  if (::ioctl(fd_.get(), TUNSETOFFLOAD, static_cast<unsigned long>(tun_offload_flags(o))) != 0)
+    return Error::from_errno("TUNSETOFFLOAD on " + ifname_, errno);
+  return {};
+}
+
+}  // namespace qvm::net

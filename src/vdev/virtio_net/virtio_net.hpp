@@ -1,0 +1,180 @@
+// virtio-net (virtio 1.2 §5.1): device id 1, one queue pair (receiveq1 = 0, transmitq1 = 1).
+//
+// Implemented: VIRTIO_NET_F_MAC, _STATUS (link state from the backend, configuration-change
+// interrupt on changes), _MTU, _MRG_RXBUF (num_buffers, §5.1.6.3.2), and the offloads _CSUM,
+// _GUEST_CSUM, _HOST/_GUEST_TSO4/6, _HOST/_GUEST_ECN, _HOST/_GUEST_UFO when the backend supports
+// them, masked by `peerfeats` (docs/networking.md "Offload negotiation"). EVENT_IDX and
+// INDIRECT_DESC come from the transport. Not implemented: _CTRL_VQ, _MQ (`queues` > 1 is served by
+// one pair), _GUEST_ANNOUNCE, USO, RSS, packed rings.
+//
+// Data path (no vhost-net on the target hosts, so user space must be fast):
+// - transmit: process_queue(1) pops up to kTxBatch chains, copies the (10- or 12-byte) header out
+//   of guest memory, checks it against the negotiated HOST_* offloads, and hands the backend one
+//   iovec list per frame (our header + the guest's buffers: writev/sendmsg without copying the
+//   frame); one interrupt per batch (EVENT_IDX). A malformed chain (too short, too long, offloads
+//   not negotiated) fails that packet only: completed with length 0, counted, logged rate-limited.
+//   If the backend is full (EAGAIN) the chain is put back and transmission resumes when it drains.
+// - receive: process_queue(0) runs when the backend has frames (machine: on_ready()) or the guest
+//   added buffers (its notify). It reads each frame straight into guest buffers with one readv
+//   (mergeable: as many chains as the largest possible frame needs, num_buffers set afterwards);
+//   only when the guest has fewer buffers posted than that does a frame go through a bounce buffer.
+//   With no buffers, the device stops reading the backend (set_rx_enabled(false)) until the guest
+//   notifies the receive queue again.
+//
+// Threading: activate/reset/process_queue under the transport lock (device.hpp). on_ready() runs
+// on the event loop thread; it services the backend under the device's backend lock and then
+// calls the kick hook (machine: transport->handle_notify(q)) without holding it.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+#include "net/backend.hpp"
+#include "net/mac.hpp"
+#include "net/poller.hpp"
+#include "virtio/device.hpp"
+
+namespace qvm::vdev {
+
+namespace net_dev {
+// Feature bits (virtio 1.2 §5.1.3).
+inline constexpr uint32_t kCsum = 0;
+inline constexpr uint32_t kGuestCsum = 1;
+inline constexpr uint32_t kCtrlGuestOffloads = 2;
+inline constexpr uint32_t kMtu = 3;
+inline constexpr uint32_t kMac = 5;
+inline constexpr uint32_t kGuestTso4 = 7;
+inline constexpr uint32_t kGuestTso6 = 8;
+inline constexpr uint32_t kGuestEcn = 9;
+inline constexpr uint32_t kGuestUfo = 10;
+inline constexpr uint32_t kHostTso4 = 11;
+inline constexpr uint32_t kHostTso6 = 12;
+inline constexpr uint32_t kHostEcn = 13;
+inline constexpr uint32_t kHostUfo = 14;
+inline constexpr uint32_t kMrgRxbuf = 15;
+inline constexpr uint32_t kStatus = 16;
+inline constexpr uint32_t kCtrlVq = 17;
+inline constexpr uint32_t kMq = 22;
+// The offload bits `peerfeats` may select (spec §6.4: maximum 0x7fc3).
+inline constexpr uint64_t kPeerfeatsMask = 0x7fc3;
+inline constexpr uint16_t kStatusLinkUp = 1;  // VIRTIO_NET_S_LINK_UP
+
+struct Config {  // struct virtio_net_config (§5.1.4), up to mtu
+  uint8_t mac[6];
+  uint16_t status;
+  uint16_t max_virtqueue_pairs;
+  uint16_t mtu;
+};
+static_assert(sizeof(Config) == 12);
+}  // namespace net_dev
+
+class VirtioNet final : public virtio::VirtioDevice {
+ public:
+  static constexpr uint16_t kQueueSize = 256;
+  static constexpr uint16_t kRxQueue = 0;
+  static constexpr uint16_t kTxQueue = 1;
+  static constexpr uint32_t kTxBatch = 256;  // chains per transmit pass
+  static constexpr uint32_t kRxBatch = 256;  // frames per receive pass
+  static constexpr size_t kMaxIov = 1024;    // IOV_MAX
+
+  struct Options {
+    net::Mac mac{};
+    uint16_t mtu = 1500;
+    bool offer_mtu = true;
+    // Offload feature bits (within kPeerfeatsMask) the device may offer; nullopt = all the
+    // backend supports.
+    std::optional<uint64_t> peerfeats;
+    std::string name = "virtio-net";  // for logs
+  };
+  struct Stats {
+    uint64_t tx_frames = 0, tx_bytes = 0, tx_malformed = 0, tx_dropped = 0;
+    uint64_t rx_frames = 0, rx_bytes = 0, rx_dropped = 0, rx_bad_buffers = 0, rx_bounced = 0;
+    uint64_t interrupts = 0;
+    net::BackendStats backend;
+  };
+
+  static Result<std::shared_ptr<VirtioNet>> create(Options o, std::unique_ptr<net::Backend> be);
+  ~VirtioNet() override;
+
+  // Machine wiring: how to make the transport run process_queue(q) (transport->handle_notify(q)).
+  // Set once, before the event loop starts.
+  void set_kick(std::function<void(uint16_t)> kick) { kick_ = std::move(kick); }
+  // The fd to poll for readability (level-triggered) and what to call when it is readable.
+  int poll_fd() const { return poller_.fd(); }
+  void on_ready();
+
+  uint32_t device_type() const override;
+  uint64_t device_features() const override { return features_; }
+  std::span<const uint16_t> queue_max_sizes() const override { return kQueueSizes; }
+  uint32_t config_size() const override { return sizeof(net_dev::Config); }
+  void read_config(uint32_t offset, std::span<uint8_t> data) const override;
+  uint32_t config_generation() const override;
+  Status activate(virtio::ActivationContext& ctx) override;
+  void reset() override;
+  void process_queue(uint16_t index) override;
+
+  Stats stats() const;
+  bool link_up() const;
+  const net::Mac& mac() const { return opts_.mac; }
+  std::string describe() const;
+
+ private:
+  VirtioNet(Options o, std::unique_ptr<net::Backend> be, net::Poller p, UniqueFd kick_fd);
+  void compute_features();
+  void update_link();  // under backend_mu_
+  void tx_pass();
+  void rx_pass();
+  // Receive helpers (virtio_net_rx.cpp), under backend_mu_.
+  enum class RxStep { kDelivered, kNoFrame, kNoBuffers };
+  RxStep rx_one();
+  bool gather(uint64_t need);
+  RxStep deliver_held();
+  // Fills the first chains of spare_ with `guest_bytes` (header + frame; the frame is already
+  // there after a direct readv, or copied from `copy`), completes and removes them.
+  void complete_rx(uint64_t guest_bytes, net::VnetHdr h, std::span<const uint8_t> copy);
+  void self_kick(uint16_t q);
+
+  static constexpr uint16_t kQueueSizes[2] = {kQueueSize, kQueueSize};
+  Options opts_;
+  uint64_t features_ = 0;
+  net::Poller poller_;
+  UniqueFd kick_fd_;  // eventfd: a pass stopped at its bound and must continue
+  std::function<void(uint16_t)> kick_;
+  std::atomic<uint32_t> pending_kicks_{0};
+
+  mutable std::mutex backend_mu_;  // backend, queue processing state below
+  std::unique_ptr<net::Backend> backend_;
+  memory::GuestMemory* mem_ = nullptr;
+  virtio::Queue* queues_ = nullptr;
+  uint64_t negotiated_ = 0;
+  uint32_t guest_hdr_len_ = 12;
+  bool mergeable_ = false;
+  net::Offloads host_offloads_;                // what the guest may send (HOST_*)
+  net::Offloads guest_offloads_;               // what the guest accepts (GUEST_*)
+  uint64_t rx_need_ = 0;                       // guest bytes the largest possible frame takes
+  std::deque<virtio::DescriptorChain> spare_;  // popped receive chains not used yet
+  uint64_t spare_bytes_ = 0;
+  std::vector<uint8_t> bounce_;  // a frame read before enough buffers were posted
+  size_t held_len_ = 0;          // its length (header included); 0 = none
+  std::vector<iovec> iov_;
+  bool tx_blocked_ = false;
+  Stats stats_;
+
+  mutable std::mutex mu_;  // configuration space and interrupt
+  virtio::VirtioInterrupt* irq_ = nullptr;
+  bool link_ = false;
+  uint32_t generation_ = 0;
+};
+
+}  // namespace qvm::vdev

@@ -1,0 +1,41 @@
+// Building a VirtioNet from the `vdev virtio-net` options (spec §6.4) without the config layer:
+// the machine copies the VdevConfig values into NetSetup and calls open_virtio_net().
+//
+//   peer tap:IFNAME      TAP backend (created if absent, removed on exit if we created it)
+//   tapdev IFNAME        the same, deprecated spelling (a warning is logged)
+//   peer PATH            peer link to another qvm; PATH is /run/qvm/SYS/NAME, /dev/qvm/SYS/NAME
+//                        (both mapped to the runtime directory), SYS/NAME, or an absolute path;
+//                        our own endpoint is <runtime>/<system>/<name> and needs `name`
+//   (neither)            no backend: link down, transmitted frames dropped
+//   mac                  else generate_mac(system, name or unique_id)
+//   peerfeats            offload bits offered (mask 0x7fc3); default: all the TAP supports, and
+//                        0 on peer links (both sides must agree; see docs/networking.md)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/result.hpp"
+#include "vdev/virtio_net/virtio_net.hpp"
+
+namespace qvm::vdev {
+
+struct NetSetup {
+  std::string system;                 // VmConfig::system_name()
+  std::string vdev_name;              // VdevConfig::name, empty when unset
+  std::string unique_id;              // stable per-vdev text (e.g. its location) for the MAC
+  std::optional<std::string> mac;     // "mac"
+  std::optional<std::string> peer;    // "peer"
+  std::optional<std::string> tapdev;  // "tapdev"
+  std::optional<uint64_t> peerfeats;  // "peerfeats", only when given
+  std::string bind_mode = "0600";     // "bind-mode" (octal)
+  uint16_t mtu = 1500;                // "mtu"
+  uint16_t queues = 1;                // "queues"
+  std::string runtime_dir;            // empty: net::runtime_dir()
+};
+
+Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s);
+
+}  // namespace qvm::vdev
