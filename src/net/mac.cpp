@@ -41,7 +41,7 @@ Mac generate_mac(std::string_view system, std::string_view vdev) {
   mix("/");
   mix(vdev);
   Mac m{};
-  for (size_t i = 0; i < 6; ++i) m[i] = static_cast<uint8_t>((h >> (8 * i)) ^ (h >> (8 * i + 48)));
+  for (size_t i = 0; i < 6; ++i) m[i] = static_cast<uint8_t>((h >> (8 * i)) ^ (h >> (8 * i + 16)));
   m[0] = static_cast<uint8_t>((m[0] & 0xfc) | 0x02);
   return m;
 }

@@ -1,0 +1,154 @@
+// Peer links (spec §12.1 guest <-> guest): two backends over a temporary runtime directory,
+// either side first, 100 restarts without fd leaks, stale endpoints, strangers.
+#include "net/peer_link.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "net_test_util.hpp"
+
+namespace qvm::net::testing {
+namespace {
+
+struct PeerTest : ::testing::Test {
+  std::string dir;
+  void SetUp() override {
+    char t[] = "/tmp/qvm-peer-XXXXXX";
+    ASSERT_NE(::mkdtemp(t), nullptr);
+    dir = t;
+  }
+  void TearDown() override {
+    std::string cmd = "rm -rf '" + dir + "'";
+    (void)!std::system(cmd.c_str());
+  }
+  std::string path(const std::string& sys) { return dir + "/" + sys + "/net0"; }
+  std::unique_ptr<PeerLink> link(const std::string& self, const std::string& other) {
+    PeerLinkOptions o;
+    o.own_path = path(self);
+    o.peer_path = path(other);
+    auto r = PeerLink::create(o);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    if (!r.ok()) return nullptr;
+    (*r)->set_rx_enabled(true);
+    return std::move(*r);
+  }
+};
+
+std::vector<uint8_t> framed(uint8_t seed) {
+  return with_hdr(VnetHdr{}, eth_frame(100, seed));
+}
+
+TEST_F(PeerTest, BothWaysAndEitherSideFirst) {
+  auto a = link("a", "b");
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(a->link_up());
+  EXPECT_EQ(send_bytes(*a, framed(1)), SendResult::kDropped);  // nobody there yet
+  EXPECT_EQ(a->stats().tx_dropped, 1u);
+  struct stat sb {};
+  ASSERT_EQ(::stat(path("a").c_str(), &sb), 0);
+  EXPECT_EQ(sb.st_mode & 0777, 0600u);
+  auto b = link("b", "a");
+  ASSERT_TRUE(b);
+  std::vector<std::vector<std::vector<uint8_t>>> rx;
+  ASSERT_TRUE(pump({a.get(), b.get()}, rx, [&] { return a->link_up() && b->link_up(); }));
+  EXPECT_EQ(send_bytes(*a, framed(2)), SendResult::kSent);
+  EXPECT_EQ(send_bytes(*b, framed(3)), SendResult::kSent);
+  ASSERT_TRUE(pump({a.get(), b.get()}, rx, [&] { return rx[0].size() == 1 && rx[1].size() == 1; }));
+  EXPECT_EQ(rx[1][0], framed(2));
+  EXPECT_EQ(rx[0][0], framed(3));
+}
+
+TEST_F(PeerTest, HundredRestartsNoLeaks) {
+  auto a = link("a", "b");
+  ASSERT_TRUE(a);
+  std::vector<std::vector<std::vector<uint8_t>>> rx;
+  size_t before = 0;
+  for (int i = 0; i < 101; ++i) {
+    if (i == 1) before = count_fds();  // after the first cycle: the steady state
+    auto b = link("b", "a");
+    ASSERT_TRUE(b);
+    rx.clear();
+    ASSERT_TRUE(pump({a.get(), b.get()}, rx, [&] { return a->link_up() && b->link_up(); }))
+        << "cycle " << i;
+    ASSERT_EQ(send_bytes(*a, framed(static_cast<uint8_t>(i))), SendResult::kSent);
+    ASSERT_EQ(send_bytes(*b, framed(static_cast<uint8_t>(i + 1))), SendResult::kSent);
+    ASSERT_TRUE(
+        pump({a.get(), b.get()}, rx, [&] { return rx[0].size() == 1 && rx[1].size() == 1; }))
+        << "cycle " << i;
+    EXPECT_EQ(rx[1][0], framed(static_cast<uint8_t>(i)));
+    b.reset();  // the peer qvm exits
+    ASSERT_TRUE(pump({a.get()}, rx, [&] { return !a->link_up(); })) << "cycle " << i;
+  }
+  EXPECT_EQ(count_fds(), before);
+  EXPECT_GE(a->stats().connects, 101u);
+}
+
+TEST_F(PeerTest, StaleEndpointIsReplacedLiveOneIsNot) {
+  // A socket file nobody listens on (a qvm that died).
+  ::mkdir((dir + "/a").c_str(), 0700);
+  {
+    UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET, 0));
+    sockaddr_un u{};
+    u.sun_family = AF_UNIX;
+    std::strcpy(u.sun_path, path("a").c_str());
+    // SAFETY: sockaddr_un is a sockaddr for the socket API.
+    ASSERT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&u), sizeof u), 0);
+  }
+  auto a = link("a", "b");
+  ASSERT_TRUE(a);
+  PeerLinkOptions o;
+  o.own_path = path("a");
+  o.peer_path = path("c");
+  auto dup = PeerLink::create(o);
+  ASSERT_FALSE(dup.ok());
+  EXPECT_NE(dup.error().message.find("in use"), std::string::npos);
+  // A regular file is never deleted.
+  ::mkdir((dir + "/f").c_str(), 0700);
+  UniqueFd f(::open(path("f").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+  o.own_path = path("f");
+  auto nf = PeerLink::create(o);
+  ASSERT_FALSE(nf.ok());
+  EXPECT_NE(nf.error().message.find("not a socket"), std::string::npos);
+  a.reset();
+  struct stat sb {};
+  EXPECT_NE(::stat(path("a").c_str(), &sb), 0);  // removed on exit
+}
+
+TEST_F(PeerTest, StrangersAndWrongHelloAreRefused) {
+  auto a = link("a", "b");
+  ASSERT_TRUE(a);
+  auto c = link("c", "a");  // names a, but a expects b
+  ASSERT_TRUE(c);
+  UniqueFd raw(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un u{};
+  u.sun_family = AF_UNIX;
+  std::strcpy(u.sun_path, path("a").c_str());
+  // SAFETY: sockaddr_un is a sockaddr for the socket API.
+  ASSERT_EQ(::connect(raw.get(), reinterpret_cast<sockaddr*>(&u), sizeof u), 0);
+  ASSERT_EQ(::send(raw.get(), "garbage", 7, 0), 7);
+  std::vector<std::vector<std::vector<uint8_t>>> rx;
+  (void)pump(
+      {a.get(), c.get()}, rx, [] { return false; }, std::chrono::milliseconds(200));
+  EXPECT_FALSE(a->incoming_connected());
+  EXPECT_FALSE(a->link_up());
+}
+
+TEST(PeerPaths, Resolution) {
+  EXPECT_EQ(*resolve_peer_path("/run/qvm/sys/n", "/rt"), "/rt/sys/n");
+  EXPECT_EQ(*resolve_peer_path("/dev/qvm/sys/n", "/rt"), "/rt/sys/n");
+  EXPECT_EQ(*resolve_peer_path("sys/n", "/rt"), "/rt/sys/n");
+  EXPECT_EQ(*resolve_peer_path("/x/y", "/rt"), "/x/y");
+  EXPECT_FALSE(resolve_peer_path("", "/rt").ok());
+  EXPECT_FALSE(resolve_peer_path("/" + std::string(200, 'x'), "/rt").ok());
+  EXPECT_EQ(*own_endpoint_path("sys", "net0", "/rt"), "/rt/sys/net0");
+  EXPECT_FALSE(own_endpoint_path("s/y", "n", "/rt").ok());
+  EXPECT_FALSE(own_endpoint_path("..", "n", "/rt").ok());
+  EXPECT_FALSE(own_endpoint_path("s", "", "/rt").ok());
+}
+
+}  // namespace
+}  // namespace qvm::net::testing
