@@ -10,6 +10,16 @@ Not a pass/fail test. If no qvm binary is given or it cannot run the guest yet, 
 and the report says so. Record results in docs/performance.md.
 
   bench/compare.py --guest build-guest/qvm-test-guest.elf [--qvm build/src/app/qvm] [-n 5]
+
+--device-set blk: virtio-blk. The guest's ring-3 polling driver runs bench virtio_blk (4 KiB
+random read/write at QD1 and QD32, 1 MiB sequential read/write at QD1) on the runner's "virtio"
+device set: qvm with tests/guest/configs/kit-virtio.qvmconf (buffered preadv/pwritev, `threads 1`
+= inline, no `dio`), QEMU microvm with -drive ...,cache=writeback (buffered, the same page-cache
+semantics as qvm without `dio`),aio=io_uring and an iothread. The disk file (--disk-mib, default
+64) lives in each of --disk-dirs (default /dev/shm = tmpfs, and /var/tmp = the root disk); rounds
+interleave storage x VMM; medians and qvm/QEMU ratios per storage.
+
+  bench/compare.py --device-set blk --guest ... --qvm build/src/app/qvm -n 5
 """
 
 import argparse
@@ -40,10 +50,19 @@ def machine_description(qemu: str) -> str:
     return f"nproc {os.cpu_count()}, CPU {model}, kernel {platform.release()}, {qv}"
 
 
-def one(vmm, args):
+def one(vmm, args, disk_dir=None):
     opts = qvmtest.RunOptions(vmm=vmm, guest=args.guest, tests=args.tests, bench=args.bench,
                               cpus=1, mem_mib=args.mem, timeout=args.timeout, qemu=args.qemu,
                               qvm=args.qvm, qvm_config=args.qvm_config)
+    if args.device_set == "blk":
+        opts.devices = "virtio"
+        opts.disk_dir = disk_dir
+        opts.disk_mib = args.disk_mib
+        opts.qemu_drive = args.qemu_drive
+        if args.qemu_iothread:
+            opts.qemu_extra = ["-object", "iothread,id=io0"]
+            opts.qemu_blk_dev = ",iothread=io0"
+        opts.extra_cmdline = [f"vblk_bench_ms={args.bench_ms}"]
     res = qvmtest.run(opts)
     m = {}
     if res.t_first_byte is not None:
@@ -68,7 +87,21 @@ def main():
     ap.add_argument("--bench", default="pio,mmio,lapic", help="guest benchmarks (bench=...)")
     ap.add_argument("--tests", default="", help="guest tests to run too (e.g. serial,timers)")
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--device-set", choices=["none", "blk"], default="none",
+                    help="blk: virtio-blk benches under the 'virtio' device set (see above)")
+    ap.add_argument("--disk-dirs", default="/dev/shm,/var/tmp",
+                    help="blk: directories for the disk file (tmpfs, disk)")
+    ap.add_argument("--disk-mib", type=int, default=64)
+    ap.add_argument("--bench-ms", type=int, default=500, help="blk: duration of each guest bench")
+    ap.add_argument("--qemu-drive", default="cache=writeback,aio=io_uring",
+                    help="blk: QEMU -drive options (default matches qvm's buffered I/O)")
+    ap.add_argument("--no-qemu-iothread", dest="qemu_iothread", action="store_false",
+                    help="blk: no iothread for QEMU's virtio-blk")
     args = ap.parse_args()
+    if args.device_set == "blk":
+        if args.bench == "pio,mmio,lapic":
+            args.bench = "virtio_blk"
+        return blk_main(args)
     args.bench = [b for b in args.bench.split(",") if b]
     args.tests = [t for t in args.tests.split(",") if t]
 
@@ -120,6 +153,75 @@ def main():
     for v in vmms:
         if failures[v]:
             print(f"# {v}: {failures[v]} of {args.rounds} runs did not pass")
+    return 0
+
+
+def fs_of(path):
+    try:
+        with open("/proc/mounts") as f:
+            best = ("?", "")
+            rp = os.path.realpath(path)
+            for line in f:
+                dev, mnt, fstype = line.split()[:3]
+                if (rp == mnt or rp.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[1]):
+                    best = (fstype, mnt)
+            return f"{best[0]} at {best[1]}"
+    except OSError:
+        return "?"
+
+
+def blk_main(args):
+    args.bench = [b for b in args.bench.split(",") if b]
+    args.tests = []
+    dirs = [d for d in args.disk_dirs.split(",") if d]
+    vmms = ["qemu-microvm"]
+    note = "qvm: not given (--qvm PATH); QEMU only"
+    if args.qvm:
+        res, m = one("qvm", args, dirs[0])
+        if res.ok and m:
+            vmms = ["qvm", "qemu-microvm"]
+            note = f"qvm: {args.qvm} (tests/guest/configs/kit-virtio.qvmconf: buffered I/O, threads 1)"
+        else:
+            note = f"qvm: {args.qvm} cannot run the blk bench ({'; '.join(res.problems)[:300]}); QEMU only"
+    print(f"# machine: {machine_description(args.qemu)}")
+    print(f"# {note}")
+    print(f"# QEMU microvm: -drive ...,format=raw,{args.qemu_drive}"
+          f"{' + -object iothread (virtio-blk-device iothread=io0)' if args.qemu_iothread else ''}")
+    print(f"# disk: {args.disk_mib} MiB raw file in " + ", ".join(f"{d} ({fs_of(d)})" for d in dirs) +
+          f"; {args.rounds} rounds interleaved (storage x VMM); {args.bench_ms} ms per guest bench")
+    samples = {(d, v): {} for d in dirs for v in vmms}
+    failures = {(d, v): 0 for d in dirs for v in vmms}
+    for r in range(args.rounds):
+        for d in dirs:
+            for v in vmms:
+                res, m = one(v, args, d)
+                if not res.ok or not any("virtio_blk" in k for k in m):
+                    failures[(d, v)] += 1
+                    print(f"# round {r}: {v} on {d} failed: {'; '.join(res.problems)[:300]}", file=sys.stderr)
+                for k, x in m.items():
+                    if "virtio_blk" in k:
+                        samples[(d, v)].setdefault(k, []).append(x)
+    for d in dirs:
+        print(f"\n## disk file in {d} ({fs_of(d)})")
+        hdr = f"{'metric':<34} {'QEMU microvm':>13}"
+        if "qvm" in vmms:
+            hdr += f" {'qvm':>10} {'qvm/QEMU':>9}"
+        print(hdr)
+        keys = []
+        for v in vmms:
+            keys += [k for k in samples[(d, v)] if k not in keys]
+        for k in sorted(keys):
+            q = samples[(d, "qemu-microvm")].get(k)
+            qm = statistics.median(q) if q else float("nan")
+            line = f"{k:<34} {qm:>13.0f}"
+            if "qvm" in vmms:
+                sv = samples[(d, "qvm")].get(k)
+                sm = statistics.median(sv) if sv else float("nan")
+                line += f" {sm:>10.0f} {sm / qm if qm else float('nan'):>9.2f}"
+            print(line)
+    for key, n in failures.items():
+        if n:
+            print(f"# {key[1]} on {key[0]}: {n} of {args.rounds} runs did not pass")
     return 0
 
 

@@ -65,6 +65,10 @@ GROUPS: dict[str, dict] = {
     # data safety: write + FLUSH, then the runner kills the VMM with SIGKILL mid-write (KILL_TESTS)
     "virtio_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio"},
     "virtio_pci_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio_pci"},
+    # virtio-net to the host through a TAP device in a network namespace the runner owns (NetHost)
+    "virtio_net": {"tests": ["virtio_net", "virtio_net_arp_icmp", "virtio_net_udp"], "devices": "virtio_net"},
+    "virtio_pci_net": {"tests": ["virtio_net", "virtio_net_arp_icmp", "virtio_net_udp"],
+                       "devices": "virtio_pci_net"},
     # virtio over PCI (modern): the machine's device set "virtio_pci" decides which run
     "virtio_pci": {"tests": ["virtio_pci", "virtio_pci_entropy", "virtio_pci_blk", "virtio_pci_console",
                              "virtio_pci_msix", "virtio_pci_intx"],
@@ -111,13 +115,16 @@ class QemuMachine(Machine):
     def binary(self, opts):
         return opts.qemu or "qemu-system-x86_64"
 
-    def argv(self, opts, cmdline, host: "VirtioHost | None" = None):
+    def argv(self, opts, cmdline, host: "VirtioHost | None" = None, net: "NetHost | None" = None):
         dev_args: list[str] = []
         ds = self.device_sets.get(opts.devices) if opts.devices else None
         if ds:
             paths = host.paths() if host else {}
+            if net:
+                paths.update(net.paths())
             paths["d0opts"] = opts.qemu_drive
-            dev_args = [a.format(**paths) for a in ds.qemu_args]
+            paths["d0dev"] = opts.qemu_blk_dev
+            dev_args = list(opts.qemu_extra) + [a.format(**paths) for a in ds.qemu_args]
         return ([self.binary(opts), "-M", self.machine_arg] + QEMU_COMMON + self.extra_args +
                 dev_args + ["-smp", str(opts.cpus), "-m", f"{opts.mem_mib}M",
                             "-kernel", opts.guest, "-append", cmdline])
@@ -151,7 +158,7 @@ class QvmMachine(Machine):
             return os.path.join(CONFIGS, ds.qvm_config)
         return os.path.join(CONFIGS, "kit-smp2.qvmconf" if opts.cpus == 2 else "kit.qvmconf")
 
-    def argv(self, opts, cmdline, host=None):
+    def argv(self, opts, cmdline, host=None, net=None):
         return [self.binary(opts), "@" + self.config(opts), "cmdline", cmdline]
 
     def decode_exit(self, rc):
@@ -171,6 +178,8 @@ class DeviceSet:
     qvm_config: str | None = None   # config in tests/guest/configs replacing kit.qvmconf
     bench: set[str] = dataclasses.field(default_factory=set)
     host: bool = True               # needs the VirtioHost fixture (disk files, console FIFOs)
+    net: bool = False               # needs the NetHost fixture (netns + TAP + UDP echo); the VMM
+                                    # then runs inside that namespace (ip netns exec)
 
 
 # virtio-blk backing files: byte at offset o = pattern_byte(o); the guest has the same formula
@@ -360,6 +369,149 @@ class VirtioHost:
         return None
 
 
+# UDP echo server run inside the namespace: argv ADDR PORT; prints "ready"; counts datagrams to stderr
+UDP_ECHO_SRC = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)
+"""
+# ICMP echo client (no ping(8) on this fleet): argv ADDR COUNT SIZE; raw socket, exit 0 iff every
+# request got a reply with the same id, seq and payload within 2 s
+PING_SRC = r"""
+import os, socket, struct, sys, time
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+dst, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+ident, ok = os.getpid() & 0xffff, 0
+for seq in range(1, count + 1):
+    data = bytes((seq * 31 + i * 11) & 0xff for i in range(size))
+    hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    s.sendto(struct.pack("!BBHHH", 8, 0, csum(hdr + data), ident, seq) + data, (dst, 0))
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        s.settimeout(max(end - time.monotonic(), 0.01))
+        try:
+            pkt, _ = s.recvfrom(65535)
+        except socket.timeout:
+            break
+        icmp = pkt[(pkt[0] & 15) * 4:]
+        t, _, _, i, q = struct.unpack("!BBHHH", icmp[:8])
+        if t == 0 and i == ident and q == seq and icmp[8:] == data and csum(icmp) == 0:
+            ok += 1
+            break
+    time.sleep(0.1)
+print(f"{ok}/{count} echo replies from {dst} ({size} bytes)")
+sys.exit(0 if ok == count else 1)
+"""
+
+
+class NetHost:
+    """Host side of the virtio-net tests for one run: a fresh network namespace (unique name)
+    holding a TAP device with the host-side address and a UDP echo server; the VMM is started
+    inside it (`ip netns exec NS ...`) so it opens the TAP there. The host kernel answers ARP and
+    ICMP; on `INPUT virtio_net_arp_icmp <token>` the runner pings the guest from the namespace and
+    then sends the token. Everything is removed on close (deleting the namespace removes the TAP).
+    Traffic never leaves the namespace."""
+
+    def __init__(self, devset: DeviceSet, pings: int = 3):
+        rnd = random.Random()
+        self.devset = devset
+        self.ns = f"qvmkit-{os.getpid()}-{rnd.randrange(1 << 24):06x}"
+        self.tap = "qvmtap0"                      # unique per namespace; IFNAMSIZ-safe
+        net = rnd.randrange(1, 255)
+        self.host_ip, self.guest_ip = f"10.77.{net}.1", f"10.77.{net}.2"
+        self.mac = "52:54:00:%02x:%02x:%02x" % (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
+        self.udp_port = 7777
+        self.pings = pings
+        self.ping_result: tuple[int, str] | None = None
+        self._ping_thread: threading.Thread | None = None
+        self._echo: subprocess.Popen | None = None
+        self._created = False
+        try:
+            self._sh("ip", "netns", "add", self.ns)
+            self._created = True
+            self._sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+            self._sh("ip", "-n", self.ns, "tuntap", "add", "dev", self.tap, "mode", "tap")
+            self._sh("ip", "-n", self.ns, "addr", "add", f"{self.host_ip}/24", "dev", self.tap)
+            self._sh("ip", "-n", self.ns, "link", "set", self.tap, "up")
+            for k in ("all", "default", self.tap):   # no IPv6 chatter on the link
+                subprocess.run(["ip", "netns", "exec", self.ns, "sysctl", "-q", "-w",
+                                f"net.ipv6.conf.{k}.disable_ipv6=1"], capture_output=True)
+            self._echo = subprocess.Popen(["ip", "netns", "exec", self.ns, sys.executable, "-c",
+                                           UDP_ECHO_SRC, self.host_ip, str(self.udp_port)],
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            r, _, _ = select.select([self._echo.stdout], [], [], 5)
+            if not r or b"ready" not in self._echo.stdout.readline():
+                raise RuntimeError("UDP echo server did not start in the namespace")
+        except Exception:
+            self.close()
+            raise
+
+    @staticmethod
+    def _sh(*argv: str) -> None:
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"{' '.join(argv)}: {r.stderr.strip()}")
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.ns] + argv
+
+    def paths(self) -> dict[str, str]:
+        return {"tap": self.tap, "mac": self.mac}
+
+    def env(self) -> dict[str, str]:
+        return {"QVM_TEST_TAP": self.tap, "QVM_TEST_MAC": self.mac}
+
+    def facts(self) -> dict[str, str]:
+        return {"vnet": "1", "vnet_mac": self.mac, "vnet_ip": f"{self.guest_ip}/24",
+                "vnet_peer": self.host_ip, "vnet_udp_port": str(self.udp_port),
+                "vnet_ping_in": str(self.pings)}
+
+    def input(self, test: str, token: str, send: Callable[[str], None]) -> bool:
+        if test != "virtio_net_arp_icmp":
+            return False
+
+        def pinger():
+            r = subprocess.run(["ip", "netns", "exec", self.ns, sys.executable, "-c", PING_SRC,
+                                self.guest_ip, str(self.pings), "1000"],
+                               capture_output=True, text=True)
+            self.ping_result = (r.returncode, (r.stdout + r.stderr).strip().splitlines()[-2:])
+            send(token)
+
+        self._ping_thread = threading.Thread(target=pinger, daemon=True)
+        self._ping_thread.start()
+        return True
+
+    def check(self, results: list["TestResult"]) -> None:
+        for r in results:
+            if r.verdict != "PASS" or r.name != "virtio_net_arp_icmp":
+                continue
+            if self._ping_thread:
+                self._ping_thread.join(10)
+            if not self.ping_result or self.ping_result[0] != 0:
+                r.verdict = "FAIL"
+                r.detail += f" -> host check: ping of the guest from the namespace failed: {self.ping_result}"
+            else:
+                r.detail += f" -> host ping ok ({'; '.join(self.ping_result[1])})"
+
+    def close(self):
+        if self._echo:
+            self._echo.kill()
+            self._echo.wait()
+            self._echo = None
+        if self._created:
+            subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+            self._created = False
+
+
 # QEMU microvm virtio-mmio device set. microvm (with KVM: a second IOAPIC) has 24 transports at
 # 0xfeb00000 + 0x200*n on GSIs 24+n, filled from the top; its DSDT describes only populated
 # ones (LNRO0005, Memory32Fixed + level-triggered Interrupt). Transports are legacy (version 1)
@@ -367,13 +519,14 @@ class VirtioHost:
 QEMU_VIRTIO_ARGS = [
     "-device", "virtio-rng-device",
     "-drive", "file={disk},if=none,id=d0,format=raw,{d0opts}",
-    "-device", "virtio-blk-device,drive=d0",
+    "-device", "virtio-blk-device,drive=d0{d0dev}",
     "-drive", "file={disk_ro},if=none,id=d1,format=raw,readonly=on",
     "-device", "virtio-blk-device,drive=d1",
     "-device", "virtio-serial-device",
     "-chardev", "pipe,id=vc0,path={vcon}",
     "-device", "virtconsole,chardev=vc0",
 ]
+VIRTIO_NET_ALL = {"virtio_net", "virtio_net_arp_icmp", "virtio_net_udp"}
 VIRTIO_ALL = {"virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console", "virtio_blk_durable"}
 QEMU_MICROVM_DEVSETS = {
     "virtio": DeviceSet(VIRTIO_ALL,
@@ -385,6 +538,12 @@ QEMU_MICROVM_DEVSETS = {
                                ["vmmio=3", "vmmio_ids=2,2,4", "vmmio_version=1", "ventropy=1",
                                 "vblk=2", "vblk_ro=1", "vblk_flush=1"],
                                ["-global", "virtio-mmio.force-legacy=true"] + QEMU_VIRTIO_ARGS[:10]),
+    # virtio-net (modern virtio-mmio) on a TAP in the runner's namespace; vhost is absent here
+    "virtio_net": DeviceSet(VIRTIO_NET_ALL, [],
+                            ["-global", "virtio-mmio.force-legacy=false",
+                             "-netdev", "tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off",
+                             "-device", "virtio-net-device,netdev=n0,mac={mac}"],
+                            host=False, net=True),
 }
 # QEMU q35 virtio-pci device set: the same devices as modern-only PCI functions on bus 0
 # (disable-legacy=on: device ids 0x1040+type, no I/O BAR); SeaBIOS assigns the BARs and fills
@@ -394,7 +553,7 @@ QEMU_MICROVM_DEVSETS = {
 QEMU_VIRTIO_PCI_ARGS = [
     "-device", "virtio-rng-pci,disable-legacy=on,disable-modern=off",
     "-drive", "file={disk},if=none,id=d0,format=raw,{d0opts}",
-    "-device", "virtio-blk-pci,drive=d0,disable-legacy=on,disable-modern=off",
+    "-device", "virtio-blk-pci,drive=d0,disable-legacy=on,disable-modern=off{d0dev}",
     "-drive", "file={disk_ro},if=none,id=d1,format=raw,readonly=on",
     "-device", "virtio-blk-pci,drive=d1,disable-legacy=on,disable-modern=off",
     "-device", "virtio-serial-pci,disable-legacy=on,disable-modern=off,vectors=3",
@@ -407,6 +566,11 @@ VIRTIO_PCI_FACTS = ["vpci=4", "vpci_ids=2,2,3,4", "vpci_modern=1", "ventropy=1",
                     "vblk_flush=1", "vcon=1"]
 QEMU_Q35_DEVSETS = {
     "virtio_pci": DeviceSet(VIRTIO_PCI_ALL, VIRTIO_PCI_FACTS, QEMU_VIRTIO_PCI_ARGS),
+    "virtio_pci_net": DeviceSet(VIRTIO_NET_ALL, [],
+                                ["-netdev", "tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off",
+                                 "-device", "virtio-net-pci,netdev=n0,mac={mac},disable-legacy=on,"
+                                 "disable-modern=off"],
+                                host=False, net=True),
 }
 # qvm: configs/kit-virtio.qvmconf (entropy, blk, read-only blk, console; in DSDT order).
 QVM_DEVSETS = {
@@ -422,6 +586,12 @@ QVM_DEVSETS = {
     # (runner/ctest.cmake) while qvm's virtio-pci transport is being written.
     "virtio_pci": DeviceSet(VIRTIO_PCI_ALL - {"virtio_pci_intx"}, VIRTIO_PCI_FACTS,
                             qvm_config="kit-virtio-pci.qvmconf"),
+    # virtio-net: prepared for qvm's device (not in CTest until it lands). The config takes the
+    # TAP name and MAC from ${QVM_TEST_TAP} / ${QVM_TEST_MAC}; qvm runs inside the runner's
+    # namespace, where the TAP already exists with the host-side address.
+    "virtio_net": DeviceSet(VIRTIO_NET_ALL, [], qvm_config="kit-virtio-net.qvmconf", host=False, net=True),
+    "virtio_pci_net": DeviceSet(VIRTIO_NET_ALL, [], qvm_config="kit-virtio-pci-net.qvmconf",
+                                host=False, net=True),
 }
 
 
@@ -461,6 +631,8 @@ class RunOptions:
     disk_dir: str | None = None     # where the virtio disk files go (default: tempfile's dir)
     disk_mib: int | None = None     # size of the read-write disk (default 8 MiB)
     qemu_drive: str = "cache=writeback"  # QEMU -drive options of the read-write disk
+    qemu_blk_dev: str = ""          # appended to that disk's -device (e.g. ",iothread=io0")
+    qemu_extra: list[str] = dataclasses.field(default_factory=list)  # e.g. -object iothread,id=io0
 
 
 @dataclasses.dataclass
@@ -487,7 +659,8 @@ class RunResult:
     argv: list[str]
 
 
-def build_cmdline(opts: RunOptions, machine: Machine, host: VirtioHost | None = None) -> str:
+def build_cmdline(opts: RunOptions, machine: Machine, host: VirtioHost | None = None,
+                  net: "NetHost | None" = None) -> str:
     facts = {"cpus": str(opts.cpus), "mem": f"{opts.mem_mib}M", "now": str(int(time.time()))}
     ds = machine.device_sets.get(opts.devices) if opts.devices else None
     for item in machine.cmdline_extra + (ds.cmdline if ds else []):
@@ -495,6 +668,8 @@ def build_cmdline(opts: RunOptions, machine: Machine, host: VirtioHost | None = 
         facts[k] = v
     if host:
         facts.update(host.facts())
+    if net:
+        facts.update(net.facts())
     facts.update(opts.expect)
     parts = []
     if opts.tests:
@@ -583,6 +758,14 @@ def preflight(machine: Machine, opts: RunOptions) -> list[str]:
         errs.append("/dev/kvm is missing or not accessible: these system tests need KVM")
     if not os.path.isfile(opts.guest):
         errs.append(f"guest image {opts.guest!r} not found (build target qvm-test-guest)")
+    ds = machine.device_sets.get(opts.devices) if opts.devices else None
+    if ds and ds.net:
+        if os.geteuid() != 0:
+            errs.append("virtio-net tests need root (network namespace + TAP device)")
+        if not shutil.which("ip"):
+            errs.append("virtio-net tests need iproute2 (`ip`)")
+        if not os.path.exists("/dev/net/tun"):
+            errs.append("virtio-net tests need /dev/net/tun")
     if opts.devices and opts.devices not in machine.device_sets:
         errs.append(f"machine {machine.name} has no device set {opts.devices!r}")
     for t in opts.tests:
@@ -596,26 +779,37 @@ def run(opts: RunOptions, on_line: Callable[[str], None] | None = None) -> RunRe
     machine = MACHINES[opts.vmm]
     errs = preflight(machine, opts)
     ds = machine.device_sets.get(opts.devices) if opts.devices else None
-    host = None
+    host = net = None
     if ds and ds.host and not errs:
         host = VirtioHost(ds, opts.disk_dir, (opts.disk_mib or VBLK_SECTORS // 2048) * 2048)
     try:
-        return _run(opts, machine, errs, host, on_line)
+        if ds and ds.net and not errs:
+            try:
+                net = NetHost(ds)
+            except (RuntimeError, OSError) as e:
+                errs.append(f"network namespace set-up failed: {e}")
+        return _run(opts, machine, errs, host, on_line, net)
     finally:
+        if net:
+            net.close()
         if host:
             host.close()
 
 
 def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost | None,
-         on_line: Callable[[str], None] | None) -> RunResult:
-    cmdline = build_cmdline(opts, machine, host)
-    argv = machine.argv(opts, cmdline, host)
+         on_line: Callable[[str], None] | None, net: "NetHost | None" = None) -> RunResult:
+    cmdline = build_cmdline(opts, machine, host, net)
+    argv = machine.argv(opts, cmdline, host, net)
+    if net:
+        argv = net.wrap(argv)
     if errs:
         return RunResult(False, [TestResult(t, "MISSING", "not run") for t in opts.tests], errs, {},
                          "error", None, None, False, None, None, None, "", argv)
     env = dict(os.environ, QVM_TEST_GUEST=os.path.abspath(opts.guest))
     if host:
         env.update(host.env())
+    if net:
+        env.update(net.env())
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
@@ -646,6 +840,17 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
 
     threading.Thread(target=reader, daemon=True).start()
     threading.Thread(target=err_reader, daemon=True).start()
+
+    stdin_lock = threading.Lock()
+
+    def send_serial(token: str) -> None:
+        with stdin_lock:
+            try:
+                if proc.stdin:
+                    proc.stdin.write(token.encode() + b"\n")
+                    proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass
 
     out_lines: list[str] = []
     timed_out = False
@@ -683,6 +888,8 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
             f = text.split()
             if len(f) >= 3 and host and host.input(f[1], f[2]):
                 pass
+            elif len(f) >= 3 and net and net.input(f[1], f[2], send_serial):
+                pass
             elif len(f) >= 3 and proc.stdin:
                 try:
                     proc.stdin.write(f[2].encode() + b"\n")
@@ -717,6 +924,9 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
     ok, results, problems, bench = evaluate(output, opts.tests, kind, value, timed_out)
     if host:
         host.check(results)
+    if net:
+        net.check(results)
+    if host or net:
         ok = ok and all(r.verdict == "PASS" for r in results)
     err = b"".join(stderr_buf).decode("utf-8", "replace").strip()
     if not ok and err:

@@ -77,6 +77,24 @@ class EvaluateTests(unittest.TestCase):
         ok, _, _, _ = qvmtest.evaluate(out + "TEST poweroff FAIL still running\n", ["poweroff"], "status", 1)
         self.assertFalse(ok)
 
+    def test_kill_test_needs_runner_sigkill(self):
+        out = "TEST virtio_blk_durable PENDING rw dsector=1 dcount=2 dfnv=00000000 flushed\n"
+        ok, _, _, _ = qvmtest.evaluate(out, ["virtio_blk_durable"], "killed", -9)
+        self.assertTrue(ok)
+        for kind, value in (("status", 0), ("shutdown", None), ("error", -9)):
+            ok, _, _, _ = qvmtest.evaluate(out, ["virtio_blk_durable"], kind, value)
+            self.assertFalse(ok, kind)
+        ok, _, _, _ = qvmtest.evaluate(out, ["virtio_blk_durable"], "killed", -9, timed_out=True)
+        self.assertFalse(ok)
+        ok, _, _, _ = qvmtest.evaluate(out + "TEST virtio_blk_durable FAIL not killed\n",
+                                       ["virtio_blk_durable"], "status", 1)
+        self.assertFalse(ok)
+
+    def test_durable_bytes_match_guest_formula(self):
+        seed, sec = 123456789, 77
+        want = bytes((sec * 167 + i * 13 + seed * 101 + (seed >> 8) + (i >> 6) + 0x3c) & 0xff for i in range(512))
+        self.assertEqual(qvmtest.durable_bytes(seed, sec, 1), want)
+
     def test_bench_lines_parsed(self):
         _, _, _, bench = qvmtest.evaluate("BENCH pio_read_ring3 1234 ns\n", [], "status", 0)
         self.assertEqual(bench["pio_read_ring3"], (1234.0, "ns"))
