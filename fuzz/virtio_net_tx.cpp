@@ -1,0 +1,172 @@
+// Fuzz target: the virtio-net transmit path (virtio 1.2 §5.1.6.2) against a sink backend.
+// Input: one flag byte (EVENT_IDX, indirect chains, legacy 10-byte header, offloads negotiated,
+// backend back-pressure), then chain descriptions: a segment count, then per segment a length and
+// a device-writable bit, readable segments taking their contents (header first) from the input.
+// Sometimes a raw descriptor is written instead, for malformed chains.
+// Properties: no crash, hang or sanitizer report; every frame the backend sees is within the
+// size limits and uses only offloads the guest negotiated; every published chain comes back in
+// the used ring once back-pressure ends (one used entry per avail entry).
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "net/backend.hpp"
+#include "net/fd_backend.hpp"
+#include "vdev/virtio_net/virtio_net.hpp"
+#include "virtio/queue/testing/mock_driver.hpp"
+#include "virtio/virtio_defs.hpp"
+
+namespace {
+
+using qvm::virtio::testing::MockDriver;
+namespace net = qvm::net;
+constexpr uint16_t kQueue = 64;
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+struct NullInterrupt final : qvm::virtio::VirtioInterrupt {
+  void signal_used(uint16_t) override {}
+  void signal_config() override {}
+};
+
+// Accepts frames, checks them, and pushes back every third one when asked to.
+class Sink final : public net::Backend {
+ public:
+  Sink(bool pushback, net::Offloads allowed) : pushback_(pushback), allowed_(allowed) {
+    efd_ = qvm::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    check(efd_.valid());
+  }
+  std::string describe() const override { return "sink"; }
+  net::Offloads supported_offloads() const override { return {true, true, true, true, true}; }
+  qvm::Status set_rx_offloads(const net::Offloads&) override { return {}; }
+  qvm::Result<net::SendResult> send(std::span<const iovec> iov) override {
+    size_t len = 0;
+    for (const auto& v : iov) len += v.iov_len;
+    check(len >= net::kVnetHdrLen + net::kMinFrame && len <= net::kVnetHdrLen + net::kMaxFrame);
+    check(iov[0].iov_len == net::kVnetHdrLen);
+    net::VnetHdr h{};
+    std::memcpy(&h, iov[0].iov_base, sizeof h);
+    check(net::frame_offloads_allowed(h, allowed_));
+    // Touch every byte (ASan checks the guest views).
+    volatile uint8_t x = 0;
+    for (const auto& v : iov)
+      for (size_t i = 0; i < v.iov_len; ++i)
+        x = static_cast<uint8_t>(x ^ static_cast<const uint8_t*>(v.iov_base)[i]);
+    if (pushback_ && (++sends_ % 3) == 0) {
+      uint64_t one = 1;
+      check(::write(efd_.get(), &one, sizeof one) == sizeof one);
+      return net::SendResult::kBlocked;
+    }
+    ++stats_.tx_frames;
+    return net::SendResult::kSent;
+  }
+  qvm::Result<size_t> receive(std::span<const iovec>) override { return size_t{0}; }
+  int poll_fd() const override { return efd_.get(); }
+  net::ServiceResult service() override {
+    uint64_t v = 0;
+    net::ServiceResult r;
+    r.tx_ready = ::read(efd_.get(), &v, sizeof v) == sizeof v;
+    return r;
+  }
+  void set_rx_enabled(bool) override {}
+  bool link_up() const override { return true; }
+  net::BackendStats stats() const override { return stats_; }
+
+ private:
+  bool pushback_;
+  net::Offloads allowed_;
+  qvm::UniqueFd efd_;
+  uint64_t sends_ = 0;
+  net::BackendStats stats_;
+};
+
+class Input {
+ public:
+  Input(const uint8_t* d, size_t n) : d_(d), n_(n) {}
+  bool empty() const { return i_ >= n_; }
+  uint8_t u8() { return i_ < n_ ? d_[i_++] : 0; }
+  uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
+  std::vector<uint8_t> bytes(size_t n) {
+    std::vector<uint8_t> v;
+    while (v.size() < n && !empty()) v.push_back(u8());
+    return v;
+  }
+
+ private:
+  const uint8_t* d_;
+  size_t n_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace qvm;
+  namespace nd = vdev::net_dev;
+  using virtio::feature_bit;
+  if (size < 1) return 0;
+  Input in(data, size);
+  const uint8_t flags = in.u8();
+  const bool legacy = flags & 4, offloads = flags & 8;
+
+  memory::GuestMemory mem;
+  check(mem.add_region(0, 4ull << 20, false).ok());
+  std::vector<virtio::Queue> queues{virtio::Queue(vdev::VirtioNet::kQueueSize),
+                                    virtio::Queue(vdev::VirtioNet::kQueueSize)};
+  MockDriver rx(mem, kQueue, 0), tx(mem, kQueue, 1ull << 20);
+  rx.configure(queues[0], flags & 1);
+  tx.configure(queues[1], flags & 1, flags & 2);
+  net::Offloads allowed = offloads ? net::Offloads{true, true, true, true, true} : net::Offloads{};
+  auto dev = vdev::VirtioNet::create({}, std::make_unique<Sink>(flags & 16, allowed));
+  check(dev.ok());
+  vdev::VirtioNet* d = dev->get();
+  d->set_kick([d](uint16_t q) { d->process_queue(q); });
+  uint64_t f = feature_bit(nd::kMac);
+  if (!legacy) f |= feature_bit(virtio::kFeatureVersion1) | feature_bit(nd::kMrgRxbuf);
+  if (offloads)
+    f |= feature_bit(nd::kCsum) | feature_bit(nd::kHostTso4) | feature_bit(nd::kHostTso6) |
+         feature_bit(nd::kHostEcn) | feature_bit(nd::kHostUfo);
+  if (flags & 1) f |= feature_bit(virtio::kFeatureEventIdx);
+  NullInterrupt irq;
+  virtio::ActivationContext ctx{mem, queues, irq, f};
+  check(d->activate(ctx).ok());
+
+  uint16_t published = 0;
+  while (!in.empty() && published < kQueue) {
+    const uint8_t n = in.u8();
+    if (n == 0xff) {  // a raw (possibly malformed) descriptor
+      const uint16_t idx = in.u16() % kQueue;
+      const uint64_t addr = (uint64_t{in.u16()} << 8) | in.u8();
+      const uint32_t len = in.u16();
+      const uint16_t fl = in.u8() & 7, next = in.u16();
+      tx.set_desc(idx, virtio::VirtqDesc{addr, len, fl, next});
+      tx.publish(idx);
+      ++published;
+      continue;
+    }
+    std::vector<MockDriver::Seg> segs;
+    const size_t count = 1 + n % 8;
+    for (size_t i = 0; i < count; ++i) {
+      uint16_t len = in.u16();
+      const bool write = (len & 0x8000) && (len & 0x4000);
+      len = static_cast<uint16_t>(len & 0x3fff);
+      MockDriver::Seg s{len, write, {}};
+      if (!write) s.data = in.bytes(std::min<size_t>(len, 64));
+      segs.push_back(std::move(s));
+    }
+    tx.add_and_publish(segs, (n & 0x80) && (flags & 2));
+    ++published;
+  }
+  d->process_queue(vdev::VirtioNet::kTxQueue);
+  // Back-pressure and batch bounds resume from the event loop: run it until nothing is pending.
+  for (int i = 0; i < 4 * kQueue; ++i) d->on_ready();
+  check(queues[1].needs_reset() || tx.used_idx() == published);
+  d->reset();
+  return 0;
+}
