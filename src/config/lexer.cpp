@@ -67,8 +67,13 @@ bool substitute(Cursor& cur, std::string& out, const EnvLookup& env, Diagnostics
     cur.next();
     cur.next();
     std::string d;
-    while (!cur.done() && cur.peek() != '}' && cur.peek() != '\n' && d.size() < kMaxTokenBytes)
+    while (!cur.done() && cur.peek() != '}' && cur.peek() != '\n' && d.size() < kMaxTokenBytes) {
+      if (cur.peek() == '\0') {
+        diags.error(cur.loc(), "unexpected NUL byte in a substitution default");
+        return false;
+      }
       d += cur.next();
+    }
     deflt = std::move(d);
   }
   if (cur.peek() != '}') {

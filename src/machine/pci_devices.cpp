@@ -27,7 +27,8 @@ Result<uint64_t> MachineImpl::alloc_mmio(uint64_t size) {
     if (a + size > kMmioWindowEnd) break;
     bool clash = false;
     for (const auto& r : cfg_.reserves) {
-      if (r.kind != config::ReserveConfig::Kind::kLoc || r.loc.space != config::AddrSpace::kMem) continue;
+      if (r.kind != config::ReserveConfig::Kind::kLoc || r.loc.space != config::AddrSpace::kMem)
+        continue;
       if (a < r.loc.addr + r.length && r.loc.addr < a + size) {
         mmio_next_ = r.loc.addr + r.length;
         clash = true;
@@ -51,15 +52,16 @@ Result<uint8_t> MachineImpl::pci_slot(const config::VdevConfig& v) {
     if (l.bus != 0) return make_error("only PCI bus 0 exists");
     if (l.func != 0) return make_error("a virtio device is function 0 of its slot");
     if (l.dev == 0) return make_error("00:00.0 is the host bridge");
-    if (pci_->occupied(l.dev, 0)) return make_error(strprintf("PCI slot 00:%02x.0 is taken", l.dev));
+    if (pci_->occupied(l.dev, 0))
+      return make_error(strprintf("PCI slot 00:%02x.0 is taken", l.dev));
     return l.dev;
   }
   for (uint8_t d = 1; d < 32; ++d) {
     if (pci_->occupied(d, 0)) continue;
     bool reserved = false;
     for (const auto& r : cfg_.reserves)
-      if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kPci && r.loc.bus == 0 &&
-          r.loc.dev == d)
+      if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kPci &&
+          r.loc.bus == 0 && r.loc.dev == d)
         reserved = true;
     if (!reserved) return d;
   }
@@ -69,7 +71,8 @@ Result<uint8_t> MachineImpl::pci_slot(const config::VdevConfig& v) {
 Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
   uint8_t slot = QVM_TRY(pci_slot(v));
   VirtioBuild built = QVM_TRY(make_virtio_device(v));
-  uint32_t gsi = kFirstPciGsi + (slot % 8u);  // INTA# of this slot (the Interrupt Line register says so)
+  uint32_t gsi =
+      kFirstPciGsi + (slot % 8u);  // INTA# of this slot (the Interrupt Line register says so)
   kvm::Vm* vm = vm_ ? &*vm_ : nullptr;
   auto transport = std::make_shared<virtio::PciTransport>(
       mem_, built.device,
@@ -86,22 +89,26 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
   for (const pci::BarInfo& b : transport->bars()) {
     uint64_t addr = QVM_TRY(alloc_mmio(b.size));
     transport->config().set_bar_address(b.index, addr);
-    QVM_TRY(mmio_.insert(addr, b.size, transport->bar_device(b.index), v.type + " BAR" + std::to_string(b.index)));
+    QVM_TRY(mmio_.insert(addr, b.size, transport->bar_device(b.index),
+                         v.type + " BAR" + std::to_string(b.index)));
     placed.emplace_back(b.index, addr);
     bars += strprintf(" BAR%u 0x%llx+0x%llx", b.index, static_cast<unsigned long long>(addr),
                       static_cast<unsigned long long>(b.size));
   }
-  // Memory decoding on, as firmware leaves a device it configured (the guest may still turn it off).
+  // Memory decoding on, as firmware leaves a device it configured (the guest may still turn it
+  // off).
   transport->config().write(0x04, 2, 0x0006);
-  if (!pci_->add(slot, 0, transport)) return make_error(strprintf("PCI slot 00:%02x.0 is taken", slot));
+  if (!pci_->add(slot, 0, transport))
+    return make_error(strprintf("PCI slot 00:%02x.0 is taken", slot));
   transport->set_bar_hook([name = v.type, placed](uint8_t bar, std::optional<uint64_t> addr) {
     for (const auto& [index, at] : placed) {
       if (index != bar || !addr || *addr == at) continue;
       static RateLimit rl;
       uint64_t supp = 0;
       if (rl.allow(std::chrono::steady_clock::now(), &supp))
-        log_warn("%s: the guest moved BAR%u to 0x%llx; qvm keeps decoding it at 0x%llx", name.c_str(), bar,
-                 static_cast<unsigned long long>(*addr), static_cast<unsigned long long>(at));
+        log_warn("%s: the guest moved BAR%u to 0x%llx; qvm keeps decoding it at 0x%llx",
+                 name.c_str(), bar, static_cast<unsigned long long>(*addr),
+                 static_cast<unsigned long long>(at));
     }
   });
   if (built.attach) {
@@ -129,8 +136,8 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
       keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
     }
   }
-  device_lines_.push_back(strprintf("%-11s pci 00:%02x.0%s  MSI-X, INTA# gsi %u%s", v.type.c_str(), slot, bars.c_str(),
-                                    gsi, built.summary.c_str()));
+  device_lines_.push_back(strprintf("%-11s pci 00:%02x.0%s  MSI-X, INTA# gsi %u%s", v.type.c_str(),
+                                    slot, bars.c_str(), gsi, built.summary.c_str()));
   return {};
 }
 

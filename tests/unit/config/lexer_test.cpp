@@ -133,6 +133,11 @@ TEST(Substitution, UnsetWithoutDefaultIsAnErrorAtItsLocation) {
             "${KERNEL:-default} to give a default)");
 }
 
+TEST(Substitution, NulInDefaultIsAnError) {
+  auto l = lex(std::string_view("load ${K:-a\0b}", 15));
+  EXPECT_TRUE(l.diags.has_errors());
+}
+
 TEST(Substitution, Malformed) {
   EXPECT_TRUE(lex("x ${").diags.has_errors());
   EXPECT_TRUE(lex("x ${A").diags.has_errors());
