@@ -14,6 +14,7 @@
 #include "vdev/virtio_blk/virtio_blk.hpp"
 #include "vdev/virtio_console/virtio_console.hpp"
 #include "vdev/virtio_entropy/virtio_entropy.hpp"
+#include "vdev/virtio_net/virtio_net_setup.hpp"
 #include "virtio/transport/mmio.hpp"
 
 namespace qvm::machine {
@@ -94,6 +95,37 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
       if (!added)
         log_debug("virtio-console input is not pollable: %s", added.error().message.c_str());
       return {};
+    };
+    return b;
+  }
+  if (v.type == "virtio-net") {
+    vdev::NetSetup ns;
+    ns.system = cfg_.system_name();
+    ns.vdev_name = v.name.value_or("");
+    ns.unique_id = v.loc.str();
+    if (v.has("mac")) ns.mac = v.text("mac");
+    if (v.has("peer")) ns.peer = v.text("peer");
+    if (v.has("tapdev")) ns.tapdev = v.text("tapdev");
+    if (v.has("peerfeats")) ns.peerfeats = v.number("peerfeats");
+    ns.bind_mode = v.text("bind-mode").value_or("0600");
+    ns.mtu = static_cast<uint16_t>(v.number("mtu").value_or(1500));
+    ns.queues = static_cast<uint16_t>(v.number("queues").value_or(1));
+    std::string intended = ns.peer.value_or(ns.tapdev ? "tap:" + *ns.tapdev : "none");
+    if (opts_.dryrun) {
+      // dryrun creates nothing on the host (no TAP, no socket): a device without a backend.
+      ns.peer.reset();
+      ns.tapdev.reset();
+    }
+    auto net = vdev::open_virtio_net(ns);
+    if (!net) return make_error(net.error().message);
+    std::shared_ptr<vdev::VirtioNet> dev = *net;
+    b.device = dev;
+    b.summary =
+        " " + dev->describe() + (opts_.dryrun ? " (dryrun: peer " + intended + " not opened)" : "");
+    vdev::VirtioNet* raw = dev.get();
+    b.attach = [this, raw](std::function<void(uint16_t)> notify) -> Status {
+      raw->set_kick(std::move(notify));
+      return loop_->add_fd(raw->poll_fd(), [raw] { raw->on_ready(); });
     };
     return b;
   }

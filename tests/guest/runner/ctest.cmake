@@ -37,10 +37,9 @@ set_tests_properties(guest.runner.selftest PROPERTIES
 
 # The same groups under qvm itself (configs in tests/guest/configs; the runner's device sets in
 # runner/qvmtest.py decide which tests of a group run on qvm: no PCI INTx test yet).
-# virtio_net / virtio_pci_net (configs/kit-virtio{,-pci}-net.qvmconf) are prepared but not
-# registered until qvm's virtio-net device lands: then add them here (and the "net" label).
+# virtio_net / virtio_pci_net: qvm's virtio-net on a TAP the runner creates in its own netns.
 set(QVM_KIT_GROUPS_qvm serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio virtio_legacy
-    virtio_pci virtio_durable virtio_pci_durable)
+    virtio_pci virtio_durable virtio_pci_durable virtio_net virtio_pci_net)
 if(TARGET qvm)
   foreach(group ${QVM_KIT_GROUPS_qvm})
     add_test(NAME guest.qvm.${group}
@@ -49,6 +48,9 @@ if(TARGET qvm)
     set(labels "guest;system;qvm")
     if(group MATCHES "^virtio")
       list(APPEND labels virtio)
+    endif()
+    if(group MATCHES "net$")
+      list(APPEND labels net)
     endif()
     set_tests_properties(guest.qvm.${group} PROPERTIES
       TIMEOUT 90 LABELS "${labels}" RESOURCE_LOCK kvm_cpus)
