@@ -3,7 +3,8 @@
 
 Runs N rounds, interleaving the VMMs (qvm, qemu, qvm, qemu, ...), and prints a table of medians
 and qvm/QEMU ratios for: process start -> first serial byte, -> VMM exit, peak RSS of the VMM
-process (getrusage of the child via wait4), and every "BENCH <name> <value> <unit>" line the
+process (the VMM runs under `/usr/bin/time -f %M`; the runner's own ru_maxrss of its child
+would include the Python runner's pages from before exec), and every "BENCH <name> <value> <unit>" line the
 guest prints (ring-3 port-I/O and MMIO round trips; virtio figures later).
 
 Not a pass/fail test. If no qvm binary is given or it cannot run the guest yet, QEMU runs alone
@@ -53,7 +54,7 @@ def machine_description(qemu: str) -> str:
 def one(vmm, args, disk_dir=None):
     opts = qvmtest.RunOptions(vmm=vmm, guest=args.guest, tests=args.tests, bench=args.bench,
                               cpus=1, mem_mib=args.mem, timeout=args.timeout, qemu=args.qemu,
-                              qvm=args.qvm, qvm_config=args.qvm_config)
+                              qvm=args.qvm, qvm_config=args.qvm_config, measure_rss=True)
     if args.device_set == "blk":
         opts.devices = "virtio"
         opts.disk_dir = disk_dir

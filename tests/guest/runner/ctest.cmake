@@ -56,3 +56,37 @@ if(TARGET qvm)
       TIMEOUT 90 LABELS "${labels}" RESOURCE_LOCK kvm_cpus)
   endforeach()
 endif()
+
+# virtio-net guest to guest over qvm peer links and restart robustness (runner/pair.py; two qvm
+# processes, private runtime directory per run). net_pair: both start orders, MMIO and PCI;
+# net_restart: guest B stopped/started 20 times while A keeps the link (fd and socket checks);
+# net_tap_restart: one guest restarted 20 times on the same TAP in a private netns + 3 runs on a TAP
+# qvm creates (must disappear). The 100-restart soak: `ninja guest-net-soak`, or configure with
+# -DQVM_KIT_SOAK=ON to get the CTest entry guest.qvm.net_soak (label soak; `ctest -L soak`).
+set(QVM_PAIR ${CMAKE_CURRENT_SOURCE_DIR}/runner/pair.py)
+option(QVM_KIT_SOAK "register the long guest soak tests (label soak) in CTest" OFF)
+if(TARGET qvm)
+  foreach(t pair restart tap_restart)
+    string(REPLACE "_" "-" mode ${t})
+    set(extra)
+    if(NOT t STREQUAL "pair")
+      set(extra -n 20)
+    endif()
+    add_test(NAME guest.qvm.net_${t}
+      COMMAND ${Python3_EXECUTABLE} ${QVM_PAIR} --qvm $<TARGET_FILE:qvm> --guest ${QVM_TEST_GUEST} ${mode} ${extra})
+    set_tests_properties(guest.qvm.net_${t} PROPERTIES
+      TIMEOUT 120 LABELS "guest;system;qvm;virtio;net" RESOURCE_LOCK kvm_cpus ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+  endforeach()
+  set(QVM_SOAK_CMD ${Python3_EXECUTABLE} ${QVM_PAIR} --qvm $<TARGET_FILE:qvm> --guest ${QVM_TEST_GUEST} restart -n 100)
+  add_custom_target(guest-net-soak
+    COMMAND ${QVM_SOAK_CMD}
+    COMMAND ${Python3_EXECUTABLE} ${QVM_PAIR} --qvm $<TARGET_FILE:qvm> --guest ${QVM_TEST_GUEST} restart -n 100 --transport pci --mixed
+    COMMAND ${Python3_EXECUTABLE} ${QVM_PAIR} --qvm $<TARGET_FILE:qvm> --guest ${QVM_TEST_GUEST} tap-restart -n 100
+    DEPENDS qvm qvm-test-guest USES_TERMINAL
+    COMMENT "virtio-net soak: 100 peer restarts (MMIO, PCI/MMIO mixed) and 100 TAP restarts")
+  if(QVM_KIT_SOAK)
+    add_test(NAME guest.qvm.net_soak COMMAND ${QVM_SOAK_CMD})
+    set_tests_properties(guest.qvm.net_soak PROPERTIES
+      TIMEOUT 600 LABELS "guest;system;qvm;virtio;net;soak" RESOURCE_LOCK kvm_cpus ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+  endif()
+endif()

@@ -14,7 +14,21 @@
  *   virtio_net_arp_icmp  ARP for the peer, ICMP echo of 56/1000/1472 payload bytes byte for byte,
  *                        then answers the runner's pings (vnet_ping_in)
  *   virtio_net_udp       UDP datagrams of 1..1472 bytes (1472 = MTU 1500 - IP - UDP) to the echo
- *                        port, replies byte for byte */
+ *                        port, replies byte for byte
+ * Guest-to-guest (tests/guest/runner/pair.py; vnet_peer = the other guest):
+ *   virtio_net_responder serves ARP, ICMP echo and UDP echo on vnet_udp_port for vnet_resp_ms
+ *                        (default 10000) or until the serial line "stop"; prints "NET ready"
+ *   virtio_net_pinger    per serial line "round K": ARP + ICMP echo (56, 1472) + UDP echo (1, 1472)
+ *                        within vnet_round_ms (default 5000), prints "ROUND K ok|fail ..."; the
+ *                        line "end" finishes (PASS if every round was ok)
+ *   vnet_link_ms=N       virtio_net waits up to N ms for link up (peer links come up later)
+ * Benchmarks (ring 3, polling, up to 16 frames in flight, one kick per batch):
+ *   bench virtio_net_tx  UDP datagrams to vnet_peer:vnet_sink_port (default 9) for vnet_bench_ms
+ *                        (default 500) each: 1472-byte payloads (MB/s of payload) and 18-byte
+ *                        payloads (60-byte frames, packets/s); rates of frames the device completed
+ *   bench virtio_net_rx  counts UDP datagrams for us on vnet_sink_port: payload >= 1000 bytes and
+ *                        < 64 bytes separately, first to last frame; ends after vnet_rx_idle_ms
+ *                        (default 500) without frames once frames arrived (or 60 s) */
 #include "virtio.h"
 
 #define VIRTIO_NET_F_MTU 3
@@ -52,6 +66,10 @@ struct net {
     bool udp_seen;
     uint16_t udp_sport, udp_dport, udp_len;
     uint8_t udp_data[1500];
+    /* responder / sink */
+    uint16_t echo_port, sink_port;
+    uint64_t udp_echoed;
+    uint64_t sink_frames[2], sink_bytes[2], sink_t0[2], sink_t1[2];
 };
 static struct net net_dev;
 
@@ -164,6 +182,9 @@ static bool net_open(struct net *n, char *err, size_t esz)
     vq_kick(&n->d, RXQ);
     n->rx_frames = n->rx_bad = n->arp_answered = n->icmp_answered = 0;
     n->peer_known = n->echo_seen = n->udp_seen = false;
+    n->echo_port = n->sink_port = 0;
+    n->udp_echoed = 0;
+    memset(n->sink_frames, 0, sizeof n->sink_frames), memset(n->sink_bytes, 0, sizeof n->sink_bytes);
     /* addresses */
     const char *v = cmdline_get("vnet_ip");
     unsigned prefix = 24;
@@ -243,13 +264,19 @@ static uint16_t udp_csum(uint32_t src, uint32_t dst, const uint8_t *u, unsigned 
     return c ? c : 0xffff;
 }
 
-static bool udp_send(struct net *n, uint16_t sport, uint16_t dport, const uint8_t *data, unsigned len)
+static bool udp_send_to(struct net *n, const uint8_t *dmac, uint32_t dst, uint16_t sport, uint16_t dport,
+                        const uint8_t *data, unsigned len)
 {
-    uint8_t *ip = eth_start(n, n->peer_mac, 0x0800), *u = ip + 20;
+    uint8_t *ip = eth_start(n, dmac, 0x0800), *u = ip + 20;
     put16(u, sport), put16(u + 2, dport), put16(u + 4, (uint16_t)(8 + len)), put16(u + 6, 0);
     memcpy(u + 8, data, len);
-    put16(u + 6, udp_csum(n->ip, n->peer, u, 8 + len));
-    return net_send(n, ip_finish(n, ip, 17, n->peer, 8 + len));
+    put16(u + 6, udp_csum(n->ip, dst, u, 8 + len));
+    return net_send(n, ip_finish(n, ip, 17, dst, 8 + len));
+}
+
+static bool udp_send(struct net *n, uint16_t sport, uint16_t dport, const uint8_t *data, unsigned len)
+{
+    return udp_send_to(n, n->peer_mac, n->peer, sport, dport, data, len);
 }
 
 /* one received frame */
@@ -301,6 +328,25 @@ static void net_input(struct net *n, const uint8_t *e, unsigned len)
             uint8_t ph[12];
             put32(ph, src), put32(ph + 4, dst), ph[8] = 0, ph[9] = 17, put16(ph + 10, (uint16_t)ulen);
             if (csum_fold(csum_add(csum_add(0, ph, 12), l4, ulen)) != 0) return (void)n->rx_bad++;
+        }
+        if (n->echo_port && be16(l4 + 2) == n->echo_port) { /* responder: echo to the sender */
+            static uint8_t copy[1500];
+            uint8_t smac[6];
+            memcpy(smac, e + 6, 6);
+            memcpy(copy, l4 + 8, ulen - 8);
+            if (udp_send_to(n, smac, src, n->echo_port, be16(l4), copy, ulen - 8)) n->udp_echoed++;
+            return;
+        }
+        if (n->sink_port && be16(l4 + 2) == n->sink_port) { /* bench virtio_net_rx */
+            unsigned k = ulen - 8 >= 1000 ? 0 : ulen - 8 < 64 ? 1 : 2;
+            if (k < 2) {
+                uint64_t t = now_us();
+                if (!n->sink_frames[k]) n->sink_t0[k] = t;
+                n->sink_t1[k] = t;
+                n->sink_frames[k]++;
+                n->sink_bytes[k] += ulen - 8;
+            }
+            return;
         }
         if (src != n->peer) return;
         n->udp_sport = be16(l4), n->udp_dport = be16(l4 + 2), n->udp_len = (uint16_t)(ulen - 8);
@@ -369,6 +415,10 @@ static void test_virtio_net(void)
         snprintf(err, sizeof err, "MAC " MACF ", expected vnet_mac=" MACF, MACA(n->mac), MACA(wmac));
         return net_fail(n, err);
     }
+    uint64_t link_ms = 0;
+    cmdline_u64("vnet_link_ms", &link_ms);
+    if (n->d.features & BIT64(VIRTIO_NET_F_STATUS))
+        WAIT_US((vdev_cfg32(&n->d, 4) >> 16) & VIRTIO_NET_S_LINK_UP, link_ms * 1000);
     uint32_t c1 = vdev_cfg32(&n->d, 4), c2 = vdev_cfg32(&n->d, 8);
     uint16_t status = (uint16_t)(c1 >> 16), mtu = (uint16_t)(c2 >> 16);
     if ((n->d.features & BIT64(VIRTIO_NET_F_STATUS)) && !(status & VIRTIO_NET_S_LINK_UP))
@@ -496,3 +546,227 @@ static void test_virtio_net_udp(void)
               vdev_name(&n->d), (unsigned)(sizeof sizes / sizeof sizes[0]), IPA(n->peer), port, bytes, retries, n->rx_frames, n->rx_bad);
 }
 GUEST_TEST(virtio_net_udp, test_virtio_net_udp, TEST_NORMAL, "virtio-net: UDP echo byte for byte up to 1472 bytes");
+
+/* ---- guest-to-guest: responder and pinger (tests/guest/runner/pair.py) --------------------- */
+
+/* a whole line from COM1 (polled, no interrupts) into buf; true once a line is complete */
+static bool serial_line_get(char *buf, unsigned *len, unsigned cap)
+{
+    while (inb(COM1 + 5) & 1) {
+        char c = (char)inb(COM1);
+        if (c == '\r') continue;
+        if (c == '\n') {
+            buf[*len] = 0;
+            *len = 0;
+            return true;
+        }
+        if (*len + 1 < cap) buf[(*len)++] = c;
+    }
+    return false;
+}
+
+static void test_virtio_net_responder(void)
+{
+    struct net *n = &net_dev;
+    char err[200], line[40];
+    unsigned ll = 0;
+    uint64_t port = 7777, ms = 10000;
+    cmdline_u64("vnet_udp_port", &port);
+    cmdline_u64("vnet_resp_ms", &ms);
+    if (!net_open(n, err, sizeof err)) return test_fail("%s", err);
+    n->echo_port = (uint16_t)port;
+    printk("NET ready %s ip=" IPF " udp=%lu for %lu ms\n", vdev_name(&n->d), IPA(n->ip), port, ms);
+    bool stopped = NET_WAIT(n, serial_line_get(line, &ll, sizeof line) && !strcmp(line, "stop"), ms * 1000);
+    vdev_reset(&n->d);
+    test_pass("%s %s: arp_answered=%lu icmp_answered=%lu udp_echoed=%lu rx=%lu bad=%lu", vdev_name(&n->d),
+              stopped ? "stopped" : "timed out", n->arp_answered, n->icmp_answered, n->udp_echoed, n->rx_frames,
+              n->rx_bad);
+}
+GUEST_TEST(virtio_net_responder, test_virtio_net_responder, TEST_NORMAL,
+           "virtio-net: answer ARP/ICMP/UDP echo for vnet_resp_ms or until 'stop'");
+
+/* one round: ARP, ICMP echo, UDP echo within a deadline; NULL or what failed */
+static const char *pinger_round(struct net *n, uint64_t deadline, unsigned round, uint64_t port, unsigned *tries)
+{
+    static uint8_t payload[1500];
+    n->peer_known = false;
+    while (!n->peer_known) {
+        if (now_us() > deadline) return "no ARP reply";
+        ++*tries;
+        if (!arp_send(n, 1, NULL, n->peer)) return "ARP transmit did not complete";
+        NET_WAIT(n, n->peer_known, 100000);
+    }
+    static const unsigned isz[] = {56, 1472}, usz[] = {1, 1472};
+    for (unsigned i = 0; i < 2; i++) {
+        unsigned len = isz[i];
+        for (unsigned j = 0; j < len; j++) payload[j] = (uint8_t)(j * 7 + round * 31 + i);
+        for (uint16_t seq = (uint16_t)(round * 64 + i * 16);; seq++) {
+            if (now_us() > deadline) return i ? "no ICMP echo reply (1472 bytes)" : "no ICMP echo reply (56 bytes)";
+            ++*tries;
+            n->echo_seen = false;
+            if (!icmp_send(n, n->peer_mac, n->peer, 8, 0x5158, seq, payload, len)) return "ICMP transmit did not complete";
+            if (NET_WAIT(n, n->echo_seen && n->echo_id == 0x5158 && n->echo_seq == seq, 200000)) {
+                if (n->echo_len != len || memcmp(n->echo_data, payload, len)) return "ICMP echo reply differs";
+                break;
+            }
+        }
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        unsigned len = usz[i];
+        uint16_t sport = (uint16_t)(41000 + (round & 0x3ff) * 2 + i);
+        for (unsigned j = 0; j < len; j++) payload[j] = (uint8_t)((j * 13) ^ round ^ i);
+        for (;;) {
+            if (now_us() > deadline) return i ? "no UDP echo (1472 bytes)" : "no UDP echo (1 byte)";
+            ++*tries;
+            n->udp_seen = false;
+            if (!udp_send(n, sport, (uint16_t)port, payload, len)) return "UDP transmit did not complete";
+            if (NET_WAIT(n, n->udp_seen && n->udp_dport == sport, 200000)) {
+                if (n->udp_sport != port || n->udp_len != len || memcmp(n->udp_data, payload, len)) return "UDP echo differs";
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void test_virtio_net_pinger(void)
+{
+    struct net *n = &net_dev;
+    char err[200], line[40];
+    unsigned ll = 0, rounds = 0, fails = 0;
+    uint64_t port = 7777, round_ms = 5000, idle_ms = 120000;
+    cmdline_u64("vnet_udp_port", &port);
+    cmdline_u64("vnet_round_ms", &round_ms);
+    cmdline_u64("vnet_idle_ms", &idle_ms);
+    if (!net_open(n, err, sizeof err)) return test_fail("%s", err);
+    printk("NET pinger %s ip=" IPF " peer=" IPF "\n", vdev_name(&n->d), IPA(n->ip), IPA(n->peer));
+    for (;;) {
+        if (!NET_WAIT(n, serial_line_get(line, &ll, sizeof line), idle_ms * 1000)) {
+            vdev_reset(&n->d);
+            return test_fail("no command on the serial port for %lu ms after %u rounds", idle_ms, rounds);
+        }
+        if (!strcmp(line, "end")) break;
+        if (strncmp(line, "round ", 6)) continue;
+        unsigned k = 0;
+        for (const char *p = line + 6; *p >= '0' && *p <= '9'; p++) k = k * 10 + (unsigned)(*p - '0');
+        uint64_t t0 = now_us();
+        unsigned tries = 0;
+        const char *e = pinger_round(n, t0 + round_ms * 1000, k, port, &tries);
+        uint64_t dt = now_us() - t0;
+        rounds++;
+        if (e) fails++, printk("ROUND %u fail %s after %lu ms (%u sends, rx=%lu bad=%lu)\n", k, e, dt / 1000, tries, n->rx_frames, n->rx_bad);
+        else printk("ROUND %u ok %lu us %u sends\n", k, dt, tries);
+    }
+    vdev_reset(&n->d);
+    if (!rounds || fails) return test_fail("%u of %u rounds failed", fails, rounds);
+    test_pass("%s %u rounds ok (ARP + ICMP 56/1472 + UDP 1/1472 each) rx=%lu bad=%lu arp_answered=%lu", vdev_name(&n->d),
+              rounds, n->rx_frames, n->rx_bad, n->arp_answered);
+}
+GUEST_TEST(virtio_net_pinger, test_virtio_net_pinger, TEST_NORMAL,
+           "virtio-net: per serial 'round K', ARP + ICMP + UDP echo with the peer; 'end' finishes");
+
+/* ---- benchmarks -------------------------------------------------------------------------- */
+#define NTX 16
+
+static void net_bench_tx_one(struct net *n, const char *name, unsigned paylen, uint64_t ms, uint16_t dport)
+{
+    static uint8_t *txb;
+    if (!txb) txb = dma_alloc((size_t)NTX * BUFSZ, 4096);
+    if (!txb) return (void)printk("INFO bench %s: out of DMA memory\n", name);
+    struct virtq *q = &n->d.q[TXQ];
+    unsigned depth = q->size < NTX ? q->size : NTX;
+    /* build the frame once (in n->tx with the driver's helpers), copy it to every slot */
+    static uint8_t payload[1500];
+    for (unsigned j = 0; j < paylen; j++) payload[j] = (uint8_t)(j * 3 + 1);
+    uint8_t *ip = eth_start(n, n->peer_mac, 0x0800), *u = ip + 20;
+    put16(u, 40999), put16(u + 2, dport), put16(u + 4, (uint16_t)(8 + paylen)), put16(u + 6, 0);
+    memcpy(u + 8, payload, paylen);
+    put16(u + 6, udp_csum(n->ip, n->peer, u, 8 + paylen));
+    unsigned flen = ip_finish(n, ip, 17, n->peer, 8 + paylen);
+    memset(n->tx, 0, n->hdrlen);
+    if (flen < 60) memset(n->tx + n->hdrlen + flen, 0, 60 - flen), flen = 60;
+    for (unsigned i = 0; i < depth; i++) memcpy(txb + (size_t)i * BUFSZ, n->tx, n->hdrlen + flen);
+    uint64_t done = 0, t0 = now_us(), end = t0 + ms * 1000, last = t0;
+    unsigned inflight = 0;
+    uint16_t freel[NTX];
+    unsigned nfree = 0;
+    for (unsigned i = 0; i < depth; i++) freel[nfree++] = (uint16_t)i;
+    for (;;) {
+        uint64_t t = now_us();
+        if (t >= end) break;
+        if (nfree) {
+            while (nfree) {
+                uint16_t s = freel[--nfree];
+                struct vbuf v = {(uintptr_t)(txb + (size_t)s * BUFSZ), n->hdrlen + flen, false};
+                vq_add_at(q, s, &v, 1);
+                inflight++;
+            }
+            vq_kick(&n->d, TXQ);
+        }
+        uint32_t id, len;
+        bool any = false;
+        while (vq_poll(q, &id, &len)) {
+            if (id < depth) freel[nfree++] = (uint16_t)id;
+            inflight--, done++, any = true;
+        }
+        if (any) last = t;
+        else if (t - last > 1000000) {
+            printk("INFO bench %s: no transmit completion for 1 s after %lu frames\n", name, done);
+            break;
+        }
+        if (!nfree) cpu_relax();
+    }
+    uint64_t dt = now_us() - t0;
+    WAIT_US((({ uint32_t id, len; while (vq_poll(q, &id, &len)) inflight--; }), inflight == 0), 1000000);
+    if (!dt || !done) return;
+    printk("INFO bench %s: %lu frames of %u bytes in %lu us\n", name, done, flen, dt);
+    if (paylen >= 1000) bench_report(name, done * paylen / dt, "MBps");
+    else bench_report(name, done * 1000000 / dt, "pps");
+}
+
+static void bench_virtio_net_tx(void)
+{
+    struct net *n = &net_dev;
+    char err[200];
+    uint64_t ms = 500, port = 9;
+    cmdline_u64("vnet_bench_ms", &ms);
+    cmdline_u64("vnet_sink_port", &port);
+    if (!net_open(n, err, sizeof err)) return (void)printk("INFO bench virtio_net_tx: %s\n", err);
+    const char *e = net_arp_peer(n, err, sizeof err);
+    if (e) return (void)(vdev_reset(&n->d), printk("INFO bench virtio_net_tx: %s\n", e));
+    net_bench_tx_one(n, "virtio_net_tx_1472", 1472, ms, (uint16_t)port);
+    NET_WAIT(n, false, 100000);
+    net_bench_tx_one(n, "virtio_net_tx_small", 18, ms, (uint16_t)port);
+    NET_WAIT(n, false, 100000);
+    vdev_reset(&n->d);
+}
+GUEST_TEST(virtio_net_tx, bench_virtio_net_tx, TEST_BENCH, "virtio-net UDP transmit rate (1472 and 18 bytes)");
+
+static void bench_virtio_net_rx(void)
+{
+    struct net *n = &net_dev;
+    char err[200];
+    uint64_t port = 9, idle_ms = 500;
+    cmdline_u64("vnet_sink_port", &port);
+    cmdline_u64("vnet_rx_idle_ms", &idle_ms);
+    if (!net_open(n, err, sizeof err)) return (void)printk("INFO bench virtio_net_rx: %s\n", err);
+    n->sink_port = (uint16_t)port;
+    printk("NET sink ready %s ip=" IPF " port %lu\n", vdev_name(&n->d), IPA(n->ip), port);
+    uint64_t t0 = now_us();
+    for (;;) {
+        net_poll(n);
+        uint64_t t = now_us(), lastf = n->sink_t1[0] > n->sink_t1[1] ? n->sink_t1[0] : n->sink_t1[1];
+        if (n->sink_frames[0] && n->sink_frames[1] && t - lastf > idle_ms * 1000) break;
+        if (t - t0 > 60000000) break;
+    }
+    vdev_reset(&n->d);
+    for (unsigned k = 0; k < 2; k++) {
+        uint64_t dt = n->sink_t1[k] - n->sink_t0[k];
+        printk("INFO bench virtio_net_rx: class %u: %lu datagrams, %lu payload bytes in %lu us\n", k, n->sink_frames[k],
+               n->sink_bytes[k], dt);
+        if (n->sink_frames[k] < 2 || !dt) continue;
+        if (k == 0) bench_report("virtio_net_rx_1472", n->sink_bytes[k] / dt, "MBps");
+        else bench_report("virtio_net_rx_small", (n->sink_frames[k] - 1) * 1000000 / dt, "pps");
+    }
+}
+GUEST_TEST(virtio_net_rx, bench_virtio_net_rx, TEST_BENCH, "virtio-net UDP receive rate (sink on vnet_sink_port)");
