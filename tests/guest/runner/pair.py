@@ -200,8 +200,9 @@ class PairEnv:
         return path
 
     def cmdline(self, system: str, tests: str, extra: dict[str, str]) -> str:
-        facts = {"tests": tests, "vnet": "1", "vnet_mac": MAC[system], "vnet_ip": IP[system] + "/24",
-                 "vnet_peer": IP[OTHER[system]], "vnet_udp_port": str(UDP_PORT), "vnet_ping_in": "0"}
+        facts = {"tests": tests} if tests else {}
+        facts.update({"vnet": "1", "vnet_mac": MAC[system], "vnet_ip": IP[system] + "/24",
+                 "vnet_peer": IP[OTHER[system]], "vnet_udp_port": str(UDP_PORT), "vnet_ping_in": "0"})
         facts.update(extra)
         return " ".join(f"{k}={v}" for k, v in facts.items())
 

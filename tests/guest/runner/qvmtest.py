@@ -543,7 +543,7 @@ QEMU_MICROVM_DEVSETS = {
                             ["-global", "virtio-mmio.force-legacy=false",
                              "-netdev", "tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off",
                              "-device", "virtio-net-device,netdev=n0,mac={mac}"],
-                            host=False, net=True),
+                            host=False, net=True, bench={"virtio_net_tx"}),
 }
 # QEMU q35 virtio-pci device set: the same devices as modern-only PCI functions on bus 0
 # (disable-legacy=on: device ids 0x1040+type, no I/O BAR); SeaBIOS assigns the BARs and fills
@@ -589,7 +589,8 @@ QVM_DEVSETS = {
     # virtio-net: prepared for qvm's device (not in CTest until it lands). The config takes the
     # TAP name and MAC from ${QVM_TEST_TAP} / ${QVM_TEST_MAC}; qvm runs inside the runner's
     # namespace, where the TAP already exists with the host-side address.
-    "virtio_net": DeviceSet(VIRTIO_NET_ALL, [], qvm_config="kit-virtio-net.qvmconf", host=False, net=True),
+    "virtio_net": DeviceSet(VIRTIO_NET_ALL, [], qvm_config="kit-virtio-net.qvmconf", host=False, net=True,
+                            bench={"virtio_net_tx"}),
     "virtio_pci_net": DeviceSet(VIRTIO_NET_ALL, [], qvm_config="kit-virtio-pci-net.qvmconf",
                                 host=False, net=True),
 }

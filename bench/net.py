@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""virtio-net benchmark: qvm vs QEMU microvm, the same test guest, interleaved rounds, medians.
+
+Scenarios (the guest kit's ring-3 polling driver, up to 16 frames in flight, one kick per batch,
+no offloads, no interrupts; tests/guest/src/tests/virtio_net.c):
+
+  g2h  guest -> host: `bench virtio_net_tx` sends UDP datagrams to the host side of a TAP in a
+       private network namespace (tests/guest/runner/qvmtest.py NetHost; nothing listens on the
+       port, the host stack drops them after IP input): 1472-byte payloads for vnet_bench_ms
+       (MB/s of UDP payload the device completed) and 18-byte payloads (60-byte frames,
+       packets/s). qvm: `peer tap:` (kit-virtio-net.qvmconf); QEMU: -netdev tap,vhost=off.
+  g2g  guest -> guest: guest A runs `bench virtio_net_tx` towards guest B, which runs
+       `bench virtio_net_rx` (counts the datagrams for it, first to last frame). qvm: two qvm
+       processes with a peer link (runner/pair.py PairEnv: private runtime directory); QEMU: two
+       microvms joined by `-netdev stream` over a Unix socket (B server, A client). Reported:
+       A's transmit rates and B's receive rates (B's are what arrived).
+
+  bench/net.py --qvm build/src/app/qvm --guest build/tests/guest/qvm-test-guest.elf [-n 5]
+Needs root (netns, TAP). Record results in docs/performance.md.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "guest", "runner"))
+sys.path.insert(0, HERE)
+import qvmtest  # noqa: E402
+import pair  # noqa: E402
+from compare import machine_description  # noqa: E402
+
+
+def parse_bench(text):
+    out = {}
+    for ln in text.splitlines():
+        f = ln.split()
+        if len(f) == 4 and f[0] == "BENCH":
+            out[f"{f[1]} ({f[3]})"] = float(f[2])
+    return out
+
+
+def g2h(vmm, args):
+    opts = qvmtest.RunOptions(vmm=vmm, guest=args.guest, tests=[], bench=["virtio_net_tx"], timeout=60,
+                              qemu=args.qemu, qvm=args.qvm, devices="virtio_net",
+                              extra_cmdline=[f"vnet_bench_ms={args.bench_ms}", "vnet_sink_port=9"])
+    res = qvmtest.run(opts)
+    m = {f"g2h {k} ({u})": v for k, (v, u) in res.bench.items()}
+    if not m:
+        print(f"# g2h {vmm} failed: {'; '.join(res.problems)[:300]}", file=sys.stderr)
+    return m
+
+
+def qemu_argv(args, cmdline, sock, server):
+    mach = qvmtest.MACHINES["qemu-microvm"]
+    facts = " ".join(mach.cmdline_extra)
+    return ([args.qemu, "-M", mach.machine_arg] + qvmtest.QEMU_COMMON +
+            ["-global", "virtio-mmio.force-legacy=false",
+             "-netdev", f"stream,id=n0,server={'on' if server else 'off'},addr.type=unix,addr.path={sock}",
+             "-device", f"virtio-net-device,netdev=n0,mac={pair.MAC['kitB' if server else 'kitA']}",
+             "-smp", "1", "-m", "128M", "-kernel", args.guest, "-append", f"{cmdline} {facts}"])
+
+
+def g2g(vmm, args):
+    env = pair.PairEnv(args.qvm, args.guest, False)
+    common = {"vnet_bench_ms": str(args.bench_ms), "vnet_sink_port": "9"}
+    try:
+        if vmm == "qvm":
+            b = env.start("kitB", "mmio", "", bench="virtio_net_rx", **common)
+        else:
+            sock = os.path.join(env.dir, "link.sock")
+            b = pair.Vm("qemuB", qemu_argv(args, env.cmdline("kitB", "", dict(common, bench="virtio_net_rx")),
+                                           sock, True), dict(os.environ), False)
+            env.vms.append(b)
+        if not b.wait_line(r"^NET sink ready", 15)[0]:
+            print(f"# g2g {vmm}: B did not start: {b.text()[-300:]}", file=sys.stderr)
+            return {}
+        if vmm == "qvm":
+            a = env.start("kitA", "mmio", "", bench="virtio_net_tx", **common)
+        else:
+            a = pair.Vm("qemuA", qemu_argv(args, env.cmdline("kitA", "", dict(common, bench="virtio_net_tx")),
+                                           sock, False), dict(os.environ), False)
+            env.vms.append(a)
+        a.wait(60)
+        b.wait(60)
+        m = {}
+        for k, v in parse_bench(a.text()).items():
+            m[f"g2g A {k}"] = v
+        for k, v in parse_bench(b.text()).items():
+            m[f"g2g B {k}"] = v
+        if len(m) < 4:
+            print(f"# g2g {vmm}: incomplete: A {a.text()[-300:]} B {b.text()[-300:]}", file=sys.stderr)
+        return m
+    finally:
+        env.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--guest", required=True)
+    ap.add_argument("--qvm", required=True)
+    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("-n", "--rounds", type=int, default=5)
+    ap.add_argument("--bench-ms", type=int, default=500)
+    ap.add_argument("--scenarios", default="g2h,g2g")
+    args = ap.parse_args()
+    args.guest, args.qvm = os.path.abspath(args.guest), os.path.abspath(args.qvm)
+    scen = [s for s in args.scenarios.split(",") if s]
+    vmms = ["qvm", "qemu-microvm"]
+    print(f"# machine: {machine_description(args.qemu)}")
+    print(f"# qvm: {args.qvm}; {args.rounds} rounds interleaved (scenario x VMM); {args.bench_ms} ms per bench")
+    samples = {v: {} for v in vmms}
+    for r in range(args.rounds):
+        for s in scen:
+            for v in vmms:
+                m = (g2h if s == "g2h" else g2g)(v, args)
+                for k, x in m.items():
+                    samples[v].setdefault(k, []).append(x)
+                time.sleep(0.2)
+    keys = []
+    for v in vmms:
+        keys += [k for k in samples[v] if k not in keys]
+    print(f"{'metric':<40} {'QEMU microvm':>13} {'qvm':>10} {'qvm/QEMU':>9}   (n qvm/QEMU)")
+    for k in keys:
+        q, s = samples["qemu-microvm"].get(k, []), samples["qvm"].get(k, [])
+        qm = statistics.median(q) if q else float("nan")
+        sm = statistics.median(s) if s else float("nan")
+        print(f"{k:<40} {qm:>13.0f} {sm:>10.0f} {sm / qm if q and qm else float('nan'):>9.2f}   ({len(s)}/{len(q)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
