@@ -6,10 +6,12 @@
 
 namespace qvm::bus {
 
-Status Bus::insert(uint64_t base, uint64_t len, std::shared_ptr<BusDevice> dev, std::string name) {
+Status Bus::check_free(uint64_t base, uint64_t len, const std::string& name,
+                       uint64_t ignore_base) const {
   if (len == 0 || base + len < base)
     return make_error(name_ + ": empty or wrapping range for " + name);
   for (const auto& r : ranges_) {
+    if (r.base == ignore_base) continue;
     if (base < r.end() && r.base < base + len)
       return make_error(strprintf(
           "%s: %s at 0x%llx-0x%llx overlaps %s at 0x%llx-0x%llx", name_.c_str(), name.c_str(),
@@ -17,6 +19,12 @@ Status Bus::insert(uint64_t base, uint64_t len, std::shared_ptr<BusDevice> dev, 
           r.name.c_str(), static_cast<unsigned long long>(r.base),
           static_cast<unsigned long long>(r.end() - 1)));
   }
+  return {};
+}
+
+Status Bus::insert(uint64_t base, uint64_t len, std::shared_ptr<BusDevice> dev, std::string name) {
+  std::unique_lock lk(mu_);
+  QVM_TRY(check_free(base, len, name, UINT64_MAX));
   ranges_.push_back({base, len, std::move(name), std::move(dev)});
   std::sort(ranges_.begin(), ranges_.end(),
             [](const BusRange& a, const BusRange& b) { return a.base < b.base; });
@@ -33,7 +41,22 @@ const BusRange* Bus::find(uint64_t addr, uint64_t len) const {
   return &*it;
 }
 
+Status Bus::move(uint64_t old_base, uint64_t new_base) {
+  std::unique_lock lk(mu_);
+  auto it = std::find_if(ranges_.begin(), ranges_.end(),
+                         [&](const BusRange& r) { return r.base == old_base; });
+  if (it == ranges_.end())
+    return make_error(strprintf("%s: nothing at 0x%llx to move", name_.c_str(),
+                                static_cast<unsigned long long>(old_base)));
+  QVM_TRY(check_free(new_base, it->len, it->name, old_base));
+  it->base = new_base;
+  std::sort(ranges_.begin(), ranges_.end(),
+            [](const BusRange& a, const BusRange& b) { return a.base < b.base; });
+  return {};
+}
+
 bool Bus::read(uint64_t addr, std::span<uint8_t> data) const {
+  std::shared_lock lk(mu_);
   const BusRange* r = find(addr, data.size());
   if (!r) return false;
   r->dev->read(addr - r->base, data);
@@ -41,6 +64,7 @@ bool Bus::read(uint64_t addr, std::span<uint8_t> data) const {
 }
 
 bool Bus::write(uint64_t addr, std::span<const uint8_t> data) const {
+  std::shared_lock lk(mu_);
   const BusRange* r = find(addr, data.size());
   if (!r) return false;
   r->dev->write(addr - r->base, data);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,16 +36,26 @@ class Bus {
  public:
   explicit Bus(std::string name) : name_(std::move(name)) {}
   Status insert(uint64_t base, uint64_t len, std::shared_ptr<BusDevice> dev, std::string name);
+  // Moves the range that starts at `old_base` (a PCI BAR the guest reprogrammed). Must not be
+  // called from inside a device access on this bus (accesses hold the bus lock shared).
+  Status move(uint64_t old_base, uint64_t new_base);
   // False if no device claims the address (caller applies the `unsupported reference` policy).
   bool read(uint64_t addr, std::span<uint8_t> data) const;
   bool write(uint64_t addr, std::span<const uint8_t> data) const;
-  const std::vector<BusRange>& ranges() const { return ranges_; }
+  std::vector<BusRange> ranges() const {
+    std::shared_lock lk(mu_);
+    return ranges_;
+  }
   const std::string& name() const { return name_; }
 
  private:
   const BusRange* find(uint64_t addr, uint64_t len) const;
+  Status check_free(uint64_t base, uint64_t len, const std::string& name,
+                    uint64_t ignore_base) const;
   std::string name_;
-  std::vector<BusRange> ranges_;  // sorted, immutable once the VM runs
+  // Sorted. Accesses take the lock shared (cheap next to an exit); insert/move take it exclusively.
+  mutable std::shared_mutex mu_;
+  std::vector<BusRange> ranges_;
 };
 
 // Little-endian helpers for register devices.

@@ -160,6 +160,20 @@ Status Vm::add_ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,
   return {};
 }
 
+Status Vm::remove_ioeventfd(int efd, uint64_t addr, uint32_t len, bool pio,
+                            std::optional<uint64_t> match) {
+  kvm_ioeventfd e{};
+  e.addr = addr;
+  e.len = len;
+  e.fd = efd;
+  e.flags = KVM_IOEVENTFD_FLAG_DEASSIGN | (pio ? KVM_IOEVENTFD_FLAG_PIO : 0u) |
+            (match ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0u);
+  e.datamatch = match.value_or(0);
+  int r = xioctl(fd(), KVM_IOEVENTFD, &e);
+  if (r < 0) return Error::from_errno("KVM_IOEVENTFD deassign", -r);
+  return {};
+}
+
 Status Vm::add_irqfd(int efd, uint32_t gsi, int resample_fd) {
   kvm_irqfd f{};
   f.fd = static_cast<uint32_t>(efd);

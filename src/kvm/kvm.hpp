@@ -63,6 +63,8 @@ class Vm {
   // Notification without exits to user space: ioeventfd on a PIO/MMIO address, irqfd on a GSI.
   Status add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio,
                        std::optional<uint64_t> match);
+  Status remove_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio,
+                          std::optional<uint64_t> match);
   Status add_irqfd(int fd, uint32_t gsi, int resample_fd = -1);
 
  private:

@@ -164,14 +164,24 @@ Status MachineImpl::build_boot() {
     plan = *p;
     boot_lines_.push_back(strprintf("boot: %s entry 0x%llx", x86::boot_mode_name(plan->mode),
                                     static_cast<unsigned long long>(plan->entry)));
+  } else if (mem_.contains(0xfffffff0, 16)) {
+    boot_lines_.push_back("boot: firmware at the reset vector 0xfffffff0 (real mode)");
   } else {
     boot_lines_.push_back("boot: nothing loaded (no 'load' entry)");
   }
   if (auto path = cfg_.var("fdt-dump-file"))
     QVM_TRY(write_fdt(*path, plan ? plan->initrd_addr : 0, plan ? plan->initrd_size : 0));
   if (opts_.dryrun) return {};
-  if (!plan) return make_error("nothing to run: add 'load FILE' (a kernel, ELF or raw image)");
+  // Without a kernel, firmware in guest memory at the reset vector (0xfffffff0, e.g. SeaBIOS
+  // loaded with `data load 0xfffe0000,bios.bin` into a `rom`) runs from the architectural reset
+  // state KVM gives a new vCPU (CS f000:fff0, base 0xffff0000, real mode).
+  bool firmware = !plan && mem_.contains(0xfffffff0, 16);
+  if (!plan && !firmware)
+    return make_error(
+        "nothing to run: add 'load FILE' (a kernel, ELF or raw image), or firmware at the reset "
+        "vector");
   QVM_TRY(create_vcpus());
+  if (firmware) return {};
   return setup_boot_vcpu(*vcpus_[0], *plan);
 }
 

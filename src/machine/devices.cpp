@@ -199,6 +199,13 @@ Status MachineImpl::add_device(const config::VdevConfig& v) {
     return {};
   }
   if (t == "pckeyboard") {
+    // The PS/2 system control port (A20, fast reset) belongs to the same legacy block.
+    auto a = std::make_shared<Bundle<vdev::SystemControlA>>();
+    a->model = std::make_unique<vdev::SystemControlA>(
+        [this] { request_stop(0, "guest reset (port 0x92)"); });
+    a->attach();
+    QVM_TRY(add_io(0x92, 1, a->adapter, "system-control-a"));
+    keep_.push_back(a);
     auto b = std::make_shared<Bundle<vdev::I8042>>();
     b->model = std::make_unique<vdev::I8042>([this] { request_stop(0, "guest reset (i8042)"); });
     b->attach();

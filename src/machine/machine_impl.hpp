@@ -133,6 +133,13 @@ class MachineImpl final : public Machine {
   };
   std::vector<VirtioMmioSlot> virtio_mmio_;
   std::shared_ptr<pci::PciRoot> pci_;
+  // Bus changes requested from inside a device access (a guest moving a PCI BAR) run after that
+  // access returns, on the vCPU thread that made it (run_deferred()).
+  void defer(std::function<void()> fn);
+  void run_deferred();
+  std::mutex deferred_mu_;
+  std::vector<std::function<void()>> deferred_;
+  std::atomic<bool> has_deferred_{false};
   uint64_t mmio_next_ = 0xc0000000;  // 32-bit PCI MMIO window for BARs, up to 0xfec00000  //
                                      // described in the DSDT (LNRO0005)
   StopState stop_;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>
 
 #include "base/log.hpp"
 #include "machine/machine_impl.hpp"
@@ -100,16 +101,44 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
   transport->config().write(0x04, 2, 0x0006);
   if (!pci_->add(slot, 0, transport))
     return make_error(strprintf("PCI slot 00:%02x.0 is taken", slot));
-  transport->set_bar_hook([name = v.type, placed](uint8_t bar, std::optional<uint64_t> addr) {
-    for (const auto& [index, at] : placed) {
-      if (index != bar || !addr || *addr == at) continue;
-      static RateLimit rl;
-      uint64_t supp = 0;
-      if (rl.allow(std::chrono::steady_clock::now(), &supp))
-        log_warn("%s: the guest moved BAR%u to 0x%llx; qvm keeps decoding it at 0x%llx",
-                 name.c_str(), bar, static_cast<unsigned long long>(*addr),
-                 static_cast<unsigned long long>(at));
-    }
+  // Firmware and OSes may reassign BARs (SeaBIOS always does). The hook runs inside the config
+  // access, so the bus move and the ioeventfd re-registration are deferred until it returns.
+  struct BarState {
+    std::mutex mu;
+    std::vector<std::pair<uint8_t, uint64_t>> at;  // BAR index -> where it decodes
+    struct Notify {
+      int fd;
+      uint8_t bar;
+      uint64_t offset;
+      uint32_t len;
+    };
+    std::vector<Notify> notifies;
+  };
+  auto state = std::make_shared<BarState>();
+  state->at = placed;
+  transport->set_bar_hook([this, state, name = v.type](uint8_t bar, std::optional<uint64_t> addr) {
+    if (!addr) return;  // decoding turned off: the range stays; accesses read all ones meanwhile
+    uint64_t to = *addr;
+    defer([this, state, name, bar, to] {
+      std::lock_guard lk(state->mu);
+      for (auto& [index, at] : state->at) {
+        if (index != bar || at == to) continue;
+        if (auto s = mmio_.move(at, to); !s) {
+          log_warn("%s: cannot move BAR%u to 0x%llx: %s", name.c_str(), bar,
+                   static_cast<unsigned long long>(to), s.error().message.c_str());
+          return;
+        }
+        for (const auto& n : state->notifies) {
+          if (n.bar != bar || !vm_) continue;
+          (void)vm_->remove_ioeventfd(n.fd, at + n.offset, n.len, false, std::nullopt);
+          if (auto s = vm_->add_ioeventfd(n.fd, to + n.offset, n.len, false, std::nullopt); !s)
+            log_warn("%s: %s", name.c_str(), s.error().message.c_str());
+        }
+        log_debug("%s: BAR%u moved 0x%llx -> 0x%llx", name.c_str(), bar,
+                  static_cast<unsigned long long>(at), static_cast<unsigned long long>(to));
+        at = to;
+      }
+    });
   });
   if (built.attach) {
     virtio::PciTransport* tp = transport.get();
@@ -125,6 +154,7 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
       UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
       if (!efd) return Error::from_errno("eventfd", errno);
       QVM_TRY(vm_->add_ioeventfd(efd.get(), bar_addr + m.offset, m.len, false, std::nullopt));
+      state->notifies.push_back({efd.get(), m.bar, m.offset, m.len});
       int fd = efd.get();
       virtio::PciTransport* t = transport.get();
       QVM_TRY(loop_->add_fd(fd, [fd, t, q] {

@@ -71,10 +71,12 @@ void MachineImpl::vcpu_thread(size_t index) {
       break;
     }
     ++st.exits;
+    if (has_deferred_.load(std::memory_order_acquire)) run_deferred();
     const kvm::VcpuExit& e = *ex;
     if (const auto* io = std::get_if<kvm::IoExit>(&e)) {
       ++st.io;
       auto r = dispatch_io(*io, pio_, unclaimed_);
+      if (has_deferred_.load(std::memory_order_acquire)) run_deferred();
       if (r.unclaimed) {
         ++st.unclaimed;
         uint64_t supp = 0;
@@ -86,6 +88,7 @@ void MachineImpl::vcpu_thread(size_t index) {
     } else if (const auto* mm = std::get_if<kvm::MmioExit>(&e)) {
       ++st.mmio;
       auto r = dispatch_mmio(*mm, mmio_, unclaimed_);
+      if (has_deferred_.load(std::memory_order_acquire)) run_deferred();
       if (r.unclaimed) {
         ++st.unclaimed;
         uint64_t supp = 0;
@@ -120,6 +123,22 @@ void MachineImpl::vcpu_thread(size_t index) {
     }
   }
   st.state = 2;
+}
+
+void MachineImpl::defer(std::function<void()> fn) {
+  std::lock_guard lk(deferred_mu_);
+  deferred_.push_back(std::move(fn));
+  has_deferred_.store(true, std::memory_order_release);
+}
+
+void MachineImpl::run_deferred() {
+  std::vector<std::function<void()>> todo;
+  {
+    std::lock_guard lk(deferred_mu_);
+    todo.swap(deferred_);
+    has_deferred_.store(false, std::memory_order_release);
+  }
+  for (auto& f : todo) f();
 }
 
 void MachineImpl::handle_signal(int sig) {

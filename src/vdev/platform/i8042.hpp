@@ -23,6 +23,20 @@ class I8042 {
   int out_ = -1;                 // output buffer byte, -1 if empty
 };
 
+// PS/2 System Control Port A at io 0x92 (IBM PS/2 technical reference): bit 1 = A20 gate (always
+// enabled here; guests only ever turn it on), bit 0 = fast reset (writing 1 resets the system).
+class SystemControlA {
+ public:
+  explicit SystemControlA(std::function<void()> reset) : reset_(std::move(reset)) {}
+  uint8_t read(uint64_t) { return 0x02; }
+  void write(uint64_t, uint8_t v) {
+    if (v & 0x01) reset_();
+  }
+
+ private:
+  std::function<void()> reset_;
+};
+
 // qvm's test device (like QEMU's isa-debug-exit): a guest write of N ends the VM with exit
 // code 32+N (N clamped to 0-31, the QNX custom termination range 32-63).
 class TestDev {

@@ -52,6 +52,22 @@ TEST(Bus, OverlapsAreRejectedWithNames) {
   EXPECT_FALSE(b.insert(0x10, 0, std::make_shared<Echo>(), "empty").ok());
 }
 
+TEST(Bus, MoveARange) {
+  Bus b("mmio");
+  auto d = std::make_shared<Echo>();
+  ASSERT_TRUE(b.insert(0xc0000000, 0x1000, d, "bar").ok());
+  ASSERT_TRUE(b.insert(0xd0000000, 0x1000, std::make_shared<Echo>(), "other").ok());
+  uint8_t v[4];
+  ASSERT_TRUE(b.move(0xc0000000, 0xfebf8000).ok());
+  EXPECT_FALSE(b.read(0xc0000000, v));
+  EXPECT_TRUE(b.read(0xfebf8004, v));
+  EXPECT_EQ(d->last_offset, 4u);
+  EXPECT_FALSE(b.move(0xfebf8000, 0xd0000800).ok());  // would overlap "other"
+  EXPECT_TRUE(b.read(0xfebf8000, v));                 // unchanged after a refused move
+  EXPECT_FALSE(b.move(0x1234, 0x5000).ok());          // nothing there
+  EXPECT_TRUE(b.move(0xfebf8000, 0xfebf8000).ok());   // onto itself
+}
+
 TEST(Bus, LittleEndianHelpers) {
   uint8_t d[4];
   store_le(d, 0x11223344);
