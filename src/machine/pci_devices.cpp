@@ -1,15 +1,19 @@
 // virtio vdevs on PCI (spec §5: a vdev that can be PCI is PCI unless `loc`/`intr` say otherwise;
-// virtio 1.2 §4.1 modern transport). qvm is the firmware here: it assigns each function a slot on
-// bus 0 and its BARs in the 32-bit window 0xc0000000-0xfebfffff (skipping `reserve`d ranges), so
-// guests find working BARs without a BIOS. Hot paths stay in the kernel: queue notifications are
-// KVM ioeventfds on the notify area, MSI-X messages go straight to KVM_SIGNAL_MSI from the thread
-// that completes the request.
+// virtio 1.2 §4.1 modern transport, or with the `legacy` option the virtio 0.9.5 legacy transport
+// of §4.1.4.8). qvm is the firmware here: it assigns each function a slot on bus 0, its memory
+// BARs in the 32-bit window 0xc0000000-0xfebfffff and its I/O BARs in the port window
+// 0xc000-0xffff (skipping `reserve`d ranges and taken ports), so guests find working BARs without
+// a BIOS. Hot paths stay in the kernel: queue notifications are KVM ioeventfds on the notify area
+// (legacy: PIO ioeventfds on the shared notify port, one per queue by datamatch), MSI-X messages
+// go straight to KVM_SIGNAL_MSI from the thread that completes the request.
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <mutex>
 
+#include "arch/x86/layout.hpp"
 #include "base/log.hpp"
 #include "machine/machine_impl.hpp"
 #include "pci/pci_root.hpp"
@@ -20,6 +24,22 @@ namespace qvm::machine {
 namespace {
 constexpr uint64_t kMmioWindowEnd = 0xfec00000;  // the IOAPIC and LAPIC pages follow
 constexpr uint32_t kFirstPciGsi = 16;            // IOAPIC pins 16-23: PCI INTx (level)
+constexpr uint64_t kIoWindowStart = 0xc000;      // PCI I/O BARs (as SeaBIOS and QEMU use)
+constexpr uint64_t kIoWindowEnd = 0x10000;
+
+// A naturally aligned free port range of `size` bytes in the I/O window: not `reserve loc io:`
+// and not on the port bus already.
+Result<uint64_t> alloc_io(const config::VmConfig& cfg, const bus::Bus& pio, uint64_t size) {
+  for (uint64_t a = kIoWindowStart; a + size <= kIoWindowEnd; a += size) {
+    bool clash = pio.find(a, size) != nullptr;
+    for (const auto& r : cfg.reserves)
+      if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kIo &&
+          a < r.loc.addr + r.length && r.loc.addr < a + size)
+        clash = true;
+    if (!clash) return a;
+  }
+  return make_error("the PCI I/O window 0xc000-0xffff is full");
+}
 }  // namespace
 
 Result<uint64_t> MachineImpl::alloc_mmio(uint64_t size) {
@@ -72,6 +92,9 @@ Result<uint8_t> MachineImpl::pci_slot(const config::VdevConfig& v) {
 Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
   uint8_t slot = QVM_TRY(pci_slot(v));
   VirtioBuild built = QVM_TRY(make_virtio_device(v));
+  const bool legacy = v.has("legacy");
+  if (legacy && !virtio::PciTransport::legacy_device_id(built.device->device_type()))
+    return make_error(v.type + ": this device type has no legacy (transitional) PCI device ID");
   uint32_t gsi =
       kFirstPciGsi + (slot % 8u);  // INTA# of this slot (the Interrupt Line register says so)
   kvm::Vm* vm = vm_ ? &*vm_ : nullptr;
@@ -83,22 +106,26 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
       [vm, gsi](bool level) {
         if (vm) (void)vm->set_irq_line(gsi, level);
       },
-      virtio::PciOptions{});
+      virtio::PciOptions{.legacy = legacy});
   transport->config().write(0x3c, 1, gsi);  // Interrupt Line: as firmware would fill it in
   std::string bars;
   std::vector<std::pair<uint8_t, uint64_t>> placed;
+  std::vector<uint8_t> io_bars;
   for (const pci::BarInfo& b : transport->bars()) {
-    uint64_t addr = QVM_TRY(alloc_mmio(b.size));
+    uint64_t addr = b.io ? QVM_TRY(alloc_io(cfg_, pio_, b.size)) : QVM_TRY(alloc_mmio(b.size));
     transport->config().set_bar_address(b.index, addr);
-    QVM_TRY(mmio_.insert(addr, b.size, transport->bar_device(b.index),
-                         v.type + " BAR" + std::to_string(b.index)));
+    QVM_TRY((b.io ? pio_ : mmio_)
+                .insert(addr, b.size, transport->bar_device(b.index),
+                        v.type + " BAR" + std::to_string(b.index)));
     placed.emplace_back(b.index, addr);
-    bars += strprintf(" BAR%u 0x%llx+0x%llx", b.index, static_cast<unsigned long long>(addr),
-                      static_cast<unsigned long long>(b.size));
+    if (b.io) io_bars.push_back(b.index);
+    bars +=
+        strprintf(" BAR%u %s0x%llx+0x%llx", b.index, b.io ? "io:" : "",
+                  static_cast<unsigned long long>(addr), static_cast<unsigned long long>(b.size));
   }
-  // Memory decoding on, as firmware leaves a device it configured (the guest may still turn it
-  // off).
-  transport->config().write(0x04, 2, 0x0006);
+  // Memory (and, with an I/O BAR, I/O) decoding on, as firmware leaves a device it configured
+  // (the guest may still turn it off).
+  transport->config().write(0x04, 2, io_bars.empty() ? 0x0006 : 0x0007);
   if (!pci_->add(slot, 0, transport))
     return make_error(strprintf("PCI slot 00:%02x.0 is taken", slot));
   // Firmware and OSes may reassign BARs (SeaBIOS always does). The hook runs inside the config
@@ -106,32 +133,37 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
   struct BarState {
     std::mutex mu;
     std::vector<std::pair<uint8_t, uint64_t>> at;  // BAR index -> where it decodes
+    std::vector<uint8_t> io_bars;                  // BARs on the port bus
     struct Notify {
       int fd;
       uint8_t bar;
       uint64_t offset;
       uint32_t len;
+      std::optional<uint64_t> datamatch;
     };
     std::vector<Notify> notifies;
   };
   auto state = std::make_shared<BarState>();
   state->at = placed;
+  state->io_bars = io_bars;
   transport->set_bar_hook([this, state, name = v.type](uint8_t bar, std::optional<uint64_t> addr) {
     if (!addr) return;  // decoding turned off: the range stays; accesses read all ones meanwhile
     uint64_t to = *addr;
     defer([this, state, name, bar, to] {
       std::lock_guard lk(state->mu);
+      const bool io =
+          std::find(state->io_bars.begin(), state->io_bars.end(), bar) != state->io_bars.end();
       for (auto& [index, at] : state->at) {
         if (index != bar || at == to) continue;
-        if (auto s = mmio_.move(at, to); !s) {
+        if (auto s = (io ? pio_ : mmio_).move(at, to); !s) {
           log_warn("%s: cannot move BAR%u to 0x%llx: %s", name.c_str(), bar,
                    static_cast<unsigned long long>(to), s.error().message.c_str());
           return;
         }
         for (const auto& n : state->notifies) {
           if (n.bar != bar || !vm_) continue;
-          (void)vm_->remove_ioeventfd(n.fd, at + n.offset, n.len, false, std::nullopt);
-          if (auto s = vm_->add_ioeventfd(n.fd, to + n.offset, n.len, false, std::nullopt); !s)
+          (void)vm_->remove_ioeventfd(n.fd, at + n.offset, n.len, io, n.datamatch);
+          if (auto s = vm_->add_ioeventfd(n.fd, to + n.offset, n.len, io, n.datamatch); !s)
             log_warn("%s: %s", name.c_str(), s.error().message.c_str());
         }
         log_debug("%s: BAR%u moved 0x%llx -> 0x%llx", name.c_str(), bar,
@@ -153,8 +185,8 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
         if (index == m.bar) bar_addr = at;
       UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
       if (!efd) return Error::from_errno("eventfd", errno);
-      QVM_TRY(vm_->add_ioeventfd(efd.get(), bar_addr + m.offset, m.len, false, std::nullopt));
-      state->notifies.push_back({efd.get(), m.bar, m.offset, m.len});
+      QVM_TRY(vm_->add_ioeventfd(efd.get(), bar_addr + m.offset, m.len, m.io, m.datamatch));
+      state->notifies.push_back({efd.get(), m.bar, m.offset, m.len, m.datamatch});
       int fd = efd.get();
       virtio::PciTransport* t = transport.get();
       QVM_TRY(loop_->add_fd(fd, [fd, t, q] {
@@ -166,8 +198,9 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
       keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
     }
   }
-  device_lines_.push_back(strprintf("%-11s pci 00:%02x.0%s  MSI-X, INTA# gsi %u%s", v.type.c_str(),
-                                    slot, bars.c_str(), gsi, built.summary.c_str()));
+  device_lines_.push_back(strprintf("%-11s pci 00:%02x.0%s%s  MSI-X, INTA# gsi %u%s",
+                                    v.type.c_str(), slot, legacy ? " legacy" : "", bars.c_str(),
+                                    gsi, built.summary.c_str()));
   return {};
 }
 

@@ -101,6 +101,32 @@ Result<Bytes> build_dsdt(const MachineLayout& layout) {
                             aml::name("_UID", aml::integer(0)), aml::name("_CRS", crs.build())};
     sb.push_back(aml::device("HPET", body));
   }
+  if (layout.pci) {
+    // The PCI root bridge (PCI Firmware Spec 3.2 §4.1; ACPI 6.5 §6.1.1 _HID PNP0A08/_CID PNP0A03):
+    // its bus range and windows, and INTx routing for every slot and pin of bus 0 (§6.2.13 _PRT).
+    const PciHostInfo& p = *layout.pci;
+    aml::ResourceTemplate crs;
+    crs.word_bus_number(p.bus_start, p.bus_end);
+    crs.io(0x0cf8, 8);
+    crs.word_io(0x0000, 0x0cf7);
+    crs.word_io(0x0d00, 0xffff);
+    crs.dword_memory(p.mmio_base, p.mmio_limit);
+    std::vector<Bytes> prt;
+    for (uint32_t slot = 1; slot < 32; slot++) {
+      for (uint32_t pin = 0; pin < 4; pin++) {
+        std::vector<Bytes> e{aml::integer((uint64_t{slot} << 16) | 0xffff), aml::integer(pin),
+                             aml::integer(0),
+                             aml::integer(PciHostInfo::intx_gsi(p.intx_gsi_base, slot, pin))};
+        prt.push_back(aml::package(e));
+      }
+    }
+    std::vector<Bytes> body{
+        aml::name("_HID", aml::eisa_id("PNP0A08")),   aml::name("_CID", aml::eisa_id("PNP0A03")),
+        aml::name("_UID", aml::integer(0)),           aml::name("_SEG", aml::integer(0)),
+        aml::name("_BBN", aml::integer(p.bus_start)), aml::name("_CRS", crs.build()),
+        aml::name("_PRT", aml::package(prt))};
+    sb.push_back(aml::device("PCI0", body));
+  }
   for (size_t i = 0; i < layout.virtio_mmio.size(); i++) {
     const VirtioMmioInfo& v = layout.virtio_mmio[i];
     if (v.base + v.size > k4GiB || v.size == 0)

@@ -191,6 +191,39 @@ ResourceTemplate& ResourceTemplate::memory32_fixed(uint32_t base, uint32_t len, 
   return *this;
 }
 
+namespace {
+// Word (0x88) / DWord (0x87) Address Space Descriptor: type, general flags (MinFixed | MaxFixed,
+// producer, positive decode), type-specific flags, granularity, min, max, translation, length.
+void address_space(Bytes& d, uint8_t tag, int width, uint8_t type, uint8_t type_flags, uint64_t min,
+                   uint64_t max) {
+  d.push_back(tag);
+  le(d, static_cast<uint64_t>(3 + 5 * width), 2);
+  d.push_back(type);
+  d.push_back(0x0c);
+  d.push_back(type_flags);
+  le(d, 0, width);  // granularity
+  le(d, min, width);
+  le(d, max, width);
+  le(d, 0, width);  // translation offset
+  le(d, max - min + 1, width);
+}
+}  // namespace
+
+ResourceTemplate& ResourceTemplate::word_bus_number(uint16_t min, uint16_t max) {
+  address_space(d_, 0x88, 2, 2, 0, min, max);
+  return *this;
+}
+
+ResourceTemplate& ResourceTemplate::word_io(uint16_t min, uint16_t max) {
+  address_space(d_, 0x88, 2, 1, 0x03, min, max);  // ISA and non-ISA ranges
+  return *this;
+}
+
+ResourceTemplate& ResourceTemplate::dword_memory(uint32_t min, uint32_t max) {
+  address_space(d_, 0x87, 4, 0, 0x01, min, max);  // read-write, non-cacheable
+  return *this;
+}
+
 Bytes ResourceTemplate::build() const {
   Bytes d = d_;
   d.push_back(0x79);  // End Tag (§6.4.2.9)

@@ -46,6 +46,11 @@ class ResourceTemplate {
   ResourceTemplate& interrupt(uint32_t gsi, bool edge, bool active_low, bool shared);
   // Memory32Fixed(ReadWrite|ReadOnly, base, len) (§6.4.3.4).
   ResourceTemplate& memory32_fixed(uint32_t base, uint32_t len, bool writable);
+  // Address space descriptors (ACPI 6.5 §6.4.3.5.2-3), as a producer (a root bridge's windows):
+  // bus numbers, an I/O window, a 32-bit memory window; min/max inclusive, fixed.
+  ResourceTemplate& word_bus_number(uint16_t min, uint16_t max);
+  ResourceTemplate& word_io(uint16_t min, uint16_t max);
+  ResourceTemplate& dword_memory(uint32_t min, uint32_t max);
   Bytes build() const;
 
  private:

@@ -66,6 +66,15 @@ struct PciHostInfo {
   uint8_t bus_start = 0;
   uint8_t bus_end = 0;
   uint64_t ecam_size() const { return (static_cast<uint64_t>(bus_end - bus_start) + 1) << 20; }
+  // Windows the root bridge decodes for BARs (the DSDT's PCI0 _CRS).
+  uint32_t mmio_base = 0xc0000000, mmio_limit = 0xfebfffff;
+  uint16_t io_base = 0xc000, io_limit = 0xffff;
+  // INTx routing (PCI0 _PRT): pin P (0 = INTA#) of slot S goes to GSI intx_gsi_base + (S + P) % 8,
+  // IOAPIC pins 16-23, level-triggered, active low (ACPI defaults for _PRT GSIs).
+  uint32_t intx_gsi_base = 16;
+  static uint32_t intx_gsi(uint32_t base, uint32_t slot, uint32_t pin) {
+    return base + (slot + pin) % 8;
+  }
 };
 
 struct MachineLayout {

@@ -131,6 +131,29 @@ TEST(Acpi, DsdtHasS5AndDevices) {
   EXPECT_FALSE(build_dsdt(bad).ok());
 }
 
+TEST(Acpi, PciRootBridgeAndMcfg) {
+  MachineLayout l = small_layout();
+  auto plain = build_dsdt(l);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(std::string(plain->begin(), plain->end()).find("PCI0"), std::string::npos);
+  l.pci = PciHostInfo{};
+  auto d = build_dsdt(l);
+  ASSERT_TRUE(d.ok());
+  std::string s(d->begin(), d->end());
+  EXPECT_NE(s.find("PCI0"), std::string::npos);
+  EXPECT_NE(s.find("_PRT"), std::string::npos);
+  EXPECT_NE(s.find("_BBN"), std::string::npos);
+  EXPECT_EQ(PciHostInfo::intx_gsi(16, 1, 0), 17u);
+  EXPECT_EQ(PciHostInfo::intx_gsi(16, 7, 3), 18u);  // (7 + 3) % 8 = 2
+  auto m = build_mcfg(*l.pci);
+  ASSERT_EQ(m.size(), 60u);
+  EXPECT_EQ(std::string(m.begin(), m.begin() + 4), "MCFG");
+  uint64_t base = 0;
+  for (int i = 7; i >= 0; --i) base = (base << 8) | m[44 + static_cast<size_t>(i)];
+  EXPECT_EQ(base, 0xb0000000u);
+  EXPECT_EQ(acpi_checksum(m), 0);  // the table's bytes sum to zero
+}
+
 TEST(Acpi, ExtraTablesAndErrors) {
   auto mem = small_memory();
   std::vector<uint8_t> ssdt{'S', 'S', 'D', 'T', 36, 0, 0, 0, 2, 0};
