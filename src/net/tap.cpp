@@ -87,6 +87,10 @@ Result<std::unique_ptr<TapBackend>> TapBackend::open(const std::string& ifname) 
     return Error::from_errno("TUNSETVNETHDRSZ on " + ifname, errno);
   if (!existed && ::ioctl(fd.get(), TUNSETPERSIST, 0) != 0)
     return Error::from_errno("TUNSETPERSIST 0 on " + ifname, errno);
+  // An interface qvm creates belongs to the user qvm runs as (issue 6: "with the right owner"), so
+  // the same user can reattach to it; one that existed keeps the owner its creator gave it.
+  if (!existed && ::ioctl(fd.get(), TUNSETOWNER, static_cast<unsigned long>(::geteuid())) != 0)
+    return Error::from_errno("TUNSETOWNER on " + ifname, errno);
   if (auto up = bring_up(ifname); !up) {
     if (!existed) return up.error();
     log_warn("tap:%s: %s (bring it up with: ip link set dev %s up)", ifname.c_str(),
