@@ -1,6 +1,9 @@
 // Fuzz target: the virtio-pci transport (virtio 1.2 §4.1) with virtio-entropy behind it:
 // configuration space through PciRoot (capabilities, BARs, MSI-X control, the PCI_CFG window)
 // and accesses to BAR 4 (common/ISR/device/notify) and BAR 2 (MSI-X table and PBA).
+// Built a second time with QVM_FUZZ_PCI_LEGACY=1 (fuzz_virtio_pci_legacy): the legacy transport
+// (§4.1.4.8), where "BAR 4" below is I/O BAR 0 with the legacy header (features, queue PFN,
+// queue select/notify, status, ISR, MSI-X vectors, device configuration).
 // Input: byte 0 picks the rate limit; then 7-byte operations {op, offset le16, value le32}.
 // op & 15: 0/1 config read/write, 2/3 BAR 4 read/write, 4/5 BAR 2 read/write (size from
 // (op >> 4) & 3: 1/2/4/8 bytes), 6 handle_notify(value), 7 poke 4 bytes of guest memory (to
@@ -13,6 +16,10 @@
 #include "pci/pci_root.hpp"
 #include "vdev/virtio_entropy/virtio_entropy.hpp"
 #include "virtio/transport/pci.hpp"
+
+#ifndef QVM_FUZZ_PCI_LEGACY
+#define QVM_FUZZ_PCI_LEGACY 0
+#endif
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace qvm;
@@ -28,16 +35,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                    });
   int msis = 0;
   bool level = false;
+  virtio::PciOptions opts;
+  opts.legacy = QVM_FUZZ_PCI_LEGACY != 0;
+  constexpr uint8_t kMain =
+      QVM_FUZZ_PCI_LEGACY ? virtio::PciTransport::kLegacyBar : virtio::PciTransport::kVirtioBar;
   auto t = std::make_shared<virtio::PciTransport>(
-      mem, dev, [&](uint64_t, uint32_t) { ++msis; }, [&](bool l) { level = l; });
+      mem, dev, [&](uint64_t, uint32_t) { ++msis; }, [&](bool l) { level = l; }, opts);
   t->set_queue_ready_hook([](uint16_t, bool) {});
   pci::PciRoot root;
   if (!root.add(1, 0, t)) return 0;
-  auto bar4 = t->bar_device(virtio::PciTransport::kVirtioBar);
+  auto bar4 = t->bar_device(kMain);
   auto bar2 = t->bar_device(virtio::PciTransport::kMsixBar);
   uint64_t size4 = 0, size2 = 0;
-  for (const auto& b : t->bars())
-    (b.index == virtio::PciTransport::kVirtioBar ? size4 : size2) = b.size;
+  for (const auto& b : t->bars()) (b.index == kMain ? size4 : size2) = b.size;
   static constexpr size_t kSizes[4] = {1, 2, 4, 8};
   for (size_t at = 1; at + 7 <= size; at += 7) {
     const uint8_t op = data[at];

@@ -31,7 +31,9 @@ constexpr uint64_t kIoWindowEnd = 0x10000;
 // and not on the port bus already.
 Result<uint64_t> alloc_io(const config::VmConfig& cfg, const bus::Bus& pio, uint64_t size) {
   for (uint64_t a = kIoWindowStart; a + size <= kIoWindowEnd; a += size) {
-    bool clash = pio.find(a, size) != nullptr;
+    bool clash = false;
+    for (const auto& r : pio.ranges())
+      if (a < r.base + r.len && r.base < a + size) clash = true;
     for (const auto& r : cfg.reserves)
       if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kIo &&
           a < r.loc.addr + r.length && r.loc.addr < a + size)
@@ -106,7 +108,7 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
       [vm, gsi](bool level) {
         if (vm) (void)vm->set_irq_line(gsi, level);
       },
-      virtio::PciOptions{.legacy = legacy});
+      virtio::PciOptions{.subsystem_vendor = 0x1c05, .class_code = {}, .legacy = legacy});
   transport->config().write(0x3c, 1, gsi);  // Interrupt Line: as firmware would fill it in
   std::string bars;
   std::vector<std::pair<uint8_t, uint64_t>> placed;

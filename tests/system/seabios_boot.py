@@ -7,7 +7,11 @@ finds the virtio-blk disk with its own virtio-pci driver, loads the boot sector 
 The boot sector (made here) prints a marker on COM1 and ends the VM through qvm's testdev port.
 A third-party driver against our PCI host, BAR moves, virtio-pci capabilities and virtio-blk.
 
-usage: seabios_boot.py --qvm QVM [--bios /usr/share/seabios/bios-256k.bin] [--timeout S]
+--legacy: the disk is `vdev virtio-blk ... legacy`, the virtio 0.9.5 transport (device 0x1001,
+no virtio capabilities, registers in I/O BAR 0), which SeaBIOS drives with its legacy path; its
+I/O BAR is moved by SeaBIOS into its own I/O window, so the port bus and PIO ioeventfds follow.
+
+usage: seabios_boot.py --qvm QVM [--bios /usr/share/seabios/bios-256k.bin] [--timeout S] [--legacy]
 """
 import argparse
 import os
@@ -40,7 +44,7 @@ vdev mc146818 intr myioapic:8
 vdev ser8250 loc 0x3f8 intr myioapic:4 hostdev -
 vdev pckeyboard
 vdev testdev loc io:0xf4
-vdev virtio-blk hostdev {disk}
+vdev virtio-blk hostdev {disk}{legacy}
 """
 
 
@@ -49,6 +53,7 @@ def main():
     ap.add_argument("--qvm", required=True)
     ap.add_argument("--bios", default="/usr/share/seabios/bios-256k.bin")
     ap.add_argument("--timeout", type=float, default=90)
+    ap.add_argument("--legacy", action="store_true", help="legacy (virtio 0.9.5) virtio-pci disk")
     a = ap.parse_args()
     for path, why in ((a.bios, "install the seabios package"), ("/dev/kvm", "this system test needs KVM")):
         if not os.path.exists(path):
@@ -60,7 +65,8 @@ def main():
             f.write(CODE + b"\0" * (510 - len(CODE)) + b"\x55\xaa" + b"\0" * (1024 * 1024 - 512))
         conf = os.path.join(d, "seabios.qvmconf")
         with open(conf, "w") as f:
-            f.write(CONFIG.format(bios=os.path.abspath(a.bios), disk=disk))
+            f.write(CONFIG.format(bios=os.path.abspath(a.bios), disk=disk,
+                                  legacy=" legacy" if a.legacy else ""))
         t0 = time.monotonic()
         try:
             p = subprocess.run([a.qvm, "@" + conf], stdin=subprocess.DEVNULL, capture_output=True,

@@ -91,8 +91,18 @@ uint32_t default_class(uint32_t type) {
   }
 }
 
-uint16_t pci_device_id(const VirtioDevice& dev) {
+uint16_t pci_device_id(const VirtioDevice& dev, bool legacy) {
+  if (legacy) {
+    // The machine refuses types without a transitional ID; anything else gets an ID in the
+    // transitional range that no driver binds to.
+    return PciTransport::legacy_device_id(dev.device_type()).value_or(0x103f);
+  }
   return static_cast<uint16_t>(PciTransport::kDeviceIdBase + (dev.device_type() & 0xff));
+}
+
+// Legacy I/O BAR size: the 24-byte header (with the MSI-X vectors) + the device configuration.
+uint64_t legacy_bar_size(const VirtioDevice& dev) {
+  return std::bit_ceil(std::max<uint64_t>(0x18 + uint64_t{dev.config_size()}, 0x20));
 }
 
 uint16_t vector_count(const VirtioDevice& dev) {
@@ -130,9 +140,9 @@ class PciTransport::BarRegion final : public bus::BusDevice {
 PciTransport::PciTransport(memory::GuestMemory& mem, std::shared_ptr<VirtioDevice> dev, MsiFn msi,
                            IntxFn intx, PciOptions opts)
     : opts_(opts),
-      cfg_(kVendorId, pci_device_id(*dev),
+      cfg_(kVendorId, pci_device_id(*dev, opts.legacy),
            opts.class_code.value_or(default_class(dev->device_type())),
-           /*revision=*/1),
+           /*revision=*/opts.legacy ? 0 : 1),
       msi_(std::move(msi)),
       intx_(std::move(intx)),
       msix_(cfg_, pci::Msix::packed(vector_count(*dev), kMsixBar),
@@ -142,17 +152,28 @@ PciTransport::PciTransport(memory::GuestMemory& mem, std::shared_ptr<VirtioDevic
       nqueues_(static_cast<uint16_t>(std::min<size_t>(dev->queue_max_sizes().size(), 0xffff))),
       interrupt_(std::make_unique<Interrupt>(*this)),
       queue_vectors_(std::make_unique<std::atomic<uint16_t>[]>(nqueues_ + 1u)),
-      core_(mem, dev, *interrupt_, "virtio-pci", /*legacy=*/false) {
-  cfg_.set_subsystem(opts_.subsystem_vendor, pci_device_id(*dev));
+      core_(mem, dev, *interrupt_, opts.legacy ? "virtio-pci-legacy" : "virtio-pci", opts.legacy) {
   cfg_.set_interrupt_pin(1);  // INTA#
   for (uint32_t i = 0; i <= nqueues_; ++i) queue_vectors_[i].store(kNoVector);
+  regions_[0] = std::make_shared<BarRegion>(*this, kMsixBar);
+  const uint64_t msix_size =
+      std::bit_ceil(std::max<uint64_t>(pci::Msix::packed_size(msix_.vectors()), 0x1000));
+  if (opts_.legacy) {
+    // §4.1.2.1 legacy: subsystem device ID = virtio device type; I/O BAR 0, no virtio caps.
+    cfg_.set_subsystem(opts_.subsystem_vendor, static_cast<uint16_t>(dev->device_type()));
+    legacy_pfn_.assign(nqueues_, 0);
+    virtio_bar_size_ = legacy_bar_size(*dev);
+    cfg_.add_bar({kLegacyBar, virtio_bar_size_, true, false, false, 0});
+    cfg_.add_bar({kMsixBar, msix_size, false, false, false, 0});
+    regions_[2] = std::make_shared<BarRegion>(*this, kLegacyBar);
+    return;
+  }
+  cfg_.set_subsystem(opts_.subsystem_vendor, pci_device_id(*dev, false));
 
   // BAR 4: 64-bit memory; the notify area grows with the queue count (4 bytes per queue).
   const uint64_t notify_len = std::max<uint64_t>(uint64_t{kNotifyMultiplier} * nqueues_, 4);
   virtio_bar_size_ = std::bit_ceil(std::max<uint64_t>(kNotifyOffset + notify_len, 0x4000));
   cfg_.add_bar({kVirtioBar, virtio_bar_size_, false, true, false, 0});
-  const uint64_t msix_size =
-      std::bit_ceil(std::max<uint64_t>(pci::Msix::packed_size(msix_.vectors()), 0x1000));
   cfg_.add_bar({kMsixBar, msix_size, false, false, false, 0});
 
   auto add = [this](const std::vector<uint8_t>& body, const std::vector<uint8_t>& writable) {
@@ -170,17 +191,16 @@ PciTransport::PciTransport(memory::GuestMemory& mem, std::shared_ptr<VirtioDevic
   w[2] = 0xff;                                     // bar
   std::fill(w.begin() + 6, w.begin() + 18, 0xff);  // offset, length, data
   pci_cfg_cap_ = add(cap_body(kCapPci, 0, 0, 0, 4, 0), w);
-
-  regions_[0] = std::make_shared<BarRegion>(*this, kMsixBar);
   regions_[1] = std::make_shared<BarRegion>(*this, kVirtioBar);
 }
 
 PciTransport::~PciTransport() = default;  // the core resets an activated device
 
 std::shared_ptr<bus::BusDevice> PciTransport::bar_device(uint8_t index) {
-  BarRegion* r = index == kMsixBar     ? regions_[0].get()
-                 : index == kVirtioBar ? regions_[1].get()
-                                       : nullptr;
+  BarRegion* r = index == kMsixBar                      ? regions_[0].get()
+                 : index == kVirtioBar && !opts_.legacy ? regions_[1].get()
+                 : index == kLegacyBar && opts_.legacy  ? regions_[2].get()
+                                                        : nullptr;
   if (!r) return nullptr;
   // Aliasing: the region lives as long as the transport, so share the transport's ownership
   // (empty owner when the transport is not held by a shared_ptr: tests).
@@ -223,6 +243,7 @@ void PciTransport::config_written(uint16_t offset, unsigned size) {
   if (offset < 0x06 && offset + size > 0x04) {
     const uint16_t cmd = cfg_.command();
     mem_enabled_.store((cmd & 0x2) != 0);
+    io_enabled_.store((cmd & 0x1) != 0);
     intx_disabled_.store((cmd & 0x400) != 0);
   }
   msix_.config_written(offset, size);  // MSI-X Enable / Function Mask
@@ -231,13 +252,15 @@ void PciTransport::config_written(uint16_t offset, unsigned size) {
     update_intx_locked();
   }
   if (offset < 0x28 && offset + size > 0x04) check_bars();  // command or a BAR
-  if (offset < pci_cfg_cap_ + 20 && offset + size > pci_cfg_cap_) pci_cfg_written(offset, size);
+  if (pci_cfg_cap_ != 0 && offset < pci_cfg_cap_ + 20 && offset + size > pci_cfg_cap_)
+    pci_cfg_written(offset, size);
 }
 
 void PciTransport::check_bars() {
-  const bool decode = mem_enabled_.load();
-  const uint8_t index[2] = {kMsixBar, kVirtioBar};
-  for (size_t i = 0; i < 2; ++i) {
+  const uint8_t index[3] = {kMsixBar, kVirtioBar, kLegacyBar};
+  for (size_t i = 0; i < 3; ++i) {
+    if (!regions_[i]) continue;
+    const bool decode = i == 2 ? io_enabled_.load() : mem_enabled_.load();
     std::optional<uint64_t> now;
     if (decode) now = cfg_.bar(index[i])->addr;
     if (now == bar_decoded_[i]) continue;
@@ -277,6 +300,15 @@ void PciTransport::pci_cfg_written(uint16_t offset, unsigned size) {
 // ---- BAR accesses ----
 
 void PciTransport::region_read(uint8_t bar, uint64_t offset, std::span<uint8_t> data) {
+  if (opts_.legacy && bar == kLegacyBar) {
+    if (io_enabled_.load()) {
+      legacy_read(offset, data);
+    } else {
+      log_guest_error("virtio-pci: I/O BAR read with I/O decoding disabled");
+      bus::store_le(data, ~uint64_t{0});
+    }
+    return;
+  }
   if (!mem_enabled_.load()) {
     log_guest_error("virtio-pci: BAR %u read with memory decoding disabled", bar);
     bus::store_le(data, ~uint64_t{0});
@@ -289,6 +321,13 @@ void PciTransport::region_read(uint8_t bar, uint64_t offset, std::span<uint8_t> 
 }
 
 void PciTransport::region_write(uint8_t bar, uint64_t offset, std::span<const uint8_t> data) {
+  if (opts_.legacy && bar == kLegacyBar) {
+    if (io_enabled_.load())
+      legacy_write(offset, data);
+    else
+      log_guest_error("virtio-pci: I/O BAR write with I/O decoding disabled, dropped");
+    return;
+  }
   if (!mem_enabled_.load()) {
     log_guest_error("virtio-pci: BAR %u write with memory decoding disabled, dropped", bar);
     return;
@@ -515,6 +554,7 @@ void PciTransport::reset_locked() {
   core_.reset();
   device_features_sel_ = driver_features_sel_ = 0;
   queue_sel_ = 0;
+  std::fill(legacy_pfn_.begin(), legacy_pfn_.end(), 0);
   config_vector_.store(kNoVector);
   for (uint32_t i = 0; i <= nqueues_; ++i) queue_vectors_[i].store(kNoVector);
   std::lock_guard lk(intx_mu_);

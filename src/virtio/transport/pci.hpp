@@ -30,7 +30,19 @@
 // is refused (reads 0) unless the queue's size and rings pass Queue::validate(). Messages are
 // rate-limited. BAR accesses while Command.Memory is clear read all ones and are dropped.
 //
-// Not implemented: legacy / transitional interface (§4.1.4.8), VIRTIO_F_RING_RESET,
+// Legacy mode (PciOptions::legacy, virtio 0.9.5 = virtio 1.2 §4.1.4.8, §4.1.5 legacy parts; the
+// QNX `legacy` option): a legacy-only device, not transitional in the sense of also offering the
+// modern interface. Identity: transitional device ID (net 0x1000, block 0x1001, console 0x1003,
+// entropy 0x1005, ...; legacy_device_id()), revision 0, subsystem device = virtio device type.
+// BAR kLegacyBar (0, I/O space) holds the legacy header (pci_legacy.cpp) and the device
+// configuration after it; no virtio capabilities. MSI-X stays in memory BAR kMsixBar exactly as in
+// the modern transport (Linux's legacy driver uses it); while MSI-X is enabled the header grows
+// by config_vector and queue_vector and the device configuration moves from 0x14 to 0x18
+// (§4.1.4.8). Queues: size fixed at the maximum, rings at PFN × 4096 with the used ring aligned
+// to 4096 (§2.7.2 legacy layout); PFN 0 stops the queue. One notify register for all queues
+// (written with the queue index): notify_match() asks for a datamatch per queue.
+//
+// Not implemented: a transitional device (modern + legacy at once), VIRTIO_F_RING_RESET,
 // VIRTIO_F_NOTIFICATION_DATA, shared memory capabilities, PCI Status.Interrupt-Status. A BAR the
 // guest moves is reported through set_bar_hook(); following it is the machine's job. PCI_CFG reads
 // are answered from a snapshot taken when the driver writes the window's bar/offset/length
@@ -58,6 +70,7 @@ namespace qvm::virtio {
 struct PciOptions {
   uint16_t subsystem_vendor = 0x1c05;  // QNX
   std::optional<uint32_t> class_code;  // default by device type
+  bool legacy = false;                 // virtio 0.9.5 legacy interface in I/O BAR 0
 };
 
 class PciTransport final : public pci::PciFunction,
@@ -68,6 +81,10 @@ class PciTransport final : public pci::PciFunction,
   static constexpr uint16_t kNoVector = 0xffff;  // VIRTIO_MSI_NO_VECTOR
   static constexpr uint8_t kMsixBar = 2;
   static constexpr uint8_t kVirtioBar = 4;
+  static constexpr uint8_t kLegacyBar = 0;  // legacy mode: I/O space
+  static constexpr uint64_t kLegacyNotifyOffset = 0x10;
+  static constexpr uint32_t kLegacyPageShift = 12;  // VIRTIO_PCI_QUEUE_ADDR_SHIFT
+  static constexpr uint64_t kLegacyAlign = 4096;    // VIRTIO_PCI_VRING_ALIGN
   static constexpr uint64_t kCommonOffset = 0x0000;
   static constexpr uint64_t kIsrOffset = 0x1000;
   static constexpr uint64_t kDeviceOffset = 0x2000;
@@ -86,26 +103,36 @@ class PciTransport final : public pci::PciFunction,
                PciOptions opts = {});
   ~PciTransport() override;
 
+  // Transitional PCI device ID of a virtio device type (§4.1.2.1 table), nullopt if it has none
+  // (legacy mode is then unavailable).
+  static std::optional<uint16_t> legacy_device_id(uint32_t device_type);
+  bool legacy() const { return opts_.legacy; }
+
   // pci::PciFunction (called under PciRoot's lock).
   pci::ConfigSpace& config() override { return cfg_; }
   void config_written(uint16_t offset, unsigned size) override;
 
-  // The BARs to place: index, size, is64, prefetchable (set addresses with
+  // The BARs to place: index, size, io, is64, prefetchable (set addresses with
   // config().set_bar_address() before the guest runs).
   std::vector<pci::BarInfo> bars() const { return cfg_.bars(); }
-  // The bus device for BAR `index` (kMsixBar or kVirtioBar), offsets relative to the BAR start;
+  // The bus device for BAR `index` (kMsixBar, kVirtioBar or, legacy, kLegacyBar on the port-I/O
+  // bus), offsets relative to the BAR start;
   // nullptr for other indices. Keeps the transport alive if it is owned by a shared_ptr.
   std::shared_ptr<bus::BusDevice> bar_device(uint8_t index);
 
-  // Where to register the KVM ioeventfd of `queue`: BAR kVirtioBar + offset, `len` bytes (the
-  // driver writes the 16-bit queue index), no datamatch needed (one slot per queue).
+  // Where to register the KVM ioeventfd of `queue`: BAR + offset, `len` bytes (the driver
+  // writes the 16-bit queue index). Modern: one slot per queue, no datamatch. Legacy: the shared
+  // register in I/O BAR kLegacyBar, datamatch = the queue index (`io` says KVM_IOEVENTFD_FLAG_PIO).
   struct NotifyMatch {
     uint8_t bar;
     uint64_t offset;
     uint32_t len;
+    bool io = false;
+    std::optional<uint64_t> datamatch;
   };
   NotifyMatch notify_match(uint16_t queue) const {
-    return {kVirtioBar, kNotifyOffset + uint64_t{kNotifyMultiplier} * queue, 2};
+    if (opts_.legacy) return {kLegacyBar, kLegacyNotifyOffset, 2, true, queue};
+    return {kVirtioBar, kNotifyOffset + uint64_t{kNotifyMultiplier} * queue, 2, false, {}};
   }
   uint16_t num_queues() const { return nqueues_; }
   // A notification for `queue` (ioeventfd or retry timer): runs the device if it is active and
@@ -113,7 +140,8 @@ class PciTransport final : public pci::PciFunction,
   void handle_notify(uint16_t queue);
   // Called under the transport lock when a queue becomes ready or stops being ready.
   void set_queue_ready_hook(QueueReadyFn fn);
-  // Where BAR `index` decodes now: its address while Command.Memory is set, nullopt while not.
+  // Where BAR `index` decodes now: its address while Command.Memory (I/O BAR: Command.IO) is
+  // set, nullopt while not.
   // Called from config_written (under PciRoot's lock: do not call into PciRoot) whenever that
   // changes, e.g. when the driver enables decoding or moves a BAR (sizing happens with decoding
   // off, so its all-ones values are never reported). Lets the machine move the bus range and
@@ -147,6 +175,12 @@ class PciTransport final : public pci::PciFunction,
   void reset_locked();
   void pci_cfg_written(uint16_t offset, unsigned size);
   void check_bars();
+  // Legacy header (pci_legacy.cpp).
+  void legacy_read(uint64_t offset, std::span<uint8_t> data);
+  void legacy_write(uint64_t offset, std::span<const uint8_t> data);
+  std::optional<uint32_t> legacy_reg_read(uint64_t offset, size_t size) const;
+  void legacy_reg_write(uint64_t offset, size_t size, uint32_t value);
+  void write_queue_pfn(uint32_t pfn);
 
   // Interrupt side (any thread; no transport lock).
   void signal_used(uint16_t queue);
@@ -164,9 +198,9 @@ class PciTransport final : public pci::PciFunction,
   uint64_t virtio_bar_size_;
   uint16_t pci_cfg_cap_ = 0;
   BarHookFn bar_hook_;
-  std::optional<uint64_t> bar_decoded_[2];  // kMsixBar, kVirtioBar as last reported
+  std::optional<uint64_t> bar_decoded_[3];  // kMsixBar, kVirtioBar, kLegacyBar as last reported
   std::unique_ptr<Interrupt> interrupt_;
-  std::shared_ptr<BarRegion> regions_[2];
+  std::shared_ptr<BarRegion> regions_[3];
 
   // Interrupt state: atomics plus intx_mu_ for the INTx level (never the transport lock, so
   // device worker threads can signal while the transport waits for them in reset()).
@@ -174,6 +208,7 @@ class PciTransport final : public pci::PciFunction,
   std::atomic<uint16_t> config_vector_{kNoVector};
   std::unique_ptr<std::atomic<uint16_t>[]> queue_vectors_;
   std::atomic<bool> mem_enabled_{false};
+  std::atomic<bool> io_enabled_{false};
   std::atomic<bool> intx_disabled_{false};
   mutable std::mutex intx_mu_;
   bool intx_level_ = false;
@@ -183,6 +218,7 @@ class PciTransport final : public pci::PciFunction,
   uint32_t device_features_sel_ = 0;
   uint32_t driver_features_sel_ = 0;
   uint16_t queue_sel_ = 0;
+  std::vector<uint32_t> legacy_pfn_;  // per queue, legacy mode; 0 = not set up
 };
 
 }  // namespace qvm::virtio

@@ -24,11 +24,12 @@ class MockDriver {
     std::vector<uint8_t> data{};  // initial contents of a readable buffer (zero-padded)
   };
 
-  // Rings at `base`: descriptors, avail ring (+ used_event), used ring (4-aligned, + avail_event);
-  // buffers are allocated from the next page after the used ring upward.
-  MockDriver(memory::GuestMemory& mem, uint16_t size, uint64_t base = 0)
+  // Rings at `base`: descriptors, avail ring (+ used_event), used ring (`used_align`-aligned: 4,
+  // or 4096 for the legacy layout; + avail_event); buffers are allocated from the next page after
+  // the used ring upward.
+  MockDriver(memory::GuestMemory& mem, uint16_t size, uint64_t base = 0, uint64_t used_align = 4)
       : mem_(mem), size_(size), desc_(base), avail_(base + 16ull * size) {
-    used_ = (avail_ + 6 + 2ull * size + 3) & ~3ull;
+    used_ = (avail_ + 6 + 2ull * size + used_align - 1) & ~(used_align - 1);
     heap_ = (used_ + 6 + 8ull * size + 0xfff) & ~0xfffull;
   }
 
