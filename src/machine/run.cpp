@@ -73,21 +73,13 @@ void MachineImpl::vcpu_thread(size_t index) {
     ++st.exits;
     if (has_deferred_.load(std::memory_order_acquire)) run_deferred();
     const kvm::VcpuExit& e = *ex;
-    if (const auto* io = std::get_if<kvm::IoExit>(&e)) {
-      ++st.io;
-      auto r = dispatch_io(*io, pio_, unclaimed_);
-      if (has_deferred_.load(std::memory_order_acquire)) run_deferred();
-      if (r.unclaimed) {
-        ++st.unclaimed;
-        uint64_t supp = 0;
-        if (unclaimed_log.allow(std::chrono::steady_clock::now(), &supp))
-          log_debug("vCPU %zu: %s hits no device (%llu similar suppressed)", index,
-                    kvm::describe(e).c_str(), static_cast<unsigned long long>(supp));
-        if (r.abort) request_stop(kExitUnsupported, "unsupported reference: " + kvm::describe(e));
-      }
-    } else if (const auto* mm = std::get_if<kvm::MmioExit>(&e)) {
-      ++st.mmio;
-      auto r = dispatch_mmio(*mm, mmio_, unclaimed_);
+    const auto* io = std::get_if<kvm::IoExit>(&e);
+    const auto* mm = std::get_if<kvm::MmioExit>(&e);
+    if (io || mm) {
+      ++(io ? st.io : st.mmio);
+      DispatchResult r =
+          io ? dispatch_io(*io, pio_, unclaimed_) : dispatch_mmio(*mm, mmio_, unclaimed_);
+      // A BAR the guest just moved is followed before anything else touches the bus.
       if (has_deferred_.load(std::memory_order_acquire)) run_deferred();
       if (r.unclaimed) {
         ++st.unclaimed;

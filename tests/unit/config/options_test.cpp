@@ -8,19 +8,11 @@ namespace qvm::config {
 namespace {
 
 using test::errors;
+using test::expect_error;
 using test::kMem;
 using test::parse_args;
 using test::parse_text;
-
-ParseOutput with_mem(const std::string& s) {
-  return parse_text(std::string(kMem) + s);
-}
-
-void expect_error(const ParseOutput& o, const std::string& fragment) {
-  EXPECT_FALSE(o.ok());
-  EXPECT_NE(errors(o).find(fragment), std::string::npos) << "missing: " << fragment << "\n"
-                                                         << errors(o);
-}
+using test::with_mem;
 
 TEST(Ram, CanonicalX86Layout) {
   auto o = parse_text("ram 0,0xa0000 reserve loc 0xa0000,0x20000 rom 0xc0000,0x40000 ram 1m,1023m");

@@ -1,6 +1,8 @@
 // Helpers for config tests: an in-memory file system and a fake environment.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -70,6 +72,17 @@ inline std::string errors(const ParseOutput& o) {
   std::string s;
   for (const auto& d : o.diags.all()) s += d.str() + "\n";
   return s;
+}
+
+inline ParseOutput with_mem(const std::string& s) {
+  return parse_text(std::string(kMem) + s);
+}
+
+// The configuration must fail with an error message containing `fragment`.
+inline void expect_error(const ParseOutput& o, const std::string& fragment) {
+  EXPECT_FALSE(o.ok());
+  EXPECT_NE(errors(o).find(fragment), std::string::npos) << "missing: " << fragment << "\n"
+                                                         << errors(o);
 }
 
 }  // namespace qvm::config::test

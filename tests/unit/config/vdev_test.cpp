@@ -7,18 +7,10 @@ namespace qvm::config {
 namespace {
 
 using test::errors;
+using test::expect_error;
 using test::kMem;
 using test::parse_text;
-
-ParseOutput with_mem(const std::string& s) {
-  return parse_text(std::string(kMem) + s);
-}
-
-void expect_error(const ParseOutput& o, const std::string& fragment) {
-  EXPECT_FALSE(o.ok());
-  EXPECT_NE(errors(o).find(fragment), std::string::npos) << "missing: " << fragment << "\n"
-                                                         << errors(o);
-}
+using test::with_mem;
 
 TEST(Vdev, AppendixA1Platform) {
   auto o = with_mem(
