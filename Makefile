@@ -10,7 +10,7 @@ deps:
 
 build: deps
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build build-release -j $(JOBS)
+	cmake --build build-release -j $(JOBS) --target qvm qvm-test-guest
 
 run: build
 	./scripts/run-demo.sh

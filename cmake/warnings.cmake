@@ -7,7 +7,7 @@ set(QVM_STRICT_FLAGS
 # GCC 12 reports false positives inside libstdc++ (vector/copy) at -O2: warn, do not fail.
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   list(APPEND QVM_STRICT_FLAGS -Wno-error=array-bounds -Wno-error=stringop-overflow
-       -Wno-error=stringop-overread -Wno-error=restrict)
+       -Wno-error=stringop-overread -Wno-error=restrict -Wno-error=null-dereference)
 endif()
 
 function(qvm_strict target)
