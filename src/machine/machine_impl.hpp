@@ -89,6 +89,8 @@ class MachineImpl final : public Machine {
     // After the transport exists: how to run the device's queue processing (for host input).
     std::function<Status(std::function<void(uint16_t)>)> attach;
     std::string summary;  // for describe()
+    // Optional: told each queue's notify ioeventfd once it exists (vhost-net's kick).
+    std::function<void(uint16_t queue, int fd)> notify_fd;
   };
   Result<VirtioBuild> make_virtio_device(const config::VdevConfig& v);
   Status add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,

@@ -110,6 +110,9 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
     ns.bind_mode = v.text("bind-mode").value_or("0600");
     ns.mtu = static_cast<uint16_t>(v.number("mtu").value_or(1500));
     ns.queues = static_cast<uint16_t>(v.number("queues").value_or(1));
+    ns.vhost = v.text("vhost").value_or("auto");
+    std::string vhost_plan;
+    if (opts_.dryrun) vhost_plan = ", " + QVM_TRY(vdev::vhost_plan(ns));
     std::string intended = ns.peer.value_or(ns.tapdev ? "tap:" + *ns.tapdev : "none");
     if (opts_.dryrun) {
       // dryrun creates nothing on the host (no TAP, no socket): a device without a backend.
@@ -121,8 +124,10 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
     std::shared_ptr<vdev::VirtioNet> dev = *net;
     b.device = dev;
     b.summary =
-        " " + dev->describe() + (opts_.dryrun ? " (dryrun: peer " + intended + " not opened)" : "");
+        " " + dev->describe() +
+        (opts_.dryrun ? " (dryrun: peer " + intended + " not opened" + vhost_plan + ")" : "");
     vdev::VirtioNet* raw = dev.get();
+    b.notify_fd = [raw](uint16_t q, int fd) { raw->set_notify_fd(q, fd); };
     b.attach = [this, raw](std::function<void(uint16_t)> notify) -> Status {
       raw->set_kick(std::move(notify));
       return loop_->add_fd(raw->poll_fd(), [raw] { raw->on_ready(); });
@@ -189,6 +194,7 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
       if (!efd) return Error::from_errno("eventfd", errno);
       auto m = transport->notify_match(q);
       QVM_TRY(vm_->add_ioeventfd(efd.get(), base + m.offset, 4, false, m.value));
+      if (built.notify_fd) built.notify_fd(q, efd.get());
       int fd = efd.get();
       virtio::MmioTransport* t = transport.get();
       event::Timer* rt = retry_timer.get();

@@ -61,6 +61,11 @@ Status check_dio(std::string_view s) {
   return {};
 }
 
+Status check_vhost(std::string_view s) {
+  if (s == "on" || s == "off" || s == "auto") return {};
+  return make_error("expected on, off or auto, found '" + std::string(s) + "'");
+}
+
 Status check_create(std::string_view s) {
   auto parts = config::split(s, ',');
   if (parts.size() != 2 || parts[0].empty() || parts[0].size() > 31)
@@ -298,7 +303,10 @@ std::vector<VdevSchema> make_schemas() {
         custom("bind-mode", check_octal_mode, "permissions of the endpoint qvm creates", "0600",
                "MODE"),
         number("mtu", "MTU offered to the guest", 68, 65535, "1500"),
-        number("queues", "queue pairs", 1, 8, "1"), legacy},
+        number("queues", "queue pairs", 1, 8, "1"),
+        custom("vhost", check_vhost, "kernel data path (/dev/vhost-net) for a TAP peer", "auto",
+               "on|off|auto"),
+        legacy},
        true,
        false,
        true,

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/log.hpp"
 #include "net/fd_backend.hpp"
 #include "virtio/guest_error.hpp"
 #include "virtio/queue/chain.hpp"
@@ -21,14 +22,15 @@ using virtio::feature_bit;
 using namespace net_dev;
 
 namespace {
-enum Tag : uint64_t { kBackendTag = 1, kKickTag = 2 };
+enum Tag : uint64_t { kBackendTag = 1, kKickTag = 2, kCallTag0 = 3 };  // + queue index
 
 bool has(uint64_t f, uint32_t bit) {
   return (f & feature_bit(bit)) != 0;
 }
 }  // namespace
 
-Result<std::shared_ptr<VirtioNet>> VirtioNet::create(Options o, std::unique_ptr<net::Backend> be) {
+Result<std::shared_ptr<VirtioNet>> VirtioNet::create(Options o, std::unique_ptr<net::Backend> be,
+                                                     std::unique_ptr<net::VhostNet> vhost) {
   if (!be) return make_error("virtio-net needs a backend");
   if (o.mtu < 68) return make_error("virtio-net mtu must be at least 68");
   if (o.peerfeats && (*o.peerfeats & ~kPeerfeatsMask))
@@ -44,6 +46,14 @@ Result<std::shared_ptr<VirtioNet>> VirtioNet::create(Options o, std::unique_ptr<
       new VirtioNet(std::move(o), std::move(be), std::move(p), std::move(kfd)));
   d->compute_features();
   d->link_ = d->backend_->link_up();
+  if (vhost) {
+    for (uint16_t q = 0; q < 2; ++q) {
+      d->call_fds_[q].reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!d->call_fds_[q]) return Error::from_errno("eventfd", errno);
+      QVM_TRY(d->poller_.add(d->call_fds_[q].get(), EPOLLIN, kCallTag0 + q));
+    }
+    d->vhost_ = std::move(vhost);
+  }
   return d;
 }
 
@@ -108,7 +118,8 @@ bool VirtioNet::link_up() const {
 
 std::string VirtioNet::describe() const {
   std::lock_guard lk(backend_mu_);
-  return "mac " + net::format_mac(opts_.mac) + " " + backend_->describe();
+  return "mac " + net::format_mac(opts_.mac) + " " + backend_->describe() +
+         (vhost_ ? " vhost-net" : "");
 }
 
 VirtioNet::Stats VirtioNet::stats() const {
@@ -154,11 +165,19 @@ Status VirtioNet::activate(virtio::ActivationContext& ctx) {
     irq_ = &ctx.interrupt;
   }
   backend_->set_rx_enabled(queues_[kRxQueue].ready());
+  if (vhost_) {
+    if (auto s = start_vhost(); !s) {
+      ++stats_.vhost_failures;
+      log_warn("%s: vhost-net not used, the data path stays in qvm: %s", opts_.name.c_str(),
+               s.error().message.c_str());
+    }
+  }
   return {};
 }
 
 void VirtioNet::reset() {
   std::lock_guard lk(backend_mu_);
+  stop_vhost();
   backend_->set_rx_enabled(false);
   (void)backend_->set_rx_offloads({});
   spare_.clear();  // the queues are reset with the device: nothing to give back
@@ -174,7 +193,7 @@ void VirtioNet::reset() {
 
 void VirtioNet::process_queue(uint16_t index) {
   std::lock_guard lk(backend_mu_);
-  if (!mem_ || !queues_) return;
+  if (!mem_ || !queues_ || vhost_on_) return;  // vhost-net: the kernel runs the queues
   if (index == kRxQueue) rx_pass();
   if (index == kTxQueue) tx_pass();
 }
@@ -194,6 +213,10 @@ void VirtioNet::on_ready() {
       uint64_t v = 0;
       (void)!::read(kick_fd_.get(), &v, sizeof v);
       kicks |= pending_kicks_.exchange(0);
+    }
+    if (evs[i].data.u64 == kCallTag0 + kRxQueue || evs[i].data.u64 == kCallTag0 + kTxQueue) {
+      vhost_called(static_cast<uint16_t>(evs[i].data.u64 - kCallTag0));
+      continue;
     }
     if (evs[i].data.u64 == kBackendTag) {
       std::lock_guard lk(backend_mu_);

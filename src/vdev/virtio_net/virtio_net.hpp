@@ -21,6 +21,12 @@
 //   With no buffers, the device stops reading the backend (set_rx_enabled(false)) until the guest
 //   notifies the receive queue again.
 //
+// vhost-net (virtio_net_vhost.cpp, net/vhost.hpp): with a VhostNet (TAP backends, /dev/vhost-net
+// present) the kernel runs both queues from DRIVER_OK to reset: kicks are the machine's queue
+// ioeventfds (set_notify_fd), interrupts come back on the device's own call eventfds, which
+// on_ready() turns into the transport's signal_used(). process_queue() does nothing meanwhile.
+// If the kernel refuses anything at DRIVER_OK the device runs the queues itself (logged).
+//
 // Threading: activate/reset/process_queue under the transport lock (device.hpp). on_ready() runs
 // on the event loop thread; it services the backend under the device's backend lock and then
 // calls the kick hook (machine: transport->handle_notify(q)) without holding it.
@@ -43,6 +49,7 @@
 #include "net/backend.hpp"
 #include "net/mac.hpp"
 #include "net/poller.hpp"
+#include "net/vhost.hpp"
 #include "virtio/device.hpp"
 
 namespace qvm::vdev {
@@ -101,10 +108,13 @@ class VirtioNet final : public virtio::VirtioDevice {
     uint64_t tx_frames = 0, tx_bytes = 0, tx_malformed = 0, tx_dropped = 0;
     uint64_t rx_frames = 0, rx_bytes = 0, rx_dropped = 0, rx_bad_buffers = 0, rx_bounced = 0;
     uint64_t interrupts = 0;
+    uint64_t vhost_starts = 0, vhost_failures = 0, vhost_calls = 0;
     net::BackendStats backend;
   };
 
-  static Result<std::shared_ptr<VirtioNet>> create(Options o, std::unique_ptr<net::Backend> be);
+  // `vhost` (optional): the kernel data path for a TAP backend.
+  static Result<std::shared_ptr<VirtioNet>> create(Options o, std::unique_ptr<net::Backend> be,
+                                                   std::unique_ptr<net::VhostNet> vhost = nullptr);
   ~VirtioNet() override;
 
   // Machine wiring: how to make the transport run process_queue(q) (transport->handle_notify(q)).
@@ -113,6 +123,12 @@ class VirtioNet final : public virtio::VirtioDevice {
   // The fd to poll for readability (level-triggered) and what to call when it is readable.
   int poll_fd() const { return poller_.fd(); }
   void on_ready();
+  // Machine wiring: the KVM ioeventfd of queue `q`'s notify register (vhost-net's kick). Set
+  // before the guest runs; the fd stays owned by the machine.
+  void set_notify_fd(uint16_t q, int fd);
+  // Whether a VhostNet is attached (used from DRIVER_OK on) / the kernel runs the queues now.
+  bool vhost_attached() const { return vhost_ != nullptr; }
+  bool vhost_running() const;
 
   uint32_t device_type() const override;
   uint64_t device_features() const override { return features_; }
@@ -131,6 +147,10 @@ class VirtioNet final : public virtio::VirtioDevice {
 
  private:
   VirtioNet(Options o, std::unique_ptr<net::Backend> be, net::Poller p, UniqueFd kick_fd);
+  // vhost-net (virtio_net_vhost.cpp), under backend_mu_.
+  Status start_vhost();
+  void stop_vhost();
+  void vhost_called(uint16_t q);
   void compute_features();
   void update_link();  // under backend_mu_
   void tx_pass();
@@ -170,6 +190,10 @@ class VirtioNet final : public virtio::VirtioDevice {
   std::vector<iovec> iov_;
   bool tx_blocked_ = false;
   Stats stats_;
+  std::unique_ptr<net::VhostNet> vhost_;
+  int notify_fds_[2] = {-1, -1};  // the machine's ioeventfds (not owned)
+  UniqueFd call_fds_[2];          // vhost-net's VHOST_SET_VRING_CALL eventfds
+  bool vhost_on_ = false;         // the kernel runs the queues
 
   mutable std::mutex mu_;  // configuration space and interrupt
   virtio::VirtioInterrupt* irq_ = nullptr;

@@ -18,7 +18,54 @@ Result<mode_t> parse_mode(const std::string& s) {
   }
   return static_cast<mode_t>(m & 0777);
 }
+
+enum class VhostMode { kOff, kOn, kAuto };
+Result<VhostMode> parse_vhost(const std::string& v) {
+  if (v == "on") return VhostMode::kOn;
+  if (v == "off") return VhostMode::kOff;
+  if (v == "auto" || v.empty()) return VhostMode::kAuto;
+  return make_error("vhost '" + v + "': want on, off or auto");
+}
+
+bool is_tap(const NetSetup& s) {
+  return s.tapdev.has_value() || (s.peer && s.peer->rfind("tap:", 0) == 0);
+}
+
+// vhost-net for an open TAP, or nullptr under `auto` when it is unavailable (logged once).
+Result<std::unique_ptr<net::VhostNet>> open_vhost(const NetSetup& s, const std::string& name,
+                                                  int tap_fd) {
+  const VhostMode m = QVM_TRY(parse_vhost(s.vhost));
+  if (m == VhostMode::kOff) return std::unique_ptr<net::VhostNet>();
+  auto io = s.open_vhost ? s.open_vhost() : net::open_vhost_net();
+  Result<std::unique_ptr<net::VhostNet>> v =
+      io ? net::VhostNet::create(std::move(*io), tap_fd)
+         : Result<std::unique_ptr<net::VhostNet>>(io.error());
+  if (v) return v;
+  if (m == VhostMode::kOn)
+    return Error{name + ": `vhost on` but vhost-net is unavailable: " + v.error().message +
+                     " (load the vhost_net module, or use `vhost auto`/`vhost off`)",
+                 v.error().sys_errno};
+  log_info("%s: vhost-net unavailable (%s): user-space data path", name.c_str(),
+           v.error().message.c_str());
+  return std::unique_ptr<net::VhostNet>();
+}
 }  // namespace
+
+Result<std::string> vhost_plan(const NetSetup& s) {
+  const VhostMode m = QVM_TRY(parse_vhost(s.vhost));
+  if (m == VhostMode::kOff) return std::string("vhost-net off: user-space data path");
+  if (!is_tap(s)) {
+    if (m == VhostMode::kOn) return make_error("virtio-net: `vhost on` needs `peer tap:IFNAME`");
+    return std::string("vhost-net auto: not a TAP, user-space data path");
+  }
+  const bool there = net::vhost_net_available();
+  const std::string head = m == VhostMode::kOn ? "vhost-net on: " : "vhost-net auto: ";
+  if (!there && m == VhostMode::kOn)
+    return make_error(std::string("virtio-net: `vhost on` but ") + net::kVhostNetPath +
+                      " cannot be opened (load the vhost_net module, or use `vhost auto`)");
+  return head + net::kVhostNetPath +
+         (there ? " present, kernel data path" : " absent, user-space data path");
+}
 
 Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
   VirtioNet::Options o;
@@ -35,8 +82,11 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
     log_warn("%s: queues %u requested; this version serves one queue pair", o.name.c_str(),
              static_cast<unsigned>(s.queues));
   if (s.peer && s.tapdev) return make_error("virtio-net takes `peer` or `tapdev`, not both");
+  if (QVM_TRY(parse_vhost(s.vhost)) == VhostMode::kOn && !is_tap(s))
+    return make_error(o.name + ": `vhost on` needs `peer tap:IFNAME` (vhost-net runs TAP queues)");
 
   std::unique_ptr<net::Backend> be;
+  std::unique_ptr<net::VhostNet> vhost;
   std::string tap;
   if (s.tapdev) {
     log_warn("%s: `tapdev %s` is deprecated; use `peer tap:%s`", o.name.c_str(), s.tapdev->c_str(),
@@ -46,7 +96,9 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
     tap = s.peer->substr(4);
   }
   if (!tap.empty() || (s.peer && *s.peer == "tap:")) {
-    be = QVM_TRY(net::TapBackend::open(tap));
+    auto t = QVM_TRY(net::TapBackend::open(tap));
+    vhost = QVM_TRY(open_vhost(s, o.name, t->data_fd()));
+    be = std::move(t);
   } else if (s.peer) {
     const std::string rt = s.runtime_dir.empty() ? net::runtime_dir() : s.runtime_dir;
     if (s.vdev_name.empty())
@@ -61,7 +113,7 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
   } else {
     be = QVM_TRY(net::NullBackend::create());
   }
-  return VirtioNet::create(std::move(o), std::move(be));
+  return VirtioNet::create(std::move(o), std::move(be), std::move(vhost));
 }
 
 }  // namespace qvm::vdev

@@ -10,9 +10,13 @@
 //   mac                  else generate_mac(system, name or unique_id)
 //   peerfeats            offload bits offered (mask 0x7fc3); default: all the TAP supports, and
 //                        0 on peer links (both sides must agree; see docs/networking.md)
+//   vhost on|off|auto    TAP only: let the kernel run the queues (/dev/vhost-net). auto (default):
+//                        if /dev/vhost-net opens, else the user-space path (one info line); on:
+//                        an error if it does not open or the peer is not a TAP
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,8 +38,16 @@ struct NetSetup {
   uint16_t mtu = 1500;                // "mtu"
   uint16_t queues = 1;                // "queues"
   std::string runtime_dir;            // empty: net::runtime_dir()
+  std::string vhost = "auto";         // "vhost": on, off or auto
+  // Opens vhost-net (tests substitute a recorder); default net::open_vhost_net().
+  std::function<Result<std::unique_ptr<net::VhostIoctls>>()> open_vhost;
 };
 
 Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s);
+
+// For dryrun (nothing opened but /dev/vhost-net, briefly): what `vhost` would do with this
+// backend, e.g. "vhost-net auto: /dev/vhost-net present, kernel data path"; an error where the
+// real start would fail (`vhost on` without a TAP or without /dev/vhost-net).
+Result<std::string> vhost_plan(const NetSetup& s);
 
 }  // namespace qvm::vdev

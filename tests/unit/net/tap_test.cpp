@@ -14,7 +14,9 @@
 
 #include <thread>
 
+#include "net/vhost.hpp"
 #include "net_test_util.hpp"
+#include "vdev/virtio_net/virtio_net_setup.hpp"
 
 namespace qvm::net::testing {
 namespace {
@@ -165,6 +167,36 @@ TEST_F(TapTest, GuestFramesReachTheHostAndBack) {
       }
     }
     EXPECT_TRUE(found);
+  });
+}
+
+// `vhost` on a real TAP: `on` without vhost-net is an error naming the fix, `auto` falls back to
+// the user-space path, and a vhost-net that opens is attached to the device.
+TEST_F(TapTest, VhostOptionOnATap) {
+  in_netns([] {
+    vdev::NetSetup s;
+    s.system = "sys";
+    s.peer = "tap:qvmtap4";
+    s.open_vhost = []() -> Result<std::unique_ptr<VhostIoctls>> {
+      return Error{"opening /dev/vhost-net: No such file or directory", ENOENT};
+    };
+    s.vhost = "on";
+    auto d = vdev::open_virtio_net(s);
+    ASSERT_FALSE(d.ok());
+    EXPECT_NE(d.error().message.find("`vhost on` but vhost-net is unavailable"), std::string::npos)
+        << d.error().message;
+    EXPECT_EQ(::if_nametoindex("qvmtap4"), 0u);  // nothing left behind
+    s.vhost = "auto";
+    d = vdev::open_virtio_net(s);
+    ASSERT_TRUE(d.ok()) << d.error().message;
+    EXPECT_FALSE((*d)->vhost_attached());
+    d = Error{"released", 0};
+    if (!vhost_net_available()) return;  // a host with /dev/vhost-net: the real one attaches
+    s.open_vhost = nullptr;
+    s.vhost = "on";
+    d = vdev::open_virtio_net(s);
+    ASSERT_TRUE(d.ok()) << d.error().message;
+    EXPECT_TRUE((*d)->vhost_attached());
   });
 }
 

@@ -1,0 +1,113 @@
+// virtio-net on vhost-net (linux/vhost.h): hands both queues to the kernel at DRIVER_OK and takes
+// them back on reset. See virtio_net.hpp ("vhost-net") and net/vhost.hpp for the ioctl sequence.
+//
+// Wiring: kick = the machine's KVM ioeventfd of each queue's notify register (virtio 1.2 §4.1.4.4
+// PCI notify area / §4.2.2 MMIO QueueNotify), so a guest notification wakes the vhost worker
+// without an exit to qvm. Call = an eventfd per queue owned by the device: the kernel writes it
+// when the driver wants an interrupt (it evaluates used_event / NO_INTERRUPT itself, §2.7.7,
+// §2.7.10); on_ready() reads it and raises the transport's used-buffer notification, which sets
+// the MMIO InterruptStatus / PCI ISR bit or sends the queue's MSI-X message (§4.2.3.4, §4.1.5.2).
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/log.hpp"
+#include "vdev/virtio_net/virtio_net.hpp"
+
+namespace qvm::vdev {
+
+namespace {
+// Ring sizes of a split virtqueue (virtio 1.2 §2.7): descriptor table, driver and device areas
+// (the event-index fields included).
+uint64_t desc_bytes(uint32_t n) {
+  return uint64_t{16} * n;
+}
+uint64_t avail_bytes(uint32_t n) {
+  return 6 + uint64_t{2} * n;
+}
+uint64_t used_bytes(uint32_t n) {
+  return 6 + uint64_t{8} * n;
+}
+}  // namespace
+
+void VirtioNet::set_notify_fd(uint16_t q, int fd) {
+  std::lock_guard lk(backend_mu_);
+  if (q < 2) notify_fds_[q] = fd;
+}
+
+bool VirtioNet::vhost_running() const {
+  std::lock_guard lk(backend_mu_);
+  return vhost_on_;
+}
+
+Status VirtioNet::start_vhost() {
+  if (notify_fds_[kRxQueue] < 0 || notify_fds_[kTxQueue] < 0)
+    return make_error("no queue ioeventfds (transport without KVM)");
+  net::VhostNet::StartParams p;
+  p.guest_features = negotiated_;
+  p.vnet_hdr_len = guest_hdr_len_;
+  // SAFETY: pointers become the addresses the kernel accesses in qvm's address space.
+  for (const auto& r : mem_->regions())
+    p.mem.push_back({r.gpa, r.size, reinterpret_cast<uint64_t>(r.host())});
+  for (uint16_t i = 0; i < 2; ++i) {
+    const virtio::Queue& q = queues_[i];
+    if (!q.ready()) return make_error("queue " + std::to_string(i) + " is not ready");
+    auto d = mem_->host_range(q.desc_addr(), desc_bytes(q.size()));
+    auto a = mem_->host_range(q.avail_addr(), avail_bytes(q.size()));
+    auto u = mem_->host_range(q.used_addr(), used_bytes(q.size()));
+    if (!d || !a || !u)
+      return make_error("a ring of queue " + std::to_string(i) + " spans regions");
+    net::VhostNet::Queue vq;
+    vq.index = i;
+    vq.num = q.size();
+    vq.base = q.next_avail();
+    vq.desc = reinterpret_cast<uint64_t>(d->data());
+    vq.avail = reinterpret_cast<uint64_t>(a->data());
+    vq.used = reinterpret_cast<uint64_t>(u->data());
+    vq.kick_fd = notify_fds_[i];
+    vq.call_fd = call_fds_[i].get();
+    p.queues.push_back(vq);
+  }
+  QVM_TRY(vhost_->start(p));
+  vhost_on_ = true;
+  ++stats_.vhost_starts;
+  backend_->set_rx_enabled(false);  // the kernel reads the TAP now
+  // Buffers the driver made available before DRIVER_OK may have been notified already (and the
+  // notification consumed by the event loop): kick the kernel once per queue.
+  for (int fd : notify_fds_) {
+    uint64_t one = 1;
+    (void)!::write(fd, &one, sizeof one);
+  }
+  log_debug("%s: vhost-net runs the queues", opts_.name.c_str());
+  return {};
+}
+
+void VirtioNet::stop_vhost() {
+  if (!vhost_on_) return;
+  // §2.4 device reset: the kernel stops using the rings before the transport resets them.
+  (void)vhost_->stop();
+  vhost_on_ = false;
+  // An interrupt the kernel raised meanwhile belongs to the old rings: drop it.
+  for (auto& fd : call_fds_) {
+    uint64_t v = 0;
+    (void)!::read(fd.get(), &v, sizeof v);
+  }
+}
+
+void VirtioNet::vhost_called(uint16_t q) {
+  uint64_t v = 0;
+  if (::read(call_fds_[q].get(), &v, sizeof v) != sizeof v) return;
+  {
+    std::lock_guard lk(backend_mu_);
+    if (!vhost_on_) return;
+    ++stats_.vhost_calls;
+  }
+  std::lock_guard lk(mu_);
+  if (irq_) {
+    ++stats_.interrupts;
+    irq_->signal_used(q);
+  }
+}
+
+}  // namespace qvm::vdev
