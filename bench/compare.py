@@ -21,14 +21,20 @@ semantics as qvm without `dio`),aio=io_uring and an iothread. The disk file (--d
 interleave storage x VMM; medians and qvm/QEMU ratios per storage.
 
   bench/compare.py --device-set blk --guest ... --qvm build/src/app/qvm -n 5
+
+--qvm-aio inline,io_uring,threads4 (blk): one qvm column per virtio-blk engine, each from a copy
+of kit-virtio.qvmconf whose read-write disk gets `aio inline|threads|io_uring` (`threadsN`: aio
+threads with N workers); rounds interleave every column. Default: the config as it is.
 """
 
 import argparse
 import os
 import platform
 import statistics
+import re
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "guest", "runner"))
 import qvmtest  # noqa: E402
@@ -51,10 +57,28 @@ def machine_description(qemu: str) -> str:
     return f"nproc {os.cpu_count()}, CPU {model}, kernel {platform.release()}, {qv}"
 
 
-def one(vmm, args, disk_dir=None):
+def aio_config(variant: str, out_dir: str) -> str:
+    """kit-virtio.qvmconf with `aio ...` on its read-write virtio-blk (the bench disk)."""
+    m = re.fullmatch(r"(inline|io_uring|threads)(\d*)", variant)
+    if not m:
+        raise SystemExit(f"--qvm-aio: bad variant {variant!r} (inline, io_uring, threads, threadsN)")
+    extra = f" aio {m.group(1)}" + (f" threads {m.group(2)}" if m.group(2) else "")
+    with open(os.path.join(qvmtest.CONFIGS, "kit-virtio.qvmconf")) as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("vdev virtio-blk") and "hostdev <" not in line:
+            lines[i] = line + extra
+            break
+    path = os.path.join(out_dir, f"kit-virtio-{variant}.qvmconf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def one(vmm, args, disk_dir=None, qvm_config=None):
     opts = qvmtest.RunOptions(vmm=vmm, guest=args.guest, tests=args.tests, bench=args.bench,
                               cpus=1, mem_mib=args.mem, timeout=args.timeout, qemu=args.qemu,
-                              qvm=args.qvm, qvm_config=args.qvm_config, measure_rss=True)
+                              qvm=args.qvm, qvm_config=qvm_config or args.qvm_config, measure_rss=True)
     if args.device_set == "blk":
         opts.devices = "virtio"
         opts.disk_dir = disk_dir
@@ -98,6 +122,8 @@ def main():
                     help="blk: QEMU -drive options (default matches qvm's buffered I/O)")
     ap.add_argument("--no-qemu-iothread", dest="qemu_iothread", action="store_false",
                     help="blk: no iothread for QEMU's virtio-blk")
+    ap.add_argument("--qvm-aio", default="",
+                    help="blk: comma list of qvm virtio-blk engines to compare (inline,io_uring,threads4)")
     args = ap.parse_args()
     if args.device_set == "blk":
         if args.bench == "pio,mmio,lapic":
@@ -175,13 +201,18 @@ def blk_main(args):
     args.bench = [b for b in args.bench.split(",") if b]
     args.tests = []
     dirs = [d for d in args.disk_dirs.split(",") if d]
-    vmms = ["qemu-microvm"]
+    tmp = tempfile.TemporaryDirectory(prefix="qvm-bench-")
+    # columns: (label, vmm, qvm config or None)
+    variants = [v for v in args.qvm_aio.split(",") if v]
+    qvm_cols = [(f"qvm {v}", "qvm", aio_config(v, tmp.name)) for v in variants] or [("qvm", "qvm", None)]
+    cols = [("QEMU", "qemu-microvm", None)]
     note = "qvm: not given (--qvm PATH); QEMU only"
     if args.qvm:
-        res, m = one("qvm", args, dirs[0])
+        res, m = one("qvm", args, dirs[0], qvm_cols[0][2])
         if res.ok and m:
-            vmms = ["qvm", "qemu-microvm"]
-            note = f"qvm: {args.qvm} (tests/guest/configs/kit-virtio.qvmconf: buffered I/O, threads 1)"
+            cols = qvm_cols + cols
+            note = (f"qvm: {args.qvm} (tests/guest/configs/kit-virtio.qvmconf: buffered I/O"
+                    + (f"; engines {', '.join(variants)})" if variants else ", threads 1)"))
         else:
             note = f"qvm: {args.qvm} cannot run the blk bench ({'; '.join(res.problems)[:300]}); QEMU only"
     print(f"# machine: {machine_description(args.qemu)}")
@@ -190,39 +221,41 @@ def blk_main(args):
           f"{' + -object iothread (virtio-blk-device iothread=io0)' if args.qemu_iothread else ''}")
     print(f"# disk: {args.disk_mib} MiB raw file in " + ", ".join(f"{d} ({fs_of(d)})" for d in dirs) +
           f"; {args.rounds} rounds interleaved (storage x VMM); {args.bench_ms} ms per guest bench")
-    samples = {(d, v): {} for d in dirs for v in vmms}
-    failures = {(d, v): 0 for d in dirs for v in vmms}
+    samples = {(d, c[0]): {} for d in dirs for c in cols}
+    failures = {(d, c[0]): 0 for d in dirs for c in cols}
     for r in range(args.rounds):
         for d in dirs:
-            for v in vmms:
-                res, m = one(v, args, d)
+            for label, vmm, conf in cols:
+                res, m = one(vmm, args, d, conf)
                 if not res.ok or not any("virtio_blk" in k for k in m):
-                    failures[(d, v)] += 1
-                    print(f"# round {r}: {v} on {d} failed: {'; '.join(res.problems)[:300]}", file=sys.stderr)
+                    failures[(d, label)] += 1
+                    print(f"# round {r}: {label} on {d} failed: {'; '.join(res.problems)[:300]}", file=sys.stderr)
                 for k, x in m.items():
                     if "virtio_blk" in k:
-                        samples[(d, v)].setdefault(k, []).append(x)
+                        samples[(d, label)].setdefault(k, []).append(x)
+    qvm_labels = [c[0] for c in cols if c[1] == "qvm"]
     for d in dirs:
-        print(f"\n## disk file in {d} ({fs_of(d)})")
-        hdr = f"{'metric':<34} {'QEMU microvm':>13}"
-        if "qvm" in vmms:
-            hdr += f" {'qvm':>10} {'qvm/QEMU':>9}"
+        print(f"\n## disk file in {d} ({fs_of(d)}); medians, ratio = qvm/QEMU")
+        hdr = f"{'metric':<34} {'QEMU':>9}"
+        for lb in qvm_labels:
+            hdr += f" {lb:>16} {'ratio':>6}"
         print(hdr)
         keys = []
-        for v in vmms:
-            keys += [k for k in samples[(d, v)] if k not in keys]
+        for c in cols:
+            keys += [k for k in samples[(d, c[0])] if k not in keys]
         for k in sorted(keys):
-            q = samples[(d, "qemu-microvm")].get(k)
+            q = samples[(d, "QEMU")].get(k)
             qm = statistics.median(q) if q else float("nan")
-            line = f"{k:<34} {qm:>13.0f}"
-            if "qvm" in vmms:
-                sv = samples[(d, "qvm")].get(k)
+            line = f"{k:<34} {qm:>9.0f}"
+            for lb in qvm_labels:
+                sv = samples[(d, lb)].get(k)
                 sm = statistics.median(sv) if sv else float("nan")
-                line += f" {sm:>10.0f} {sm / qm if qm else float('nan'):>9.2f}"
+                line += f" {sm:>16.0f} {sm / qm if qm else float('nan'):>6.2f}"
             print(line)
     for key, n in failures.items():
         if n:
             print(f"# {key[1]} on {key[0]}: {n} of {args.rounds} runs did not pass")
+    tmp.cleanup()
     return 0
 
 

@@ -42,10 +42,23 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
         static_cast<uint32_t>(v.number("threads").value_or(vdev::VirtioBlk::kDefaultThreads));
     o.queues = static_cast<uint16_t>(v.number("queues").value_or(1));
     o.serial = v.text("serial").value_or("");
+    const std::string aio = v.text("aio").value_or("");
+    if (aio == "inline") o.aio = vdev::VirtioBlk::Aio::kInline;
+    if (aio == "threads") o.aio = vdev::VirtioBlk::Aio::kThreads;
+    if (aio == "io_uring") o.aio = vdev::VirtioBlk::Aio::kUring;
     auto blk = vdev::VirtioBlk::open(o);
     if (!blk) return make_error(blk.error().message);
     b.device = *blk;
-    b.summary = " hostdev " + v.text("hostdev").value_or("");
+    b.summary = " hostdev " + v.text("hostdev").value_or("") + " aio " +
+                vdev::VirtioBlk::aio_name((*blk)->aio());
+    if ((*blk)->completion_fd() >= 0) {
+      // io_uring completions are reaped on the event loop (the thread that submits them too).
+      vdev::VirtioBlk* raw = blk->get();
+      b.attach = [this, raw](std::function<void(uint16_t)>) -> Status {
+        if (opts_.dryrun) return {};
+        return loop_->add_fd(raw->completion_fd(), [raw] { raw->on_completion(); });
+      };
+    }
     return b;
   }
   if (v.type == "virtio-console") {

@@ -61,6 +61,11 @@ Status check_dio(std::string_view s) {
   return {};
 }
 
+Status check_aio(std::string_view s) {
+  if (s == "inline" || s == "threads" || s == "io_uring") return {};
+  return make_error("expected inline, threads or io_uring, found '" + std::string(s) + "'");
+}
+
 Status check_vhost(std::string_view s) {
   if (s == "on" || s == "off" || s == "auto") return {};
   return make_error("expected on, off or auto, found '" + std::string(s) + "'");
@@ -256,6 +261,10 @@ std::vector<VdevSchema> make_schemas() {
                         {}, "[<]PATH")),
         custom("dio", check_dio, "O_DIRECT I/O to the host file", "disable", "enable|disable"),
         number("threads", "worker threads servicing requests", 1, 32, "1"),
+        custom("aio", check_aio,
+               "qvm extension: request engine inline, threads or io_uring (default: threads if "
+               "threads > 1, else inline)",
+               {}, "ENGINE"),
         number("queues", "request queues", 1, 16, "1"),
         opt("serial", OptKind::kString, "serial number reported to the guest (max 20 bytes)", {},
             "TEXT"),

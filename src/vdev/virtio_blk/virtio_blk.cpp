@@ -68,7 +68,21 @@ Result<std::shared_ptr<VirtioBlk>> VirtioBlk::open(const Options& opts) {
 
   std::shared_ptr<VirtioBlk> dev(
       new VirtioBlk(std::move(fd), opts, bytes / blk::kSectorSize, direct));
-  if (opts.threads > 1 || opts.single_worker) {
+  Aio aio = opts.aio;
+  if (aio == Aio::kDefault)
+    aio = opts.threads > 1 || opts.single_worker ? Aio::kThreads : kDefaultAio;
+  if (aio != Aio::kThreads && opts.threads > 1)
+    return make_error(strprintf("virtio-blk: threads %u needs aio threads (aio is %s)",
+                                opts.threads, aio_name(aio)));
+  if (aio == Aio::kUring) {
+    if (auto s = dev->uring_open(); !s) {
+      log_warn("virtio-blk: %s: io_uring unavailable (%s); executing requests inline",
+               opts.path.c_str(), s.error().message.c_str());
+      aio = Aio::kInline;
+    }
+  }
+  dev->aio_ = aio;
+  if (aio == Aio::kThreads) {
     try {
       for (uint32_t i = 0; i < opts.threads; ++i)
         dev->workers_.emplace_back([d = dev.get(), i] { d->worker_main(i); });
@@ -89,6 +103,11 @@ VirtioBlk::VirtioBlk(UniqueFd fd, Options opts, uint64_t capacity, bool direct)
       outstanding_(opts_.queues, 0) {}
 
 VirtioBlk::~VirtioBlk() {
+  if (uring_) {
+    // Host I/O into guest memory must end before the memory can go; the queues may be gone.
+    std::lock_guard lk(uring_mu_);
+    uring_run_locked(true, false);
+  }
   {
     std::lock_guard lk(mu_);
     stop_ = true;
@@ -150,6 +169,9 @@ Status VirtioBlk::activate(virtio::ActivationContext& ctx) {
 }
 
 void VirtioBlk::reset() {
+  std::unique_lock ulk(uring_mu_);
+  // io_uring: requests in flight finish and complete while the queues are still valid.
+  if (uring_ && mem_) uring_run_locked(true);
   std::unique_lock lk(mu_);
   // Queued requests are dropped (the driver reset the device; nobody waits for them).
   for (const auto& w : pending_) io_done(w.seq);
@@ -165,12 +187,20 @@ void VirtioBlk::reset() {
 }
 
 void VirtioBlk::wait_idle() {
+  if (uring_) {
+    std::lock_guard ulk(uring_mu_);
+    if (mem_) uring_run_locked(true);
+  }
   std::unique_lock lk(mu_);
   idle_cv_.wait(lk, [this] { return busy_ == 0 && pending_.empty(); });
 }
 
 void VirtioBlk::process_queue(uint16_t index) {
   if (!mem_ || index >= num_queues_) return;
+  if (uring_) {
+    uring_process(index);
+    return;
+  }
   virtio::Queue& q = queues_[index];
   if (workers_.empty()) {
     // Inline: execute each request on this thread, one interrupt for the whole pass.
@@ -274,11 +304,25 @@ void VirtioBlk::io_done(uint64_t seq) {
   order_cv_.notify_all();
 }
 
+const char* VirtioBlk::aio_name(Aio a) {
+  switch (a) {
+    case Aio::kDefault:
+      return "default";
+    case Aio::kInline:
+      return "inline";
+    case Aio::kThreads:
+      return "threads";
+    case Aio::kUring:
+      return "io_uring";
+  }
+  return "?";
+}
+
 std::string VirtioBlk::describe() const {
-  return strprintf("%s%s, %llu sectors, %s, threads %u%s, queues %u", opts_.read_only ? "<" : "",
-                   opts_.path.c_str(), static_cast<unsigned long long>(capacity_),
-                   direct_ ? "O_DIRECT" : "buffered", opts_.threads,
-                   workers_.empty() ? " (inline)" : "", static_cast<unsigned>(opts_.queues));
+  return strprintf("%s%s, %llu sectors, %s, aio %s, threads %zu, queues %u",
+                   opts_.read_only ? "<" : "", opts_.path.c_str(),
+                   static_cast<unsigned long long>(capacity_), direct_ ? "O_DIRECT" : "buffered",
+                   aio_name(aio_), workers_.size(), static_cast<unsigned>(opts_.queues));
 }
 
 }  // namespace qvm::vdev

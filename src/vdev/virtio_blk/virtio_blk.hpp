@@ -141,6 +141,10 @@ static_assert(sizeof(Config) == 72);
 
 class VirtioBlk final : public virtio::VirtioDevice {
  public:
+  // How requests are executed (`aio`, a qvm extension): on the notifying thread, on `threads`
+  // worker threads, or submitted to an io_uring whose completions the owner reaps
+  // (completion_fd()/on_completion()). kDefault: kThreads if threads > 1, else kDefaultAio.
+  enum class Aio : uint8_t { kDefault, kInline, kThreads, kUring };
   static constexpr uint16_t kQueueSize = 256;
   static constexpr uint32_t kMaxThreads = 32;
   static constexpr uint16_t kMaxQueues = 16;
@@ -149,6 +153,8 @@ class VirtioBlk final : public virtio::VirtioDevice {
   static constexpr uint32_t kDiscardAlignment = 8;  // sectors (4 KiB, a file system block)
   // Default for `threads`: inline execution (measurements in the file header).
   static constexpr uint32_t kDefaultThreads = 1;
+  // Engine for threads 1 (measurements in docs/performance.md).
+  static constexpr Aio kDefaultAio = Aio::kInline;
 
   struct Options {
     std::string path;
@@ -159,6 +165,7 @@ class VirtioBlk final : public virtio::VirtioDevice {
     std::string serial;                  // GET_ID; at most 20 bytes
     // threads 1: one worker thread instead of inline execution (benchmarks; see the file header).
     bool single_worker = false;
+    Aio aio = Aio::kDefault;  // `aio inline|threads|io_uring`
   };
 
   // Opens the backing file (error names it), sizes it, starts the worker threads.
@@ -182,6 +189,12 @@ class VirtioBlk final : public virtio::VirtioDevice {
   bool read_only() const { return opts_.read_only; }
   bool direct() const { return direct_; }  // O_DIRECT in effect
   uint32_t worker_threads() const { return static_cast<uint32_t>(workers_.size()); }
+  Aio aio() const { return aio_; }  // the engine in effect (io_uring may have fallen back)
+  static const char* aio_name(Aio a);
+  // io_uring engine: an eventfd that becomes readable when completions are ready (-1 for the
+  // other engines); the owner's event loop then calls on_completion().
+  int completion_fd() const;
+  void on_completion();
   // One line for dryrun: path, size, mode, threads, queues.
   std::string describe() const;
   // Waits until no request is queued or in progress (tests, benchmarks).
@@ -200,8 +213,24 @@ class VirtioBlk final : public virtio::VirtioDevice {
     std::unique_ptr<uint8_t, void (*)(void*)> bounce{nullptr, nullptr};
   };
 
+  // io_uring engine state (virtio_blk_uring.cpp); liburing stays out of this header.
+  struct UringState;
+  struct UringDeleter {
+    void operator()(UringState* u) const;
+  };
+
   VirtioBlk(UniqueFd fd, Options opts, uint64_t capacity, bool direct);
   void worker_main(uint32_t index);
+
+  // io_uring engine (virtio_blk_uring.cpp). All under uring_mu_.
+  Status uring_open();
+  void uring_process(uint16_t index);
+  // Starts IN/OUT/FLUSH in the ring; false if the request must run synchronously instead.
+  bool uring_start(uint16_t queue, virtio::DescriptorChain& chain);
+  // Submits, reaps and completes; `wait_all` blocks until nothing is in flight. With `deliver`
+  // false (destruction) completions are dropped instead of going to the used rings.
+  void uring_run_locked(bool wait_all, bool deliver = true);
+  bool uring_finish(uint32_t slot, int res);  // true once the request is complete
   void complete(std::span<Work> works);
 
   // Request execution (virtio_blk_io.cpp). Returns the used length (§2.7.8).
@@ -251,6 +280,10 @@ class VirtioBlk final : public virtio::VirtioDevice {
   std::set<uint64_t> in_io_;
 
   std::vector<std::thread> workers_;
+
+  Aio aio_ = Aio::kInline;
+  std::mutex uring_mu_;  // the ring, its slots, outstanding_ and the queues (io_uring engine)
+  std::unique_ptr<UringState, UringDeleter> uring_;
 };
 
 }  // namespace qvm::vdev

@@ -39,7 +39,7 @@ set_tests_properties(guest.runner.selftest PROPERTIES
 # runner/qvmtest.py decide which tests of a group run on qvm: no PCI INTx test yet).
 # virtio_net / virtio_pci_net: qvm's virtio-net on a TAP the runner creates in its own netns.
 set(QVM_KIT_GROUPS_qvm serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio virtio_legacy
-    virtio_pci virtio_durable virtio_pci_durable virtio_net virtio_pci_net)
+    virtio_pci virtio_durable virtio_pci_durable virtio_net virtio_pci_net virtio_uring virtio_uring_durable)
 if(TARGET qvm)
   foreach(group ${QVM_KIT_GROUPS_qvm})
     add_test(NAME guest.qvm.${group}

@@ -65,6 +65,10 @@ GROUPS: dict[str, dict] = {
     # data safety: write + FLUSH, then the runner kills the VMM with SIGKILL mid-write (KILL_TESTS)
     "virtio_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio"},
     "virtio_pci_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio_pci"},
+    # qvm only: the "virtio" tests with virtio-blk on the io_uring engine (`aio io_uring`)
+    "virtio_uring": {"tests": ["virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console"],
+                     "devices": "virtio_uring"},
+    "virtio_uring_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio_uring"},
     # virtio-net to the host through a TAP device in a network namespace the runner owns (NetHost)
     "virtio_net": {"tests": ["virtio_net", "virtio_net_arp_icmp", "virtio_net_udp"], "devices": "virtio_net"},
     "virtio_pci_net": {"tests": ["virtio_net", "virtio_net_arp_icmp", "virtio_net_udp"],
@@ -581,6 +585,11 @@ QVM_DEVSETS = {
     "virtio_legacy": DeviceSet({"virtio_mmio", "virtio_entropy"},
                                ["vmmio=1", "vmmio_ids=4", "vmmio_version=1", "ventropy=1"],
                                qvm_config="kit-virtio-legacy.qvmconf"),
+    # configs/kit-virtio-uring.qvmconf: kit-virtio with `aio io_uring` on both disks
+    "virtio_uring": DeviceSet(VIRTIO_ALL,
+                              ["vmmio=4", "vmmio_ids=4,2,2,3", "vmmio_version=2", "ventropy=1", "vblk=2",
+                               "vblk_ro=1", "vblk_flush=1", "vcon=1"],
+                              qvm_config="kit-virtio-uring.qvmconf", bench={"virtio_blk"}),
     # configs/kit-virtio-pci.qvmconf: the kit-virtio devices without loc/intr, so on PCI bus 0.
     # INTx is left out until qvm routes PCI INTx (add "virtio_pci_intx" then). Not in CTest yet
     # (runner/ctest.cmake) while qvm's virtio-pci transport is being written.

@@ -86,7 +86,7 @@ TEST(BlkOptions, ReadOnly) {
   EXPECT_EQ(h.bytes(r.addrs[1], 512), disk.read(512, 512));
 }
 
-class BlkDirect : public ::testing::TestWithParam<uint32_t> {};
+class BlkDirect : public ::testing::TestWithParam<BlkMode> {};
 
 TEST_P(BlkDirect, AlignedAndUnalignedBuffers) {
   TempDisk disk(1 << 20, "/var/tmp");  // ext4 here; tmpfs would refuse O_DIRECT
@@ -94,7 +94,8 @@ TEST_P(BlkDirect, AlignedAndUnalignedBuffers) {
   VirtioBlk::Options o;
   o.path = disk.path();
   o.direct = true;
-  o.threads = GetParam();
+  o.threads = GetParam().threads;
+  o.aio = GetParam().aio;
   ASSERT_TRUE(h.start(o).ok());
   if (!h.dev->direct()) GTEST_SKIP() << "file system refuses O_DIRECT";
   auto data = filled(4096, 5);
@@ -124,8 +125,7 @@ TEST_P(BlkDirect, AlignedAndUnalignedBuffers) {
   EXPECT_EQ(got, disk.read(0, 1 << 19));
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, BlkDirect, ::testing::Values(1u, 2u),
-                         [](const auto& p) { return "threads" + std::to_string(p.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, BlkDirect, ::testing::ValuesIn(kBlkModes), blk_mode_name);
 
 // tmpfs refuses O_DIRECT before Linux 6.6 (fallback to buffered I/O) and accepts it since.
 TEST(BlkOptions, DirectOnTmpfsWorksEitherWay) {

@@ -1,5 +1,5 @@
 // virtio-blk (virtio 1.2 §5.2) driven through MockDriver queues against a temporary file.
-// Most tests run inline (threads 1) and with 4 worker threads.
+// Every test runs with each engine: inline, 4 worker threads, io_uring.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -13,13 +13,14 @@ namespace {
 using virtio::feature_bit;
 constexpr uint64_t kDiskBytes = 64 * 1024;  // 128 sectors
 
-struct BlkTest : ::testing::TestWithParam<uint32_t> {
+struct BlkTest : ::testing::TestWithParam<BlkMode> {
   TempDisk disk{kDiskBytes};
   BlkHarness h;
   VirtioBlk::Options opts() const {
     VirtioBlk::Options o;
     o.path = disk.path();
-    o.threads = GetParam();
+    o.threads = GetParam().threads;
+    o.aio = GetParam().aio;
     o.serial = "QVM-SERIAL-1";
     return o;
   }
@@ -61,7 +62,9 @@ TEST_P(BlkTest, IdentityFeaturesAndConfig) {
   uint8_t b4[4];
   h.dev->read_config(20, b4);
   EXPECT_EQ(b4[0] | (b4[1] << 8), 512);
-  EXPECT_EQ(h.dev->worker_threads(), GetParam() == 1 ? 0u : GetParam());
+  EXPECT_EQ(h.dev->worker_threads(), GetParam().aio == VirtioBlk::Aio::kThreads ? 4u : 0u);
+  EXPECT_EQ(h.dev->aio(), GetParam().aio);
+  EXPECT_EQ(h.dev->completion_fd() >= 0, GetParam().aio == VirtioBlk::Aio::kUring);
 }
 
 TEST_P(BlkTest, WriteReachesTheFile) {
@@ -284,8 +287,7 @@ TEST_P(BlkTest, ResetWithRequestsQueued) {
   ASSERT_TRUE(h.dev->activate(ctx).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, BlkTest, ::testing::Values(1u, 4u),
-                         [](const auto& p) { return "threads" + std::to_string(p.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, BlkTest, ::testing::ValuesIn(kBlkModes), blk_mode_name);
 
 }  // namespace
 }  // namespace qvm::vdev::testing

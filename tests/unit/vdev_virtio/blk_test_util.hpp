@@ -88,6 +88,19 @@ inline std::vector<uint8_t> filled(size_t n, uint8_t seed) {
   return v;
 }
 
+// An execution engine for parameterised tests.
+struct BlkMode {
+  VirtioBlk::Aio aio;
+  uint32_t threads;
+  const char* name;
+};
+inline const BlkMode kBlkModes[] = {{VirtioBlk::Aio::kInline, 1, "inline"},
+                                    {VirtioBlk::Aio::kThreads, 4, "threads4"},
+                                    {VirtioBlk::Aio::kUring, 1, "io_uring"}};
+inline std::string blk_mode_name(const ::testing::TestParamInfo<BlkMode>& p) {
+  return p.param.name;
+}
+
 // A device on `nq` queues of size `qsize` in 16 MiB of guest memory.
 struct BlkHarness {
   memory::GuestMemory mem;

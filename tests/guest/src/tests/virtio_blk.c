@@ -12,7 +12,7 @@
  *   VIRTIO_BLK_S_IOERR and leave the data unchanged (the runner checks the file too).
  * virtio_blk_durable (terminal): flushed data survives kill -9 of the VMM (see below).
  * bench virtio_blk: ring-3 polling, no interrupts, on the first read-write disk: 4 KiB random
- *   read/write at QD1 and QD32 (iops), 1 MiB sequential read/write at QD1 (MBps). */
+ *   read/write at QD1 and QD32 (iops), 1 MiB sequential read/write at QD1 and QD4 (MBps). */
 #include "virtio.h"
 
 #define VIRTIO_BLK_F_RO 5
@@ -401,7 +401,7 @@ GUEST_TEST(virtio_blk_durable, test_virtio_blk_durable, TEST_TERMINAL,
 
 /* ---- bench virtio_blk: ring-3 polling, no interrupts, on the first read-write disk ----------
  *   BENCH virtio_blk_{read,write}_4k_qd{1,32} N iops  (random 4 KiB-aligned offsets)
- *   BENCH virtio_blk_{read,write}_1m_qd1 N MBps        (sequential, wrapping at the end)
+ *   BENCH virtio_blk_{read,write}_1m_qd{1,4} N MBps    (sequential, wrapping at the end)
  * Each runs for vblk_bench_ms (default 500) after 20 warm-up requests. Write benches overwrite
  * the disk (the bench device set's disk is scratch). */
 static void blk_bench_one(struct blk *b, const char *name, uint32_t type, uint32_t size, unsigned depth,
@@ -469,6 +469,9 @@ static void bench_virtio_blk(void)
     blk_bench_one(b, "virtio_blk_write_4k_qd32", VIRTIO_BLK_T_OUT, 4096, 32, false, ms);
     blk_bench_one(b, "virtio_blk_read_1m_qd1", VIRTIO_BLK_T_IN, 1u << 20, 1, true, ms);
     blk_bench_one(b, "virtio_blk_write_1m_qd1", VIRTIO_BLK_T_OUT, 1u << 20, 1, true, ms);
+    /* 4 MiB of buffers: the DMA pool (8 MiB) has no room for 1 MiB at QD32 */
+    blk_bench_one(b, "virtio_blk_read_1m_qd4", VIRTIO_BLK_T_IN, 1u << 20, 4, true, ms);
+    blk_bench_one(b, "virtio_blk_write_1m_qd4", VIRTIO_BLK_T_OUT, 1u << 20, 4, true, ms);
     vdev_reset(&b->d);
 }
 GUEST_BENCH(virtio_blk, bench_virtio_blk, "virtio-blk 4 KiB random QD1/QD32, 1 MiB sequential, polling");
