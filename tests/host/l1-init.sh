@@ -1,0 +1,38 @@
+#!/bin/sh
+# /init of the virtual test host (L1; docs/testing.md). Loads the modules listed in /etc/modules,
+# mounts the host's root read-only over 9p (mount tag "hostroot"), makes it usable as a chroot
+# (proc, sys, dev, tmpfs for /tmp and /run) and runs the scenario script named on the kernel
+# command line from the project's tree:
+#   qvmhost.repo=DIR qvmhost.build=DIR qvmhost.scenario=NAME qvmhost.images=DIR
+# Every line the scenario prints goes to the console (L1's serial); the host-side runner reads it.
+# L1 powers off when the scenario ends, whatever happens.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /etc/modules); do
+  modprobe "$m" || echo "L1: modprobe $m failed"
+done
+arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+mkdir -p /host
+if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /host; then
+  mount -t proc proc /host/proc
+  mount -t sysfs sys /host/sys
+  mount -t devtmpfs dev /host/dev
+  mkdir -p /dev/pts 2>/dev/null
+  mount -t devpts devpts /host/dev/pts 2>/dev/null
+  mount -t tmpfs -o size=1200m tmpfs /host/tmp
+  mount -t tmpfs tmpfs /host/run
+  echo "L1: up $(cut -d' ' -f1 /proc/uptime) s, kvm=$([ -c /dev/kvm ] && echo yes || echo no)" \
+    "vhost-net=$([ -c /dev/vhost-net ] && echo yes || echo no)"
+  chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
+    QVMHOST_REPO="$(arg qvmhost.repo)" QVMHOST_BUILD="$(arg qvmhost.build)" \
+    QVMHOST_IMAGES="$(arg qvmhost.images)" \
+    /bin/bash "$(arg qvmhost.repo)/tests/host/l1-scenario.sh" "$(arg qvmhost.scenario)"
+  echo "L1: scenario ended with status $?"
+else
+  echo "L1: cannot mount the host's root over 9p"
+fi
+echo "L1: done"
+poweroff -f

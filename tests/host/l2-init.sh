@@ -1,0 +1,93 @@
+#!/bin/sh
+# /init of the L2 guest that qvm boots inside the virtual test host (docs/testing.md).
+# It loads the virtio and ext4 modules, reports what the *kernel* sees as `QVMT key value` lines on
+# /dev/console, runs the checks named by qvmt= on the command line, then ends the way qvmt.end=
+# says (poweroff: ACPI S5, reboot: reset, wait: run until killed). Checks:
+#   boot     CPUs, memory, the virtio devices bound to drivers, the console
+#   blk      ext4 on /dev/vda: write 4 MiB, sync, drop caches, read back, print the checksum;
+#            /dev/vdb (read-only hostdev): the kernel's ro flag and a refused write
+#   net      eth0 = qvmt.ip, ping qvmt.peer, send qvmt.mb MiB with nc to qvmt.peer:5000
+#   rng      /dev/hwrng's source and 64 bytes from it
+#   ping     ping qvmt.peer until it answers (up to 60 s)
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /etc/modules); do modprobe "$m" 2>/dev/null; done
+arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+say() { echo "QVMT $*" >/dev/console; }
+sleep 0.2 # drivers bind asynchronously after modprobe
+say up "$(cut -d' ' -f1 /proc/uptime)"
+say cpus "$(grep -c ^processor /proc/cpuinfo)"
+say online "$(cat /sys/devices/system/cpu/online)"
+say memtotal_kb "$(awk '/MemTotal/{print $2}' /proc/meminfo)"
+say console "$(cat /sys/class/tty/console/active 2>/dev/null)"
+for d in /sys/bus/virtio/devices/*; do
+  [ -e "$d" ] || continue
+  drv=$(basename "$(readlink "$d/driver" 2>/dev/null)" 2>/dev/null)
+  say virtio "$(basename "$d") device=$(cat "$d/device") driver=${drv:-none} via=$(basename "$(readlink -f "$d/..")")"
+done
+for c in $(echo "$(arg qvmt)" | tr ',' ' '); do
+  case $c in
+    boot) ;;
+    blk)
+      if mount -t ext4 /dev/vda /mnt; then
+        dd if=/dev/urandom of=/mnt/data bs=1M count=4 2>/dev/null
+        sum=$(sha256sum /mnt/data | cut -d' ' -f1)
+        sync
+        umount /mnt
+        echo 3 >/proc/sys/vm/drop_caches
+        mount -t ext4 /dev/vda /mnt && again=$(sha256sum /mnt/data | cut -d' ' -f1)
+        umount /mnt
+        say blk-sum "$sum"
+        say blk-readback "$([ "$sum" = "$again" ] && echo ok || echo "mismatch $again")"
+      else
+        say blk-mount failed
+      fi
+      if [ -e /dev/vdb ]; then
+        say blk-ro-flag "$(cat /sys/block/vdb/ro)"
+        if dd if=/dev/zero of=/dev/vdb bs=4096 count=1 oflag=direct 2>/dev/null; then
+          say blk-ro-write accepted
+        else
+          say blk-ro-write refused
+        fi
+        say blk-ro-read "$(dd if=/dev/vdb bs=4096 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)"
+      fi
+      ;;
+    net)
+      ip link set lo up
+      ip link set eth0 up
+      ip addr add "$(arg qvmt.ip)/24" dev eth0
+      say mac "$(cat /sys/class/net/eth0/address)"
+      if ping -c 3 -W 5 "$(arg qvmt.peer)" >/dev/null 2>&1; then say ping ok; else say ping failed; fi
+      mb=$(arg qvmt.mb)
+      if [ -n "$mb" ]; then
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        dd if=/dev/zero bs=1M count="$mb" 2>/dev/null | nc "$(arg qvmt.peer)" 5000
+        say nc-status "$?" seconds "$(awk -v t0="$t0" '{print $1 - t0}' /proc/uptime)"
+      fi
+      ;;
+    rng)
+      say rng-current "$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
+      say rng-bytes "$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
+      ;;
+    ping)
+      ip link set eth0 up
+      ip addr add "$(arg qvmt.ip)/24" dev eth0
+      i=0
+      until ping -c 1 -W 1 "$(arg qvmt.peer)" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 60 ] || break
+      done
+      say ping "$([ $i -lt 60 ] && echo ok || echo failed) tries $i"
+      ;;
+    *) say unknown-check "$c" ;;
+  esac
+done
+say done "$(cut -d' ' -f1 /proc/uptime)"
+case $(arg qvmt.end) in
+  reboot) reboot -f ;;
+  wait) while :; do sleep 3600; done ;;
+  *) poweroff -f ;;
+esac
