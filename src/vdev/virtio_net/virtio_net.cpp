@@ -182,6 +182,9 @@ void VirtioNet::reset() {
   (void)backend_->set_rx_offloads({});
   spare_.clear();  // the queues are reset with the device: nothing to give back
   spare_bytes_ = 0;
+  spare_iov_.clear();
+  rx_iovs_.clear();
+  rx_iov_base_ = 0;
   if (held_len_) ++stats_.rx_dropped;
   held_len_ = 0;
   mem_ = nullptr;

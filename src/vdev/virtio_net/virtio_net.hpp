@@ -160,6 +160,10 @@ class VirtioNet final : public virtio::VirtioDevice {
   RxStep rx_one();
   bool gather(uint64_t need);
   RxStep deliver_held();
+  // Appends spare_[j]'s cached host iovecs to iov_, the first `skip` bytes left out; false if
+  // the chain has none (not in guest memory as one piece per descriptor).
+  bool append_spare_iov(size_t j, uint64_t skip);
+  void pop_spare(size_t m);
   // Fills the first chains of spare_ with `guest_bytes` (header + frame; the frame is already
   // there after a direct readv, or copied from `copy`), completes and removes them.
   void complete_rx(uint64_t guest_bytes, net::VnetHdr h, std::span<const uint8_t> copy);
@@ -185,6 +189,18 @@ class VirtioNet final : public virtio::VirtioDevice {
   uint64_t rx_need_ = 0;                       // guest bytes the largest possible frame takes
   std::deque<virtio::DescriptorChain> spare_;  // popped receive chains not used yet
   uint64_t spare_bytes_ = 0;
+  // Host iovecs of the spare chains, built once when a chain is popped (a guest with TSO posts
+  // ~33 buffers per possible 64 KiB frame; rebuilding their views for every frame dominated the
+  // receive path): spare_iov_[j] = {first index in rx_iovs_ + rx_iov_base_, count}; count
+  // kNoIov if the chain has no host view.
+  struct IovRange {
+    size_t off;
+    uint32_t n;
+  };
+  static constexpr uint32_t kNoIov = UINT32_MAX;
+  std::deque<IovRange> spare_iov_;
+  std::vector<iovec> rx_iovs_;
+  size_t rx_iov_base_ = 0;
   std::vector<uint8_t> bounce_;  // a frame read before enough buffers were posted
   size_t held_len_ = 0;          // its length (header included); 0 = none
   std::vector<iovec> iov_;

@@ -58,6 +58,16 @@ bool VirtioNet::gather(uint64_t need) {
       continue;
     }
     spare_bytes_ += c->writable_bytes;
+    const size_t before = rx_iovs_.size();
+    virtio::ChainWriter w(*mem_, *c);
+    auto got = w.iovecs(w.remaining(), rx_iovs_);
+    if (!got || *got != c->writable_bytes || rx_iovs_.size() - before > kMaxIov) {
+      rx_iovs_.resize(before);
+      spare_iov_.push_back({before + rx_iov_base_, kNoIov});
+    } else {
+      spare_iov_.push_back(
+          {before + rx_iov_base_, static_cast<uint32_t>(rx_iovs_.size() - before)});
+    }
     spare_.push_back(std::move(*c));
   }
   if (spare_.empty()) return false;
@@ -75,10 +85,7 @@ VirtioNet::RxStep VirtioNet::rx_one() {
     iov_.push_back({&h, net::kVnetHdrLen});
     uint64_t cap = 0;
     for (size_t j = 0; j < spare_.size() && cap < rx_need_; ++j) {
-      virtio::ChainWriter w(*mem_, spare_[j]);
-      if (j == 0) w.advance(guest_hdr_len_);
-      auto got = w.iovecs(w.remaining(), iov_);
-      if (!got || iov_.size() > kMaxIov) {
+      if (!append_spare_iov(j, j == 0 ? guest_hdr_len_ : 0) || iov_.size() > kMaxIov) {
         direct = false;
         break;
       }
@@ -158,9 +165,37 @@ void VirtioNet::complete_rx(uint64_t guest_bytes, net::VnetHdr h, std::span<cons
     (void)q.add_used(*mem_, spare_[j].head, static_cast<uint32_t>(len));
     left -= len;
   }
-  for (size_t j = 0; j < m; ++j) {
+  pop_spare(m);
+}
+
+bool VirtioNet::append_spare_iov(size_t j, uint64_t skip) {
+  const IovRange r = spare_iov_[j];
+  if (r.n == kNoIov) return false;
+  const size_t first = r.off - rx_iov_base_;
+  for (size_t i = first; i < first + r.n; ++i) {
+    iovec v = rx_iovs_[i];
+    const uint64_t k = std::min<uint64_t>(skip, v.iov_len);
+    skip -= k;
+    if (k == v.iov_len) continue;
+    v.iov_base = static_cast<uint8_t*>(v.iov_base) + k;
+    v.iov_len -= k;
+    iov_.push_back(v);
+  }
+  return true;
+}
+
+void VirtioNet::pop_spare(size_t m) {
+  for (size_t j = 0; j < m && !spare_.empty(); ++j) {
     spare_bytes_ -= spare_.front().writable_bytes;
     spare_.pop_front();
+    spare_iov_.pop_front();
+  }
+  if (spare_iov_.empty()) {
+    rx_iovs_.clear();  // keeps its capacity: no allocation per frame
+    rx_iov_base_ = 0;
+  } else if (const size_t dead = spare_iov_.front().off - rx_iov_base_; dead >= 4096) {
+    rx_iovs_.erase(rx_iovs_.begin(), rx_iovs_.begin() + static_cast<ptrdiff_t>(dead));
+    rx_iov_base_ += dead;
   }
 }
 
