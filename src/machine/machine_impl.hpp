@@ -91,6 +91,8 @@ class MachineImpl final : public Machine {
     std::string summary;  // for describe()
     // Optional: told each queue's notify ioeventfd once it exists (vhost-net's kick).
     std::function<void(uint16_t queue, int fd)> notify_fd;
+    // false: no queue ioeventfds; notifications are handled on the vCPU thread (virtio-net).
+    bool ioeventfd = true;
   };
   Result<VirtioBuild> make_virtio_device(const config::VdevConfig& v);
   Status add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,

@@ -124,8 +124,9 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
     ns.mtu = static_cast<uint16_t>(v.number("mtu").value_or(1500));
     ns.queues = static_cast<uint16_t>(v.number("queues").value_or(1));
     ns.vhost = v.text("vhost").value_or("auto");
-    std::string vhost_plan;
-    if (opts_.dryrun) vhost_plan = ", " + QVM_TRY(vdev::vhost_plan(ns));
+    ns.ioeventfd = v.text("ioeventfd").value_or("auto");
+    vdev::VhostPlan plan;
+    if (opts_.dryrun) plan = QVM_TRY(vdev::vhost_plan(ns));
     std::string intended = ns.peer.value_or(ns.tapdev ? "tap:" + *ns.tapdev : "none");
     if (opts_.dryrun) {
       // dryrun creates nothing on the host (no TAP, no socket): a device without a backend.
@@ -138,9 +139,10 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
     b.device = dev;
     b.summary =
         " " + dev->describe() +
-        (opts_.dryrun ? " (dryrun: peer " + intended + " not opened" + vhost_plan + ")" : "");
+        (opts_.dryrun ? " (dryrun: peer " + intended + " not opened, " + plan.text + ")" : "");
     vdev::VirtioNet* raw = dev.get();
     b.notify_fd = [raw](uint16_t q, int fd) { raw->set_notify_fd(q, fd); };
+    b.ioeventfd = dev->wants_ioeventfd() || plan.kernel;
     b.attach = [this, raw](std::function<void(uint16_t)> notify) -> Status {
       raw->set_kick(std::move(notify));
       return loop_->add_fd(raw->poll_fd(), [raw] { raw->on_ready(); });
@@ -202,7 +204,7 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
       *holder = timer.get();
       retry_timer = std::move(timer);
     }
-    for (uint16_t q = 0; q < transport->num_queues(); ++q) {
+    for (uint16_t q = 0; q < transport->num_queues() && built.ioeventfd; ++q) {
       UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
       if (!efd) return Error::from_errno("eventfd", errno);
       auto m = transport->notify_match(q);
@@ -225,10 +227,11 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
   }
   virtio_mmio_.push_back({base, static_cast<uint32_t>(virtio::MmioTransport::kRegionSize), gsi});
   device_lines_.push_back(
-      strprintf("%-11s mem 0x%llx-0x%llx  gsi %u  virtio-mmio%s (ioeventfd, irqfd)", v.type.c_str(),
+      strprintf("%-11s mem 0x%llx-0x%llx  gsi %u  virtio-mmio%s (%s, irqfd)%s", v.type.c_str(),
                 static_cast<unsigned long long>(base),
                 static_cast<unsigned long long>(base + virtio::MmioTransport::kRegionSize - 1), gsi,
-                v.has("legacy") ? " v1 (legacy)" : " v2"));
+                v.has("legacy") ? " v1 (legacy)" : " v2",
+                built.ioeventfd ? "ioeventfd" : "notify on the vCPU", built.summary.c_str()));
   return {};
 }
 

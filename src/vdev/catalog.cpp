@@ -66,7 +66,7 @@ Status check_aio(std::string_view s) {
   return make_error("expected inline, threads or io_uring, found '" + std::string(s) + "'");
 }
 
-Status check_vhost(std::string_view s) {
+Status check_on_off_auto(std::string_view s) {
   if (s == "on" || s == "off" || s == "auto") return {};
   return make_error("expected on, off or auto, found '" + std::string(s) + "'");
 }
@@ -313,8 +313,12 @@ std::vector<VdevSchema> make_schemas() {
                "MODE"),
         number("mtu", "MTU offered to the guest", 68, 65535, "1500"),
         number("queues", "queue pairs", 1, 8, "1"),
-        custom("vhost", check_vhost, "kernel data path (/dev/vhost-net) for a TAP peer", "auto",
-               "on|off|auto"),
+        custom("vhost", check_on_off_auto, "kernel data path (/dev/vhost-net) for a TAP peer",
+               "auto", "on|off|auto"),
+        custom("ioeventfd", check_on_off_auto,
+               "queue notifications via the event loop (on) or the vCPU thread (off); auto: on "
+               "with vhost-net",
+               "auto", "on|off|auto"),
         legacy},
        true,
        false,

@@ -103,6 +103,9 @@ class VirtioNet final : public virtio::VirtioDevice {
     // backend supports.
     std::optional<uint64_t> peerfeats;
     std::string name = "virtio-net";  // for logs
+    // Queue notifications through KVM ioeventfds (processed on the event loop thread) rather
+    // than on the vCPU thread that wrote the notify register. vhost-net always uses them.
+    bool ioeventfd = false;
   };
   struct Stats {
     uint64_t tx_frames = 0, tx_bytes = 0, tx_malformed = 0, tx_dropped = 0;
@@ -128,6 +131,10 @@ class VirtioNet final : public virtio::VirtioDevice {
   void set_notify_fd(uint16_t q, int fd);
   // Whether a VhostNet is attached (used from DRIVER_OK on) / the kernel runs the queues now.
   bool vhost_attached() const { return vhost_ != nullptr; }
+  // Whether the machine should register queue ioeventfds (`ioeventfd on`, or vhost-net). Without
+  // them a notification is an MMIO/PIO exit and the vCPU thread runs the queue itself: no
+  // wake-up of the event loop thread per notification (measured in docs/performance.md).
+  bool wants_ioeventfd() const { return opts_.ioeventfd || vhost_ != nullptr; }
   bool vhost_running() const;
 
   uint32_t device_type() const override;

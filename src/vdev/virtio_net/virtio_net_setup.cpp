@@ -51,20 +51,22 @@ Result<std::unique_ptr<net::VhostNet>> open_vhost(const NetSetup& s, const std::
 }
 }  // namespace
 
-Result<std::string> vhost_plan(const NetSetup& s) {
+Result<VhostPlan> vhost_plan(const NetSetup& s) {
   const VhostMode m = QVM_TRY(parse_vhost(s.vhost));
-  if (m == VhostMode::kOff) return std::string("vhost-net off: user-space data path");
+  if (m == VhostMode::kOff || s.ioeventfd == "off")
+    return VhostPlan{"vhost-net off: user-space data path", false};
   if (!is_tap(s)) {
     if (m == VhostMode::kOn) return make_error("virtio-net: `vhost on` needs `peer tap:IFNAME`");
-    return std::string("vhost-net auto: not a TAP, user-space data path");
+    return VhostPlan{"vhost-net auto: not a TAP, user-space data path", false};
   }
   const bool there = net::vhost_net_available();
   const std::string head = m == VhostMode::kOn ? "vhost-net on: " : "vhost-net auto: ";
   if (!there && m == VhostMode::kOn)
     return make_error(std::string("virtio-net: `vhost on` but ") + net::kVhostNetPath +
                       " cannot be opened (load the vhost_net module, or use `vhost auto`)");
-  return head + net::kVhostNetPath +
-         (there ? " present, kernel data path" : " absent, user-space data path");
+  return VhostPlan{head + net::kVhostNetPath +
+                       (there ? " present, kernel data path" : " absent, user-space data path"),
+                   there};
 }
 
 Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
@@ -82,6 +84,12 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
     log_warn("%s: queues %u requested; this version serves one queue pair", o.name.c_str(),
              static_cast<unsigned>(s.queues));
   if (s.peer && s.tapdev) return make_error("virtio-net takes `peer` or `tapdev`, not both");
+  if (s.ioeventfd != "on" && s.ioeventfd != "off" && s.ioeventfd != "auto")
+    return make_error("ioeventfd '" + s.ioeventfd + "': want on, off or auto");
+  o.ioeventfd = s.ioeventfd == "on";
+  if (s.ioeventfd == "off" && QVM_TRY(parse_vhost(s.vhost)) == VhostMode::kOn)
+    return make_error(o.name +
+                      ": `vhost on` needs ioeventfds (vhost-net's kick): drop `ioeventfd off`");
   if (QVM_TRY(parse_vhost(s.vhost)) == VhostMode::kOn && !is_tap(s))
     return make_error(o.name + ": `vhost on` needs `peer tap:IFNAME` (vhost-net runs TAP queues)");
 
@@ -97,7 +105,7 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
   }
   if (!tap.empty() || (s.peer && *s.peer == "tap:")) {
     auto t = QVM_TRY(net::TapBackend::open(tap));
-    vhost = QVM_TRY(open_vhost(s, o.name, t->data_fd()));
+    if (s.ioeventfd != "off") vhost = QVM_TRY(open_vhost(s, o.name, t->data_fd()));
     be = std::move(t);
   } else if (s.peer) {
     const std::string rt = s.runtime_dir.empty() ? net::runtime_dir() : s.runtime_dir;

@@ -13,6 +13,8 @@
 //   vhost on|off|auto    TAP only: let the kernel run the queues (/dev/vhost-net). auto (default):
 //                        if /dev/vhost-net opens, else the user-space path (one info line); on:
 //                        an error if it does not open or the peer is not a TAP
+//   ioeventfd on|off|auto  queue notifications through KVM ioeventfds to the event loop (on), or
+//                        handled on the notifying vCPU thread (off); auto: on with vhost-net
 #pragma once
 
 #include <cstdint>
@@ -39,6 +41,7 @@ struct NetSetup {
   uint16_t queues = 1;                // "queues"
   std::string runtime_dir;            // empty: net::runtime_dir()
   std::string vhost = "auto";         // "vhost": on, off or auto
+  std::string ioeventfd = "auto";     // "ioeventfd": on, off or auto (= on only with vhost-net)
   // Opens vhost-net (tests substitute a recorder); default net::open_vhost_net().
   std::function<Result<std::unique_ptr<net::VhostIoctls>>()> open_vhost;
 };
@@ -48,6 +51,10 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s);
 // For dryrun (nothing opened but /dev/vhost-net, briefly): what `vhost` would do with this
 // backend, e.g. "vhost-net auto: /dev/vhost-net present, kernel data path"; an error where the
 // real start would fail (`vhost on` without a TAP or without /dev/vhost-net).
-Result<std::string> vhost_plan(const NetSetup& s);
+struct VhostPlan {
+  std::string text;
+  bool kernel = false;  // vhost-net would run the queues
+};
+Result<VhostPlan> vhost_plan(const NetSetup& s);
 
 }  // namespace qvm::vdev

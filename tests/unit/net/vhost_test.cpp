@@ -223,6 +223,7 @@ struct VhostDevTest : ::testing::Test {
 TEST_F(VhostDevTest, DriverOkHandsTheQueuesToTheKernel) {
   make();
   EXPECT_NE(dev->describe().find("vhost-net"), std::string::npos);
+  EXPECT_TRUE(dev->wants_ioeventfd());  // vhost-net's kick
   activate();
   ASSERT_TRUE(dev->vhost_running());
   EXPECT_EQ(log->front(), "SET_FEATURES 0x120008000");
@@ -298,6 +299,20 @@ TEST_F(VhostDevTest, NoIoeventfdsMeansUserSpace) {
   EXPECT_TRUE(log->empty());
 }
 
+TEST(VhostSetup, IoeventfdOption) {
+  vdev::NetSetup s;
+  s.system = "sys";
+  auto d = vdev::open_virtio_net(s);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE((*d)->wants_ioeventfd());  // auto without vhost-net: notify on the vCPU thread
+  s.ioeventfd = "on";
+  d = vdev::open_virtio_net(s);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE((*d)->wants_ioeventfd());
+  s.ioeventfd = "sometimes";
+  EXPECT_FALSE(vdev::open_virtio_net(s).ok());
+}
+
 TEST(VhostSetup, OnNeedsATap) {
   vdev::NetSetup s;
   s.system = "sys";
@@ -311,14 +326,22 @@ TEST(VhostSetup, OnNeedsATap) {
   s.vhost = "auto";
   auto p = vdev::vhost_plan(s);
   ASSERT_TRUE(p.ok());
-  EXPECT_NE(p->find("not a TAP"), std::string::npos);
+  EXPECT_NE(p->text.find("not a TAP"), std::string::npos);
+  EXPECT_FALSE(p->kernel);
   s.peer = "tap:qvm0";
   p = vdev::vhost_plan(s);
   ASSERT_TRUE(p.ok());
   const bool there = vhost_net_available();
-  EXPECT_NE(p->find(there ? "kernel data path" : "absent"), std::string::npos) << *p;
+  EXPECT_NE(p->text.find(there ? "kernel data path" : "absent"), std::string::npos) << p->text;
+  EXPECT_EQ(p->kernel, there);
+  s.ioeventfd = "off";
+  EXPECT_FALSE(vdev::vhost_plan(s)->kernel);
+  s.ioeventfd = "auto";
   s.vhost = "off";
-  EXPECT_EQ(*vdev::vhost_plan(s), "vhost-net off: user-space data path");
+  EXPECT_EQ(vdev::vhost_plan(s)->text, "vhost-net off: user-space data path");
+  s.vhost = "on";
+  s.ioeventfd = "off";
+  EXPECT_FALSE(vdev::open_virtio_net(s).ok());  // vhost-net needs the ioeventfd kick
 }
 
 }  // namespace
