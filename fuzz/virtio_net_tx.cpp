@@ -1,11 +1,12 @@
-// Fuzz target: the virtio-net transmit path (virtio 1.2 §5.1.6.2) against a sink backend.
+// Fuzz target: the virtio-net transmit path (virtio 1.2 §5.1.6.2) against a sink backend, or
+// (flag 32) the control queue (§5.1.6.5) with every control feature negotiated.
 // Input: one flag byte (EVENT_IDX, indirect chains, legacy 10-byte header, offloads negotiated,
-// backend back-pressure), then chain descriptions: a segment count, then per segment a length and
-// a device-writable bit, readable segments taking their contents (header first) from the input.
-// Sometimes a raw descriptor is written instead, for malformed chains.
-// Properties: no crash, hang or sanitizer report; every frame the backend sees is within the
-// size limits and uses only offloads the guest negotiated; every published chain comes back in
-// the used ring once back-pressure ends (one used entry per avail entry).
+// backend back-pressure, control queue), then chain descriptions: a segment count, then per segment
+// a length and a device-writable bit, readable segments taking their contents (header first) from
+// the input. Sometimes a raw descriptor is written instead, for malformed chains. Properties: no
+// crash, hang or sanitizer report; every frame the backend sees is within the size limits and uses
+// only offloads the guest negotiated; every published chain comes back in the used ring once
+// back-pressure ends (one used entry per avail entry).
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -113,15 +114,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   Input in(data, size);
   const uint8_t flags = in.u8();
-  const bool legacy = flags & 4, offloads = flags & 8;
+  const bool legacy = flags & 4, offloads = flags & 8, ctrl = flags & 32;
 
   memory::GuestMemory mem;
   check(mem.add_region(0, 4ull << 20, false).ok());
   std::vector<virtio::Queue> queues{virtio::Queue(vdev::VirtioNet::kQueueSize),
-                                    virtio::Queue(vdev::VirtioNet::kQueueSize)};
-  MockDriver rx(mem, kQueue, 0), tx(mem, kQueue, 1ull << 20);
+                                    virtio::Queue(vdev::VirtioNet::kQueueSize),
+                                    virtio::Queue(vdev::VirtioNet::kCtrlQueueSize)};
+  MockDriver rx(mem, kQueue, 0), txq(mem, kQueue, 1ull << 20), cq(mem, kQueue, 2ull << 20);
   rx.configure(queues[0], flags & 1);
-  tx.configure(queues[1], flags & 1, flags & 2);
+  txq.configure(queues[1], flags & 1, flags & 2);
+  cq.configure(queues[2], flags & 1, flags & 2);
+  MockDriver& tx = ctrl ? cq : txq;  // the queue the chains go to
+  const uint16_t qi = ctrl ? vdev::VirtioNet::kCtrlQueue : vdev::VirtioNet::kTxQueue;
   net::Offloads allowed = offloads ? net::Offloads{true, true, true, true, true} : net::Offloads{};
   auto dev = vdev::VirtioNet::create({}, std::make_unique<Sink>(flags & 16, allowed));
   check(dev.ok());
@@ -133,6 +138,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     f |= feature_bit(nd::kCsum) | feature_bit(nd::kHostTso4) | feature_bit(nd::kHostTso6) |
          feature_bit(nd::kHostEcn) | feature_bit(nd::kHostUfo);
   if (flags & 1) f |= feature_bit(virtio::kFeatureEventIdx);
+  if (ctrl)
+    f |= feature_bit(nd::kCtrlVq) | feature_bit(nd::kCtrlRx) | feature_bit(nd::kCtrlRxExtra) |
+         feature_bit(nd::kCtrlMacAddr) | feature_bit(nd::kCtrlGuestOffloads) |
+         feature_bit(nd::kGuestCsum) | feature_bit(nd::kGuestTso4);
   NullInterrupt irq;
   virtio::ActivationContext ctx{mem, queues, irq, f};
   check(d->activate(ctx).ok());
@@ -163,10 +172,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     tx.add_and_publish(segs, (n & 0x80) && (flags & 2));
     ++published;
   }
-  d->process_queue(vdev::VirtioNet::kTxQueue);
+  d->process_queue(qi);
   // Back-pressure and batch bounds resume from the event loop: run it until nothing is pending.
   for (int i = 0; i < 4 * kQueue; ++i) d->on_ready();
-  check(queues[1].needs_reset() || tx.used_idx() == published);
+  if (ctrl) d->process_queue(qi);  // the control queue takes at most 64 requests per pass
+  check(queues[qi].needs_reset() || tx.used_idx() == published);
   d->reset();
   return 0;
 }

@@ -46,6 +46,7 @@ Result<std::shared_ptr<VirtioNet>> VirtioNet::create(Options o, std::unique_ptr<
       new VirtioNet(std::move(o), std::move(be), std::move(p), std::move(kfd)));
   d->compute_features();
   d->link_ = d->backend_->link_up();
+  d->mac_ = d->opts_.mac;
   if (vhost) {
     for (uint16_t q = 0; q < 2; ++q) {
       d->call_fds_[q].reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -82,6 +83,9 @@ void VirtioNet::compute_features() {
   if (!has(off, kHostTso4) && !has(off, kHostTso6)) off &= ~feature_bit(kHostEcn);
   if (!has(off, kGuestTso4) && !has(off, kGuestTso6)) off &= ~feature_bit(kGuestEcn);
   features_ = off | feature_bit(kMac) | feature_bit(kStatus) | feature_bit(kMrgRxbuf);
+  // §5.1.6.5: the control queue and the commands it takes (all depend on _CTRL_VQ, §5.1.3.1).
+  features_ |= feature_bit(kCtrlVq) | feature_bit(kCtrlRx) | feature_bit(kCtrlRxExtra) |
+               feature_bit(kCtrlMacAddr) | feature_bit(kCtrlGuestOffloads);
   if (opts_.offer_mtu) features_ |= feature_bit(kMtu);
 }
 
@@ -91,9 +95,9 @@ uint32_t VirtioNet::device_type() const {
 
 void VirtioNet::read_config(uint32_t offset, std::span<uint8_t> data) const {
   Config c{};
-  std::memcpy(c.mac, opts_.mac.data(), sizeof c.mac);
   {
     std::lock_guard lk(mu_);
+    std::memcpy(c.mac, mac_.data(), sizeof c.mac);
     c.status = link_ ? kStatusLinkUp : 0;
   }
   c.max_virtqueue_pairs = 1;
@@ -109,6 +113,16 @@ void VirtioNet::read_config(uint32_t offset, std::span<uint8_t> data) const {
 uint32_t VirtioNet::config_generation() const {
   std::lock_guard lk(mu_);
   return generation_;
+}
+
+net::Mac VirtioNet::current_mac() const {
+  std::lock_guard lk(mu_);
+  return mac_;
+}
+
+RxFilter VirtioNet::rx_filter() const {
+  std::lock_guard lk(backend_mu_);
+  return filter_;
 }
 
 bool VirtioNet::link_up() const {
@@ -140,10 +154,12 @@ void VirtioNet::update_link() {
 }
 
 Status VirtioNet::activate(virtio::ActivationContext& ctx) {
-  if (ctx.queues.size() != 2) return make_error("virtio-net has two queues");
+  if (ctx.queues.size() < 2 || ctx.queues.size() > 3)
+    return make_error("virtio-net has two queues and a control queue");
   std::lock_guard lk(backend_mu_);
   mem_ = &ctx.mem;
   queues_ = ctx.queues.data();
+  nqueues_ = ctx.queues.size();
   negotiated_ = ctx.features;
   // §5.1.6: the header has num_buffers with VERSION_1 or MRG_RXBUF; legacy without: 10 bytes.
   mergeable_ = has(negotiated_, kMrgRxbuf);
@@ -189,14 +205,20 @@ void VirtioNet::reset() {
   held_len_ = 0;
   mem_ = nullptr;
   queues_ = nullptr;
+  nqueues_ = 0;
   negotiated_ = 0;
+  filter_ = RxFilter{};
   std::lock_guard lk2(mu_);
   irq_ = nullptr;
+  if (mac_ != opts_.mac) ++generation_;
+  mac_ = opts_.mac;
 }
 
 void VirtioNet::process_queue(uint16_t index) {
   std::lock_guard lk(backend_mu_);
-  if (!mem_ || !queues_ || vhost_on_) return;  // vhost-net: the kernel runs the queues
+  if (!mem_ || !queues_) return;
+  if (index == kCtrlQueue && nqueues_ > kCtrlQueue && has(negotiated_, kCtrlVq)) ctrl_pass();
+  if (vhost_on_) return;  // vhost-net: the kernel runs receiveq1 and transmitq1
   if (index == kRxQueue) rx_pass();
   if (index == kTxQueue) tx_pass();
 }

@@ -4,8 +4,10 @@
 // interrupt on changes), _MTU, _MRG_RXBUF (num_buffers, §5.1.6.3.2), and the offloads _CSUM,
 // _GUEST_CSUM, _HOST/_GUEST_TSO4/6, _HOST/_GUEST_ECN, _HOST/_GUEST_UFO when the backend supports
 // them, masked by `peerfeats` (docs/networking.md "Offload negotiation"). EVENT_IDX and
-// INDIRECT_DESC come from the transport. Not implemented: _CTRL_VQ, _MQ (`queues` > 1 is served by
-// one pair), _GUEST_ANNOUNCE, USO, RSS, packed rings.
+// INDIRECT_DESC come from the transport. The control queue (queue 2, _CTRL_VQ) takes _CTRL_RX,
+// _CTRL_RX_EXTRA, _CTRL_MAC_ADDR and _CTRL_GUEST_OFFLOADS commands (virtio_net_ctrl.cpp); receive
+// filtering applies on the user-space path (vhost-net delivers everything). Not implemented: _MQ
+// (`queues` > 1 is served by one pair), _CTRL_VLAN, _GUEST_ANNOUNCE, USO, RSS, packed rings.
 //
 // Data path (no vhost-net on the target hosts, so user space must be fast):
 // - transmit: process_queue(1) pops up to kTxBatch chains, copies the (10- or 12-byte) header out
@@ -50,6 +52,7 @@
 #include "net/mac.hpp"
 #include "net/poller.hpp"
 #include "net/vhost.hpp"
+#include "vdev/virtio_net/rx_filter.hpp"
 #include "virtio/device.hpp"
 
 namespace qvm::vdev {
@@ -72,6 +75,9 @@ inline constexpr uint32_t kHostUfo = 14;
 inline constexpr uint32_t kMrgRxbuf = 15;
 inline constexpr uint32_t kStatus = 16;
 inline constexpr uint32_t kCtrlVq = 17;
+inline constexpr uint32_t kCtrlRx = 18;
+inline constexpr uint32_t kCtrlRxExtra = 20;
+inline constexpr uint32_t kCtrlMacAddr = 23;
 inline constexpr uint32_t kMq = 22;
 // The offload bits `peerfeats` may select (spec §6.4: maximum 0x7fc3).
 inline constexpr uint64_t kPeerfeatsMask = 0x7fc3;
@@ -91,6 +97,8 @@ class VirtioNet final : public virtio::VirtioDevice {
   static constexpr uint16_t kQueueSize = 256;
   static constexpr uint16_t kRxQueue = 0;
   static constexpr uint16_t kTxQueue = 1;
+  static constexpr uint16_t kCtrlQueue = 2;  // §5.1.2 without VIRTIO_NET_F_MQ
+  static constexpr uint16_t kCtrlQueueSize = 64;
   static constexpr uint32_t kTxBatch = 256;  // chains per transmit pass
   static constexpr uint32_t kRxBatch = 256;  // frames per receive pass
   static constexpr size_t kMaxIov = 1024;    // IOV_MAX
@@ -112,6 +120,7 @@ class VirtioNet final : public virtio::VirtioDevice {
     uint64_t rx_frames = 0, rx_bytes = 0, rx_dropped = 0, rx_bad_buffers = 0, rx_bounced = 0;
     uint64_t interrupts = 0;
     uint64_t vhost_starts = 0, vhost_failures = 0, vhost_calls = 0;
+    uint64_t ctrl_commands = 0, ctrl_errors = 0, rx_filtered = 0;
     net::BackendStats backend;
   };
 
@@ -150,6 +159,9 @@ class VirtioNet final : public virtio::VirtioDevice {
   Stats stats() const;
   bool link_up() const;
   const net::Mac& mac() const { return opts_.mac; }
+  // The address the driver set with VIRTIO_NET_CTRL_MAC_ADDR_SET, else mac().
+  net::Mac current_mac() const;
+  RxFilter rx_filter() const;
   std::string describe() const;
 
  private:
@@ -175,8 +187,13 @@ class VirtioNet final : public virtio::VirtioDevice {
   // there after a direct readv, or copied from `copy`), completes and removes them.
   void complete_rx(uint64_t guest_bytes, net::VnetHdr h, std::span<const uint8_t> copy);
   void self_kick(uint16_t q);
+  // Control queue (virtio_net_ctrl.cpp), under backend_mu_.
+  void ctrl_pass();
+  uint8_t ctrl_command(uint8_t cls, uint8_t cmd, std::span<const uint8_t> data);
+  // Whether the frame (starting at its Ethernet header) is dropped by the receive filter.
+  bool rx_filtered(std::span<const iovec> frame_iov);
 
-  static constexpr uint16_t kQueueSizes[2] = {kQueueSize, kQueueSize};
+  static constexpr uint16_t kQueueSizes[3] = {kQueueSize, kQueueSize, kCtrlQueueSize};
   Options opts_;
   uint64_t features_ = 0;
   net::Poller poller_;
@@ -188,6 +205,9 @@ class VirtioNet final : public virtio::VirtioDevice {
   std::unique_ptr<net::Backend> backend_;
   memory::GuestMemory* mem_ = nullptr;
   virtio::Queue* queues_ = nullptr;
+  size_t nqueues_ = 0;
+  RxFilter filter_;
+  std::vector<uint8_t> ctrl_buf_;
   uint64_t negotiated_ = 0;
   uint32_t guest_hdr_len_ = 12;
   bool mergeable_ = false;
@@ -221,6 +241,7 @@ class VirtioNet final : public virtio::VirtioDevice {
   mutable std::mutex mu_;  // configuration space and interrupt
   virtio::VirtioInterrupt* irq_ = nullptr;
   bool link_ = false;
+  net::Mac mac_{};  // as the driver set it (MAC_ADDR_SET); opts_.mac after reset
   uint32_t generation_ = 0;
 };
 

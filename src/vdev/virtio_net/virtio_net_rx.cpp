@@ -105,6 +105,8 @@ VirtioNet::RxStep VirtioNet::rx_one() {
   }
   auto n = backend_->receive(iov_);
   if (!n || *n == 0) return RxStep::kNoFrame;
+  // Filtered: the guest's buffers were written but are not used; the next frame overwrites them.
+  if (rx_filtered(std::span<const iovec>(iov_).subspan(1))) return RxStep::kDelivered;
   const uint64_t data = *n - net::kVnetHdrLen;
   complete_rx(guest_hdr_len_ + data, h, {});
   ++stats_.rx_frames;
@@ -113,6 +115,11 @@ VirtioNet::RxStep VirtioNet::rx_one() {
 }
 
 VirtioNet::RxStep VirtioNet::deliver_held() {
+  const iovec frame{bounce_.data() + net::kVnetHdrLen, held_len_ - net::kVnetHdrLen};
+  if (rx_filtered(std::span<const iovec>(&frame, 1))) {
+    held_len_ = 0;
+    return RxStep::kDelivered;
+  }
   const uint64_t data = held_len_ - net::kVnetHdrLen;
   const uint64_t guest_bytes = guest_hdr_len_ + data;
   const bool fits = gather(guest_bytes);

@@ -80,7 +80,9 @@ TEST_F(NetTest, IdentityFeaturesAndConfig) {
   for (uint32_t b : {nd::kMac, nd::kStatus, nd::kMrgRxbuf, nd::kMtu, nd::kCsum, nd::kGuestCsum,
                      nd::kHostTso4, nd::kHostTso6, nd::kGuestTso4, nd::kGuestTso6})
     EXPECT_TRUE(f & feature_bit(b)) << b;
-  EXPECT_FALSE(f & feature_bit(nd::kCtrlVq));
+  EXPECT_TRUE(f & feature_bit(nd::kCtrlVq));  // control queue: virtio_net_ctrl_test.cpp
+  EXPECT_FALSE(f & feature_bit(nd::kMq));
+  EXPECT_EQ(dev->queue_max_sizes().size(), 3u);
   uint8_t c[12];
   dev->read_config(0, c);
   const Mac m = generate_mac("sys", "net0");
