@@ -9,6 +9,13 @@ no offloads, no interrupts; tests/guest/src/tests/virtio_net.c):
        port, the host stack drops them after IP input): 1472-byte payloads for vnet_bench_ms
        (MB/s of UDP payload the device completed) and 18-byte payloads (60-byte frames,
        packets/s). qvm: `peer tap:` (kit-virtio-net.qvmconf); QEMU: -netdev tap,vhost=off.
+  h2g  host -> guest: the guest runs `bench virtio_net_rx` (sink on port 9) behind the same TAP;
+       once it prints "NET sink ready" bench/udp_blast.c (compiled here with cc -O2) sends UDP
+       datagrams from the namespace as fast as the host stack takes them (sendmmsg, 64 per call):
+       1472-byte payloads for vnet_bench_ms, then 18-byte payloads. The guest reports what
+       arrived (MB/s of payload, packets/s), first to last frame; the TAP drops what the VMM does
+       not drain (its queue is 500 frames), so the rate is the VMM's receive capacity while the
+       sender competes for the same 2 cores.
   g2g  guest -> guest: guest A runs `bench virtio_net_tx` towards guest B, which runs
        `bench virtio_net_rx` (counts the datagrams for it, first to last frame). qvm: two qvm
        processes with a peer link (runner/pair.py PairEnv: private runtime directory); QEMU: two
@@ -22,7 +29,10 @@ Needs root (netns, TAP). Record results in docs/performance.md.
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,6 +60,54 @@ def g2h(vmm, args):
     m = {f"g2h {k} ({u})": v for k, (v, u) in res.bench.items()}
     if not m:
         print(f"# g2h {vmm} failed: {'; '.join(res.problems)[:300]}", file=sys.stderr)
+    return m
+
+
+class _NetHostSeen(qvmtest.NetHost):
+    """NetHost that remembers the last instance, so h2g can send from its namespace."""
+    last = None
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        _NetHostSeen.last = self
+
+
+qvmtest.NetHost = _NetHostSeen
+
+
+def build_blaster():
+    d = tempfile.mkdtemp(prefix="qvm-netbench-")
+    exe = os.path.join(d, "udp_blast")
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "udp_blast.c")], check=True)
+    return exe
+
+
+def h2g(vmm, args):
+    started = threading.Event()
+    out = {}
+
+    def blast():
+        nh = _NetHostSeen.last
+        subprocess.run(["ip", "-n", nh.ns, "neigh", "replace", nh.guest_ip, "lladdr", nh.mac, "dev", nh.tap],
+                       capture_output=True)
+        r = subprocess.run(["ip", "netns", "exec", nh.ns, args.blaster, nh.guest_ip, "9", str(args.bench_ms),
+                            "1472", "18"], capture_output=True, text=True)
+        out["sent"] = r.stdout.strip().replace("\n", ", ")
+
+    def on_line(ln):
+        if "NET sink ready" in ln and not started.is_set():
+            started.set()
+            threading.Thread(target=blast, daemon=True).start()
+
+    opts = qvmtest.RunOptions(vmm=vmm, guest=args.guest, tests=[], bench=["virtio_net_rx"], timeout=60,
+                              qemu=args.qemu, qvm=args.qvm, devices="virtio_net",
+                              extra_cmdline=["vnet_sink_port=9"])
+    res = qvmtest.run(opts, on_line=on_line)
+    m = {f"h2g {k} ({u})": v for k, (v, u) in res.bench.items()}
+    if not m:
+        print(f"# h2g {vmm} failed: {'; '.join(res.problems)[:300]}", file=sys.stderr)
+    elif args.verbose:
+        print(f"# h2g {vmm}: {out.get('sent')}", file=sys.stderr)
     return m
 
 
@@ -104,30 +162,51 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("-n", "--rounds", type=int, default=5)
     ap.add_argument("--bench-ms", type=int, default=500)
-    ap.add_argument("--scenarios", default="g2h,g2g")
+    ap.add_argument("--scenarios", default="g2h,h2g,g2g")
+    ap.add_argument("--vmms", default="qvm,qemu-microvm",
+                    help="comma list of qvm, qemu-microvm, qvm-base (= --qvm-base, for A/B runs)")
+    ap.add_argument("--qvm-base", help="a second qvm binary, reported as qvm-base")
+    ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     args.guest, args.qvm = os.path.abspath(args.guest), os.path.abspath(args.qvm)
+    if args.qvm_base:
+        args.qvm_base = os.path.abspath(args.qvm_base)
     scen = [s for s in args.scenarios.split(",") if s]
-    vmms = ["qvm", "qemu-microvm"]
+    vmms = args.vmms.split(",")
+    if "h2g" in scen:
+        args.blaster = build_blaster()
     print(f"# machine: {machine_description(args.qemu)}")
     print(f"# qvm: {args.qvm}; {args.rounds} rounds interleaved (scenario x VMM); {args.bench_ms} ms per bench")
     samples = {v: {} for v in vmms}
     for r in range(args.rounds):
         for s in scen:
             for v in vmms:
-                m = (g2h if s == "g2h" else g2g)(v, args)
+                a, vmm = args, v
+                if v == "qvm-base":
+                    a = argparse.Namespace(**vars(args))
+                    a.qvm, vmm = args.qvm_base, "qvm"
+                m = {"g2h": g2h, "h2g": h2g, "g2g": g2g}[s](vmm, a)
                 for k, x in m.items():
                     samples[v].setdefault(k, []).append(x)
                 time.sleep(0.2)
     keys = []
     for v in vmms:
         keys += [k for k in samples[v] if k not in keys]
-    print(f"{'metric':<40} {'QEMU microvm':>13} {'qvm':>10} {'qvm/QEMU':>9}   (n qvm/QEMU)")
+    base = "qvm-base" in vmms
+    print(f"{'metric':<40} {'QEMU microvm':>13} {'qvm':>10} {'qvm/QEMU':>9}" +
+          (f" {'qvm-base':>10} {'base/QEMU':>9}" if base else "") + "   (n qvm/QEMU)")
+
+    def med(v, k):
+        x = samples.get(v, {}).get(k, [])
+        return (statistics.median(x) if x else float("nan")), len(x)
+
     for k in keys:
-        q, s = samples["qemu-microvm"].get(k, []), samples["qvm"].get(k, [])
-        qm = statistics.median(q) if q else float("nan")
-        sm = statistics.median(s) if s else float("nan")
-        print(f"{k:<40} {qm:>13.0f} {sm:>10.0f} {sm / qm if q and qm else float('nan'):>9.2f}   ({len(s)}/{len(q)})")
+        (qm, nq), (sm, ns) = med("qemu-microvm", k), med("qvm", k)
+        line = f"{k:<40} {qm:>13.0f} {sm:>10.0f} {sm / qm if nq and qm else float('nan'):>9.2f}"
+        if base:
+            bm, nb = med("qvm-base", k)
+            line += f" {bm:>10.0f} {bm / qm if nq and qm else float('nan'):>9.2f}"
+        print(line + f"   ({ns}/{nq})")
     return 0
 
 
