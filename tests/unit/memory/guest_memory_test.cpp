@@ -57,7 +57,8 @@ TEST(GuestMemory, AlignedWordsAreSingleCopyAtomic) {
   ASSERT_TRUE(m.add_region(0, 0x1000, false).ok());
   auto h = m.host_range(0x10, 2);
   ASSERT_TRUE(h.ok());
-  auto* word = reinterpret_cast<uint16_t*>(h->data());  // SAFETY: aligned, inside the region
+  auto* word = reinterpret_cast<uint16_t*>(h->data());         // SAFETY: aligned, inside the region
+  __atomic_store_n(word, uint16_t{0x00ff}, __ATOMIC_RELAXED);  // before the reader starts
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     for (uint32_t i = 0; !stop.load(std::memory_order_relaxed); ++i)
