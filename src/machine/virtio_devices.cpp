@@ -132,6 +132,8 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
       // dryrun creates nothing on the host (no TAP, no socket): a device without a backend.
       ns.peer.reset();
       ns.tapdev.reset();
+      if (ns.queues > 1) intended += ", queues " + std::to_string(ns.queues);
+      ns.queues = 1;
     }
     auto net = vdev::open_virtio_net(ns);
     if (!net) return make_error(net.error().message);

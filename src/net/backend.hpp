@@ -72,6 +72,9 @@ class Backend {
   virtual int poll_fd() const = 0;
   virtual ServiceResult service() = 0;
   virtual void set_rx_enabled(bool on) = 0;
+  // Multi-queue backends (a TAP queue): whether the host may steer frames to this queue
+  // (TUNSETQUEUE IFF_ATTACH_QUEUE / IFF_DETACH_QUEUE). Others ignore it.
+  virtual Status set_queue_attached(bool /*on*/) { return {}; }
   virtual bool link_up() const = 0;
   virtual BackendStats stats() const = 0;
 };

@@ -70,26 +70,50 @@ Status bring_up(const std::string& n) {
 }  // namespace
 
 Result<std::unique_ptr<TapBackend>> TapBackend::open(const std::string& ifname) {
+  auto v = QVM_TRY(open_queues(ifname, 1));
+  return std::move(v[0]);
+}
+
+Result<std::vector<std::unique_ptr<TapBackend>>> TapBackend::open_queues(const std::string& ifname,
+                                                                         unsigned n) {
   QVM_TRY(check_ifname(ifname));
+  if (n < 1 || n > 8) return make_error("TAP queues must be 1 to 8");
   const bool existed = ::if_nametoindex(ifname.c_str()) != 0;
-  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK));
-  if (!fd) {
-    int e = errno;
-    if (e == ENOENT) return Error{"/dev/net/tun is missing: load the tun module (modprobe tun)", e};
-    return Error::from_errno("opening /dev/net/tun", e);
+  const bool multi = n > 1;
+  std::vector<UniqueFd> fds;
+  for (unsigned i = 0; i < n; ++i) {
+    UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK));
+    if (!fd) {
+      int e = errno;
+      if (e == ENOENT)
+        return Error{"/dev/net/tun is missing: load the tun module (modprobe tun)", e};
+      return Error::from_errno("opening /dev/net/tun", e);
+    }
+    ifreq ifr{};
+    std::memcpy(ifr.ifr_name, ifname.c_str(), ifname.size());
+    ifr.ifr_flags =
+        static_cast<short>(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (multi ? IFF_MULTI_QUEUE : 0));
+    if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
+      const int e = errno;
+      if (multi && e == EINVAL)
+        return Error{"attaching to TAP interface '" + ifname + "' with " + std::to_string(n) +
+                         " queues (TUNSETIFF): it exists but is not a multi-queue TAP with a "
+                         "vnet header (ip tuntap add dev " +
+                         ifname + " mode tap vnet_hdr multi_queue), or use queues 1",
+                     e};
+      return tunsetiff_error(ifname, e, existed || i > 0);
+    }
+    int hdr = static_cast<int>(kVnetHdrLen);
+    if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr) != 0)
+      return Error::from_errno("TUNSETVNETHDRSZ on " + ifname, errno);
+    fds.push_back(std::move(fd));
   }
-  ifreq ifr{};
-  std::memcpy(ifr.ifr_name, ifname.c_str(), ifname.size());
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-  if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) return tunsetiff_error(ifname, errno, existed);
-  int hdr = static_cast<int>(kVnetHdrLen);
-  if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr) != 0)
-    return Error::from_errno("TUNSETVNETHDRSZ on " + ifname, errno);
-  if (!existed && ::ioctl(fd.get(), TUNSETPERSIST, 0) != 0)
+  const int fd0 = fds[0].get();
+  if (!existed && ::ioctl(fd0, TUNSETPERSIST, 0) != 0)
     return Error::from_errno("TUNSETPERSIST 0 on " + ifname, errno);
   // An interface qvm creates belongs to the user qvm runs as (issue 6: "with the right owner"), so
   // the same user can reattach to it; one that existed keeps the owner its creator gave it.
-  if (!existed && ::ioctl(fd.get(), TUNSETOWNER, static_cast<unsigned long>(::geteuid())) != 0)
+  if (!existed && ::ioctl(fd0, TUNSETOWNER, static_cast<unsigned long>(::geteuid())) != 0)
     return Error::from_errno("TUNSETOWNER on " + ifname, errno);
   if (auto up = bring_up(ifname); !up) {
     if (!existed) return up.error();
@@ -104,18 +128,33 @@ Result<std::unique_ptr<TapBackend>> TapBackend::open(const std::string& ifname) 
                       {}};
   Offloads supported;
   for (const auto& o : probe) {
-    if (::ioctl(fd.get(), TUNSETOFFLOAD, static_cast<unsigned long>(tun_offload_flags(o))) == 0) {
+    if (::ioctl(fd0, TUNSETOFFLOAD, static_cast<unsigned long>(tun_offload_flags(o))) == 0) {
       supported = o;
       break;
     }
   }
-  if (::ioctl(fd.get(), TUNSETOFFLOAD, 0ul) != 0)
-    return Error::from_errno("TUNSETOFFLOAD 0 on " + ifname, errno);
-  Poller p = QVM_TRY(Poller::create());
-  std::unique_ptr<TapBackend> b(
-      new TapBackend(std::move(fd), std::move(p), supported, ifname, !existed));
-  QVM_TRY(b->init());
-  return b;
+  std::vector<std::unique_ptr<TapBackend>> out;
+  for (auto& fd : fds) {
+    if (::ioctl(fd.get(), TUNSETOFFLOAD, 0ul) != 0)
+      return Error::from_errno("TUNSETOFFLOAD 0 on " + ifname, errno);
+    Poller p = QVM_TRY(Poller::create());
+    std::unique_ptr<TapBackend> b(
+        new TapBackend(std::move(fd), std::move(p), supported, ifname, !existed, multi));
+    QVM_TRY(b->init());
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+Status TapBackend::set_queue_attached(bool on) {
+  if (!multi_ || on == attached_) return {};
+  ifreq ifr{};
+  ifr.ifr_flags = static_cast<short>(on ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE);
+  if (::ioctl(fd_.get(), TUNSETQUEUE, &ifr) != 0)
+    return Error::from_errno(
+        std::string("TUNSETQUEUE ") + (on ? "attach" : "detach") + " on " + ifname_, errno);
+  attached_ = on;
+  return {};
 }
 
 Status TapBackend::apply_rx_offloads(const Offloads& o) {

@@ -1,5 +1,7 @@
-// virtio-net (virtio 1.2 §5.1): features, configuration space, activation, transmit path and the
-// event-loop side. The receive path is in virtio_net_rx.cpp. See the header for the contract.
+// virtio-net (virtio 1.2 §5.1): features, configuration space, activation and reset, queue
+// dispatch and the event-loop side. Transmit is in virtio_net_tx.cpp, receive in
+// virtio_net_rx.cpp, the control queue in virtio_net_ctrl.cpp, vhost-net in
+// virtio_net_vhost.cpp. See the header for the contract.
 #include "vdev/virtio_net/virtio_net.hpp"
 
 #include <sys/eventfd.h>
@@ -12,8 +14,6 @@
 
 #include "base/log.hpp"
 #include "net/fd_backend.hpp"
-#include "virtio/guest_error.hpp"
-#include "virtio/queue/chain.hpp"
 #include "virtio/virtio_defs.hpp"
 
 namespace qvm::vdev {
@@ -22,7 +22,11 @@ using virtio::feature_bit;
 using namespace net_dev;
 
 namespace {
-enum Tag : uint64_t { kBackendTag = 1, kKickTag = 2, kCallTag0 = 3 };  // + queue index
+// Poll tags: kind << 16 | index (pair for backends, queue for vhost calls).
+enum Kind : uint64_t { kBackend = 1, kKick = 2, kCall = 3 };
+uint64_t tag(Kind k, size_t index) {
+  return (uint64_t{k} << 16) | index;
+}
 
 bool has(uint64_t f, uint32_t bit) {
   return (f & feature_bit(bit)) != 0;
@@ -31,43 +35,66 @@ bool has(uint64_t f, uint32_t bit) {
 
 Result<std::shared_ptr<VirtioNet>> VirtioNet::create(Options o, std::unique_ptr<net::Backend> be,
                                                      std::unique_ptr<net::VhostNet> vhost) {
-  if (!be) return make_error("virtio-net needs a backend");
+  std::vector<std::unique_ptr<net::Backend>> bs;
+  bs.push_back(std::move(be));
+  std::vector<std::unique_ptr<net::VhostNet>> vs;
+  if (vhost) vs.push_back(std::move(vhost));
+  return create(std::move(o), std::move(bs), std::move(vs));
+}
+
+Result<std::shared_ptr<VirtioNet>> VirtioNet::create(
+    Options o, std::vector<std::unique_ptr<net::Backend>> backends,
+    std::vector<std::unique_ptr<net::VhostNet>> vhosts) {
+  if (backends.empty() || backends.size() > kMaxPairs)
+    return make_error("virtio-net needs 1 to 8 backend queues");
+  if (!vhosts.empty() && vhosts.size() != backends.size())
+    return make_error("virtio-net: one vhost-net per queue pair or none");
   if (o.mtu < 68) return make_error("virtio-net mtu must be at least 68");
   if (o.peerfeats && (*o.peerfeats & ~kPeerfeatsMask))
     return make_error("virtio-net peerfeats has bits outside 0x7fc3");
   net::Poller p = QVM_TRY(net::Poller::create());
   UniqueFd kfd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!kfd) return Error::from_errno("eventfd", errno);
-  QVM_TRY(p.add(be->poll_fd(), EPOLLIN, kBackendTag));
-  QVM_TRY(p.add(kfd.get(), EPOLLIN, kKickTag));
-  be->set_rx_enabled(false);
-  QVM_TRY(be->set_rx_offloads({}));
-  std::shared_ptr<VirtioNet> d(
-      new VirtioNet(std::move(o), std::move(be), std::move(p), std::move(kfd)));
-  d->compute_features();
-  d->link_ = d->backend_->link_up();
-  d->mac_ = d->opts_.mac;
-  if (vhost) {
-    for (uint16_t q = 0; q < 2; ++q) {
-      d->call_fds_[q].reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!d->call_fds_[q]) return Error::from_errno("eventfd", errno);
-      QVM_TRY(d->poller_.add(d->call_fds_[q].get(), EPOLLIN, kCallTag0 + q));
+  QVM_TRY(p.add(kfd.get(), EPOLLIN, tag(kKick, 0)));
+  std::vector<Pair> pairs(backends.size());
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (!backends[i]) return make_error("virtio-net needs a backend");
+    Pair& pr = pairs[i];
+    pr.backend = std::move(backends[i]);
+    QVM_TRY(p.add(pr.backend->poll_fd(), EPOLLIN, tag(kBackend, i)));
+    pr.backend->set_rx_enabled(false);
+    QVM_TRY(pr.backend->set_rx_offloads({}));
+    if (vhosts.empty()) continue;
+    pr.vhost = std::move(vhosts[i]);
+    for (size_t k = 0; k < 2; ++k) {
+      pr.call_fd[k].reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!pr.call_fd[k]) return Error::from_errno("eventfd", errno);
+      QVM_TRY(p.add(pr.call_fd[k].get(), EPOLLIN, tag(kCall, 2 * i + k)));
     }
-    d->vhost_ = std::move(vhost);
   }
+  std::shared_ptr<VirtioNet> d(
+      new VirtioNet(std::move(o), std::move(pairs), std::move(p), std::move(kfd)));
+  d->compute_features();
+  d->link_ = d->pairs_[0].backend->link_up();
+  d->mac_ = d->opts_.mac;
+  d->queue_sizes_.assign(2 * d->pairs_.size(), kQueueSize);
+  // The control queue's slot: 2N (with MQ), or 2 (without; that is receiveq2's slot then, so
+  // every slot from 2 on may become the control queue and takes its size).
+  d->queue_sizes_.push_back(d->pairs_.size() > 1 ? kQueueSize : kCtrlQueueSize);
+  d->set_active_pairs(1);
   return d;
 }
 
-VirtioNet::VirtioNet(Options o, std::unique_ptr<net::Backend> be, net::Poller p, UniqueFd kick_fd)
+VirtioNet::VirtioNet(Options o, std::vector<Pair> pairs, net::Poller p, UniqueFd kick_fd)
     : opts_(std::move(o)),
       poller_(std::move(p)),
       kick_fd_(std::move(kick_fd)),
-      backend_(std::move(be)) {}
+      pairs_(std::move(pairs)) {}
 
 VirtioNet::~VirtioNet() = default;
 
 void VirtioNet::compute_features() {
-  const net::Offloads s = backend_->supported_offloads();
+  const net::Offloads s = pairs_[0].backend->supported_offloads();
   uint64_t off = 0;
   if (s.csum) off |= feature_bit(kCsum) | feature_bit(kGuestCsum);
   if (s.tso4) off |= feature_bit(kHostTso4) | feature_bit(kGuestTso4);
@@ -86,6 +113,7 @@ void VirtioNet::compute_features() {
   // §5.1.6.5: the control queue and the commands it takes (all depend on _CTRL_VQ, §5.1.3.1).
   features_ |= feature_bit(kCtrlVq) | feature_bit(kCtrlRx) | feature_bit(kCtrlRxExtra) |
                feature_bit(kCtrlMacAddr) | feature_bit(kCtrlGuestOffloads);
+  if (pairs_.size() > 1) features_ |= feature_bit(kMq);
   if (opts_.offer_mtu) features_ |= feature_bit(kMtu);
 }
 
@@ -100,7 +128,7 @@ void VirtioNet::read_config(uint32_t offset, std::span<uint8_t> data) const {
     std::memcpy(c.mac, mac_.data(), sizeof c.mac);
     c.status = link_ ? kStatusLinkUp : 0;
   }
-  c.max_virtqueue_pairs = 1;
+  c.max_virtqueue_pairs = static_cast<uint16_t>(pairs_.size());
   c.mtu = opts_.mtu;
   uint8_t raw[sizeof c];
   std::memcpy(raw, &c, sizeof c);
@@ -125,6 +153,11 @@ RxFilter VirtioNet::rx_filter() const {
   return filter_;
 }
 
+uint16_t VirtioNet::active_pairs() const {
+  std::lock_guard lk(backend_mu_);
+  return active_pairs_;
+}
+
 bool VirtioNet::link_up() const {
   std::lock_guard lk(mu_);
   return link_;
@@ -132,19 +165,39 @@ bool VirtioNet::link_up() const {
 
 std::string VirtioNet::describe() const {
   std::lock_guard lk(backend_mu_);
-  return "mac " + net::format_mac(opts_.mac) + " " + backend_->describe() +
-         (vhost_ ? " vhost-net" : "");
+  std::string s = "mac " + net::format_mac(opts_.mac) + " " + pairs_[0].backend->describe();
+  if (pairs_.size() > 1) s += " queues " + std::to_string(pairs_.size());
+  if (pairs_[0].vhost) s += " vhost-net";
+  return s;
 }
 
 VirtioNet::Stats VirtioNet::stats() const {
   std::lock_guard lk(backend_mu_);
   Stats s = stats_;
-  s.backend = backend_->stats();
+  for (const Pair& p : pairs_) {
+    const net::BackendStats b = p.backend->stats();
+    s.backend.tx_frames += b.tx_frames;
+    s.backend.tx_bytes += b.tx_bytes;
+    s.backend.tx_dropped += b.tx_dropped;
+    s.backend.rx_frames += b.rx_frames;
+    s.backend.rx_bytes += b.rx_bytes;
+    s.backend.rx_dropped += b.rx_dropped;
+    s.backend.link_changes += b.link_changes;
+    s.backend.connects += b.connects;
+  }
   return s;
 }
 
+uint16_t VirtioNet::ctrl_index() const {
+  return has(negotiated_, kMq) ? static_cast<uint16_t>(2 * pairs_.size()) : kCtrlQueue;
+}
+
+size_t VirtioNet::usable_pairs() const {
+  return has(negotiated_, kMq) ? pairs_.size() : 1;
+}
+
 void VirtioNet::update_link() {
-  const bool up = backend_->link_up();
+  const bool up = pairs_[0].backend->link_up();  // the queues of one TAP share its link
   std::lock_guard lk(mu_);
   if (up == link_) return;
   link_ = up;
@@ -153,14 +206,30 @@ void VirtioNet::update_link() {
   if (irq_ && has(negotiated_, kStatus)) irq_->signal_config();
 }
 
+void VirtioNet::set_active_pairs(uint16_t n) {
+  active_pairs_ = n;
+  for (size_t i = 0; i < pairs_.size(); ++i) {
+    Pair& p = pairs_[i];
+    const bool on = i < n;
+    if (auto s = p.backend->set_queue_attached(on); !s)
+      log_warn("%s: queue pair %zu: %s", opts_.name.c_str(), i + 1, s.error().message.c_str());
+    if (!on)
+      p.backend->set_rx_enabled(false);
+    else if (queues_ && !p.vhost_on && rxq(i) < nqueues_)
+      p.backend->set_rx_enabled(queues_[rxq(i)].ready());
+  }
+}
+
 Status VirtioNet::activate(virtio::ActivationContext& ctx) {
-  if (ctx.queues.size() < 2 || ctx.queues.size() > 3)
-    return make_error("virtio-net has two queues and a control queue");
+  if (ctx.queues.size() < 2 || ctx.queues.size() > queue_sizes_.size())
+    return make_error("virtio-net: unexpected number of queues");
   std::lock_guard lk(backend_mu_);
   mem_ = &ctx.mem;
   queues_ = ctx.queues.data();
   nqueues_ = ctx.queues.size();
   negotiated_ = ctx.features;
+  if (has(negotiated_, kMq) && nqueues_ < queue_sizes_.size())
+    return make_error("virtio-net: MQ without all queues");
   // §5.1.6: the header has num_buffers with VERSION_1 or MRG_RXBUF; legacy without: 10 bytes.
   mergeable_ = has(negotiated_, kMrgRxbuf);
   guest_hdr_len_ = (mergeable_ || has(negotiated_, virtio::kFeatureVersion1))
@@ -174,18 +243,21 @@ Status VirtioNet::activate(virtio::ActivationContext& ctx) {
                                      has(negotiated_, kGuestUfo)});
   const bool big = guest_offloads_.tso4 || guest_offloads_.tso6 || guest_offloads_.ufo;
   rx_need_ = guest_hdr_len_ + (big ? net::kMaxFrame : uint64_t{opts_.mtu} + 14 + 4);
-  QVM_TRY(backend_->set_rx_offloads(guest_offloads_));
-  tx_blocked_ = false;
+  for (Pair& p : pairs_) {
+    QVM_TRY(p.backend->set_rx_offloads(guest_offloads_));
+    p.tx_blocked = false;
+  }
   {
     std::lock_guard lk2(mu_);
     irq_ = &ctx.interrupt;
   }
-  backend_->set_rx_enabled(queues_[kRxQueue].ready());
-  if (vhost_) {
-    if (auto s = start_vhost(); !s) {
+  // §5.1.6.5.5: only the first pair until the driver asks for more.
+  set_active_pairs(1);
+  for (size_t i = 0; i < usable_pairs() && pairs_[i].vhost; ++i) {
+    if (auto s = start_vhost(pairs_[i], i); !s) {
       ++stats_.vhost_failures;
-      log_warn("%s: vhost-net not used, the data path stays in qvm: %s", opts_.name.c_str(),
-               s.error().message.c_str());
+      log_warn("%s: vhost-net not used for queue pair %zu, the data path stays in qvm: %s",
+               opts_.name.c_str(), i + 1, s.error().message.c_str());
     }
   }
   return {};
@@ -194,20 +266,24 @@ Status VirtioNet::activate(virtio::ActivationContext& ctx) {
 void VirtioNet::reset() {
   std::lock_guard lk(backend_mu_);
   stop_vhost();
-  backend_->set_rx_enabled(false);
-  (void)backend_->set_rx_offloads({});
-  spare_.clear();  // the queues are reset with the device: nothing to give back
-  spare_bytes_ = 0;
-  spare_iov_.clear();
-  rx_iovs_.clear();
-  rx_iov_base_ = 0;
-  if (held_len_) ++stats_.rx_dropped;
-  held_len_ = 0;
+  for (Pair& p : pairs_) {
+    p.backend->set_rx_enabled(false);
+    (void)p.backend->set_rx_offloads({});
+    p.spare.clear();  // the queues are reset with the device: nothing to give back
+    p.spare_bytes = 0;
+    p.spare_iov.clear();
+    p.rx_iovs.clear();
+    p.rx_iov_base = 0;
+    if (p.held_len) ++stats_.rx_dropped;
+    p.held_len = 0;
+    p.tx_blocked = false;
+  }
   mem_ = nullptr;
   queues_ = nullptr;
   nqueues_ = 0;
   negotiated_ = 0;
   filter_ = RxFilter{};
+  set_active_pairs(1);
   std::lock_guard lk2(mu_);
   irq_ = nullptr;
   if (mac_ != opts_.mac) ++generation_;
@@ -216,11 +292,16 @@ void VirtioNet::reset() {
 
 void VirtioNet::process_queue(uint16_t index) {
   std::lock_guard lk(backend_mu_);
-  if (!mem_ || !queues_) return;
-  if (index == kCtrlQueue && nqueues_ > kCtrlQueue && has(negotiated_, kCtrlVq)) ctrl_pass();
-  if (vhost_on_) return;  // vhost-net: the kernel runs receiveq1 and transmitq1
-  if (index == kRxQueue) rx_pass();
-  if (index == kTxQueue) tx_pass();
+  if (!mem_ || !queues_ || index >= nqueues_) return;
+  if (has(negotiated_, kCtrlVq) && index == ctrl_index()) {
+    ctrl_pass();
+    return;
+  }
+  const size_t p = index / 2;
+  if (p >= usable_pairs() || pairs_[p].vhost_on) return;  // vhost-net: the kernel runs it
+  if (index == txq(p)) tx_pass(p);
+  // §5.1.6.5.5: receive only on active pairs.
+  if (index == rxq(p) && p < active_pairs_) rx_pass(p);
 }
 
 void VirtioNet::self_kick(uint16_t q) {
@@ -230,96 +311,36 @@ void VirtioNet::self_kick(uint16_t q) {
 }
 
 void VirtioNet::on_ready() {
-  std::array<epoll_event, 4> evs{};
+  std::array<epoll_event, 8> evs{};
   const size_t n = poller_.wait(evs);
   uint32_t kicks = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (evs[i].data.u64 == kKickTag) {
+    const auto kind = static_cast<Kind>(evs[i].data.u64 >> 16);
+    const size_t index = evs[i].data.u64 & 0xffff;
+    if (kind == kKick) {
       uint64_t v = 0;
       (void)!::read(kick_fd_.get(), &v, sizeof v);
       kicks |= pending_kicks_.exchange(0);
-    }
-    if (evs[i].data.u64 == kCallTag0 + kRxQueue || evs[i].data.u64 == kCallTag0 + kTxQueue) {
-      vhost_called(static_cast<uint16_t>(evs[i].data.u64 - kCallTag0));
-      continue;
-    }
-    if (evs[i].data.u64 == kBackendTag) {
+    } else if (kind == kCall) {
+      vhost_called(static_cast<uint16_t>(index));
+    } else if (kind == kBackend && index < pairs_.size()) {
       std::lock_guard lk(backend_mu_);
-      const net::ServiceResult r = backend_->service();
+      Pair& p = pairs_[index];
+      const net::ServiceResult r = p.backend->service();
       update_link();
-      if (r.rx_ready) kicks |= 1u << kRxQueue;
+      if (r.rx_ready) kicks |= 1u << rxq(index);
       if (r.tx_ready) {
-        tx_blocked_ = false;
-        kicks |= 1u << kTxQueue;
+        p.tx_blocked = false;
+        kicks |= 1u << txq(index);
       }
     }
   }
   if (!kick_) return;
-  if (kicks & (1u << kTxQueue)) kick_(kTxQueue);
-  if (kicks & (1u << kRxQueue)) kick_(kRxQueue);
-}
-
-void VirtioNet::tx_pass() {
-  virtio::Queue& q = queues_[kTxQueue];
-  uint32_t done = 0;
-  bool more = false;
-  while (!tx_blocked_) {
-    if (done == kTxBatch) {
-      more = true;  // bounded: continue from the event loop
-      break;
-    }
-    auto chain = q.next(*mem_);
-    if (!chain) break;
-    ++done;
-    virtio::ChainReader r(*mem_, *chain);
-    net::VnetHdr h{};
-    const uint64_t frame =
-        chain->readable_bytes >= guest_hdr_len_ ? chain->readable_bytes - guest_hdr_len_ : 0;
-    // SAFETY: VnetHdr is trivially copyable; the guest's header fills its first bytes.
-    auto* hb = reinterpret_cast<uint8_t*>(&h);
-    bool ok = frame >= net::kMinFrame && frame <= net::kMaxFrame &&
-              r.read_exact(std::span<uint8_t>(hb, guest_hdr_len_)).ok();
-    h.num_buffers = 0;
-    if (ok && !net::frame_offloads_allowed(h, host_offloads_)) ok = false;
-    if (ok && (h.flags & net::kHdrFlagNeedsCsum) &&
-        uint64_t{h.csum_start} + h.csum_offset + 2 > frame)
-      ok = false;
-    iov_.clear();
-    iov_.push_back({&h, net::kVnetHdrLen});
-    if (ok) {
-      auto got = r.iovecs(frame, iov_);
-      ok = got.ok() && *got == frame && iov_.size() <= kMaxIov;
-    }
-    if (!ok) {
-      ++stats_.tx_malformed;
-      virtio::log_guest_error(
-          "%s: transmit chain %u malformed (%llu bytes, gso %u, flags %u): dropped",
-          opts_.name.c_str(), chain->head, static_cast<unsigned long long>(chain->readable_bytes),
-          h.gso_type, h.flags);
-    } else {
-      auto sent = backend_->send(iov_);
-      if (sent.ok() && *sent == net::SendResult::kBlocked) {
-        q.undo_pop();  // retried when the backend drains (on_ready: tx_ready)
-        tx_blocked_ = true;
-        break;
-      }
-      if (sent.ok() && *sent == net::SendResult::kSent) {
-        ++stats_.tx_frames;
-        stats_.tx_bytes += frame;
-      } else {
-        ++stats_.tx_dropped;
-      }
-    }
-    // §5.1.6.2: transmit buffers are returned with nothing written.
-    if (!q.add_used(*mem_, chain->head, 0)) break;
+  for (uint16_t q = 0; q < 32 && kicks; ++q) {
+    if (!(kicks & (1u << q))) continue;
+    kicks &= ~(1u << q);
+    kick_(q);
   }
-  update_link();
-  std::lock_guard lk(mu_);
-  if (q.needs_notification(*mem_) && irq_) {
-    ++stats_.interrupts;
-    irq_->signal_used(kTxQueue);
-  }
-  if (more) self_kick(kTxQueue);
 }
 
 }  // namespace qvm::vdev

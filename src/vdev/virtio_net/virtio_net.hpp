@@ -1,4 +1,6 @@
-// virtio-net (virtio 1.2 §5.1): device id 1, one queue pair (receiveq1 = 0, transmitq1 = 1).
+// virtio-net (virtio 1.2 §5.1): device id 1. Queues (§5.1.2): receiveqN = 2(N-1), transmitqN =
+// 2(N-1)+1 for N = 1..max_virtqueue_pairs, then the control queue: 2·max_virtqueue_pairs when
+// VIRTIO_NET_F_MQ is negotiated, else 2.
 //
 // Implemented: VIRTIO_NET_F_MAC, _STATUS (link state from the backend, configuration-change
 // interrupt on changes), _MTU, _MRG_RXBUF (num_buffers, §5.1.6.3.2), and the offloads _CSUM,
@@ -6,8 +8,11 @@
 // them, masked by `peerfeats` (docs/networking.md "Offload negotiation"). EVENT_IDX and
 // INDIRECT_DESC come from the transport. The control queue (queue 2, _CTRL_VQ) takes _CTRL_RX,
 // _CTRL_RX_EXTRA, _CTRL_MAC_ADDR and _CTRL_GUEST_OFFLOADS commands (virtio_net_ctrl.cpp); receive
-// filtering applies on the user-space path (vhost-net delivers everything). Not implemented: _MQ
-// (`queues` > 1 is served by one pair), _CTRL_VLAN, _GUEST_ANNOUNCE, USO, RSS, packed rings.
+// filtering applies on the user-space path (vhost-net delivers everything). _MQ (§5.1.6.5.5) is
+// offered when the device has more than one backend queue (a multi-queue TAP, one queue per
+// pair): pair 1 only until the driver sends VQ_PAIRS_SET; the backend queues of inactive pairs
+// are detached (TUNSETQUEUE) so the host steers no frames to them. Not implemented: _CTRL_VLAN,
+// _GUEST_ANNOUNCE, USO, RSS, packed rings.
 //
 // Data path (no vhost-net on the target hosts, so user space must be fast):
 // - transmit: process_queue(1) pops up to kTxBatch chains, copies the (10- or 12-byte) header out
@@ -79,6 +84,7 @@ inline constexpr uint32_t kCtrlRx = 18;
 inline constexpr uint32_t kCtrlRxExtra = 20;
 inline constexpr uint32_t kCtrlMacAddr = 23;
 inline constexpr uint32_t kMq = 22;
+inline constexpr uint16_t kMaxPairs = 8;  // `queues` 1..8
 // The offload bits `peerfeats` may select (spec §6.4: maximum 0x7fc3).
 inline constexpr uint64_t kPeerfeatsMask = 0x7fc3;
 inline constexpr uint16_t kStatusLinkUp = 1;  // VIRTIO_NET_S_LINK_UP
@@ -95,8 +101,8 @@ static_assert(sizeof(Config) == 12);
 class VirtioNet final : public virtio::VirtioDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
-  static constexpr uint16_t kRxQueue = 0;
-  static constexpr uint16_t kTxQueue = 1;
+  static constexpr uint16_t kRxQueue = 0;    // receiveq1
+  static constexpr uint16_t kTxQueue = 1;    // transmitq1
   static constexpr uint16_t kCtrlQueue = 2;  // §5.1.2 without VIRTIO_NET_F_MQ
   static constexpr uint16_t kCtrlQueueSize = 64;
   static constexpr uint32_t kTxBatch = 256;  // chains per transmit pass
@@ -121,10 +127,15 @@ class VirtioNet final : public virtio::VirtioDevice {
     uint64_t interrupts = 0;
     uint64_t vhost_starts = 0, vhost_failures = 0, vhost_calls = 0;
     uint64_t ctrl_commands = 0, ctrl_errors = 0, rx_filtered = 0;
-    net::BackendStats backend;
+    net::BackendStats backend;  // summed over the pairs' backends
   };
 
-  // `vhost` (optional): the kernel data path for a TAP backend.
+  // One backend per queue pair (1..kMaxPairs; more than one only for a multi-queue TAP), and
+  // optionally one vhost-net per pair (the kernel data path; all pairs or none).
+  static Result<std::shared_ptr<VirtioNet>> create(
+      Options o, std::vector<std::unique_ptr<net::Backend>> backends,
+      std::vector<std::unique_ptr<net::VhostNet>> vhosts = {});
+  // One pair.
   static Result<std::shared_ptr<VirtioNet>> create(Options o, std::unique_ptr<net::Backend> be,
                                                    std::unique_ptr<net::VhostNet> vhost = nullptr);
   ~VirtioNet() override;
@@ -138,17 +149,19 @@ class VirtioNet final : public virtio::VirtioDevice {
   // Machine wiring: the KVM ioeventfd of queue `q`'s notify register (vhost-net's kick). Set
   // before the guest runs; the fd stays owned by the machine.
   void set_notify_fd(uint16_t q, int fd);
-  // Whether a VhostNet is attached (used from DRIVER_OK on) / the kernel runs the queues now.
-  bool vhost_attached() const { return vhost_ != nullptr; }
+  // Whether vhost-net is attached (used from DRIVER_OK on) / the kernel runs queues now.
+  bool vhost_attached() const { return pairs_[0].vhost != nullptr; }
   // Whether the machine should register queue ioeventfds (`ioeventfd on`, or vhost-net). Without
   // them a notification is an MMIO/PIO exit and the vCPU thread runs the queue itself: no
   // wake-up of the event loop thread per notification (measured in docs/performance.md).
-  bool wants_ioeventfd() const { return opts_.ioeventfd || vhost_ != nullptr; }
+  bool wants_ioeventfd() const { return opts_.ioeventfd || vhost_attached(); }
   bool vhost_running() const;
+  uint16_t max_pairs() const { return static_cast<uint16_t>(pairs_.size()); }
+  uint16_t active_pairs() const;
 
   uint32_t device_type() const override;
   uint64_t device_features() const override { return features_; }
-  std::span<const uint16_t> queue_max_sizes() const override { return kQueueSizes; }
+  std::span<const uint16_t> queue_max_sizes() const override { return queue_sizes_; }
   uint32_t config_size() const override { return sizeof(net_dev::Config); }
   void read_config(uint32_t offset, std::span<uint8_t> data) const override;
   uint32_t config_generation() const override;
@@ -165,27 +178,61 @@ class VirtioNet final : public virtio::VirtioDevice {
   std::string describe() const;
 
  private:
-  VirtioNet(Options o, std::unique_ptr<net::Backend> be, net::Poller p, UniqueFd kick_fd);
+  // Host iovecs of a spare receive chain: {first index in rx_iovs + rx_iov_base, count}; count
+  // kNoIov if the chain has no host view.
+  struct IovRange {
+    size_t off;
+    uint32_t n;
+  };
+  static constexpr uint32_t kNoIov = UINT32_MAX;
+  // One queue pair: its backend (TAP queue) and its data path state.
+  struct Pair {
+    std::unique_ptr<net::Backend> backend;
+    std::unique_ptr<net::VhostNet> vhost;
+    bool vhost_on = false;                      // the kernel runs this pair's queues
+    int notify_fd[2] = {-1, -1};                // the machine's ioeventfds (not owned)
+    UniqueFd call_fd[2];                        // vhost-net's VHOST_SET_VRING_CALL eventfds
+    std::deque<virtio::DescriptorChain> spare;  // popped receive chains not used yet
+    uint64_t spare_bytes = 0;
+    // Views of the spare chains, built once when a chain is popped (a guest with TSO posts ~33
+    // buffers per possible 64 KiB frame; rebuilding them for every frame dominated receive).
+    std::deque<IovRange> spare_iov;
+    std::vector<iovec> rx_iovs;
+    size_t rx_iov_base = 0;
+    std::vector<uint8_t> bounce;  // a frame read before enough buffers were posted
+    size_t held_len = 0;          // its length (header included); 0 = none
+    bool tx_blocked = false;
+  };
+
+  VirtioNet(Options o, std::vector<Pair> pairs, net::Poller p, UniqueFd kick_fd);
+  static uint16_t rxq(size_t p) { return static_cast<uint16_t>(2 * p); }
+  static uint16_t txq(size_t p) { return static_cast<uint16_t>(2 * p + 1); }
+  // Under backend_mu_ (negotiated_ is stable while activated).
+  uint16_t ctrl_index() const;
+  size_t usable_pairs() const;  // max pairs with MQ negotiated, else 1
   // vhost-net (virtio_net_vhost.cpp), under backend_mu_.
-  Status start_vhost();
+  Status start_vhost(Pair& p, size_t index);
   void stop_vhost();
   void vhost_called(uint16_t q);
   void compute_features();
   void update_link();  // under backend_mu_
-  void tx_pass();
-  void rx_pass();
+  void tx_pass(size_t p);
+  void rx_pass(size_t p);
+  // Makes pairs [0, n) active (TUNSETQUEUE attach) and the rest inactive (detached, not read).
+  void set_active_pairs(uint16_t n);
   // Receive helpers (virtio_net_rx.cpp), under backend_mu_.
   enum class RxStep { kDelivered, kNoFrame, kNoBuffers };
-  RxStep rx_one();
-  bool gather(uint64_t need);
-  RxStep deliver_held();
-  // Appends spare_[j]'s cached host iovecs to iov_, the first `skip` bytes left out; false if
+  RxStep rx_one(Pair& p, virtio::Queue& q);
+  bool gather(Pair& p, virtio::Queue& q, uint64_t need);
+  RxStep deliver_held(Pair& p, virtio::Queue& q);
+  // Appends p.spare[j]'s cached host iovecs to iov_, the first `skip` bytes left out; false if
   // the chain has none (not in guest memory as one piece per descriptor).
-  bool append_spare_iov(size_t j, uint64_t skip);
-  void pop_spare(size_t m);
-  // Fills the first chains of spare_ with `guest_bytes` (header + frame; the frame is already
+  bool append_spare_iov(Pair& p, size_t j, uint64_t skip);
+  void pop_spare(Pair& p, size_t m);
+  // Fills the first chains of p.spare with `guest_bytes` (header + frame; the frame is already
   // there after a direct readv, or copied from `copy`), completes and removes them.
-  void complete_rx(uint64_t guest_bytes, net::VnetHdr h, std::span<const uint8_t> copy);
+  void complete_rx(Pair& p, virtio::Queue& q, uint64_t guest_bytes, net::VnetHdr h,
+                   std::span<const uint8_t> copy);
   void self_kick(uint16_t q);
   // Control queue (virtio_net_ctrl.cpp), under backend_mu_.
   void ctrl_pass();
@@ -193,16 +240,17 @@ class VirtioNet final : public virtio::VirtioDevice {
   // Whether the frame (starting at its Ethernet header) is dropped by the receive filter.
   bool rx_filtered(std::span<const iovec> frame_iov);
 
-  static constexpr uint16_t kQueueSizes[3] = {kQueueSize, kQueueSize, kCtrlQueueSize};
   Options opts_;
   uint64_t features_ = 0;
+  std::vector<uint16_t> queue_sizes_;  // 2 per pair, then the control queue
   net::Poller poller_;
   UniqueFd kick_fd_;  // eventfd: a pass stopped at its bound and must continue
   std::function<void(uint16_t)> kick_;
-  std::atomic<uint32_t> pending_kicks_{0};
+  std::atomic<uint32_t> pending_kicks_{0};  // bit per queue index (≤ 17 queues)
 
-  mutable std::mutex backend_mu_;  // backend, queue processing state below
-  std::unique_ptr<net::Backend> backend_;
+  mutable std::mutex backend_mu_;  // backends, queue processing state below
+  std::vector<Pair> pairs_;        // fixed size after create()
+  uint16_t active_pairs_ = 1;      // VQ_PAIRS_SET (§5.1.6.5.5); 1 after reset
   memory::GuestMemory* mem_ = nullptr;
   virtio::Queue* queues_ = nullptr;
   size_t nqueues_ = 0;
@@ -211,32 +259,11 @@ class VirtioNet final : public virtio::VirtioDevice {
   uint64_t negotiated_ = 0;
   uint32_t guest_hdr_len_ = 12;
   bool mergeable_ = false;
-  net::Offloads host_offloads_;                // what the guest may send (HOST_*)
-  net::Offloads guest_offloads_;               // what the guest accepts (GUEST_*)
-  uint64_t rx_need_ = 0;                       // guest bytes the largest possible frame takes
-  std::deque<virtio::DescriptorChain> spare_;  // popped receive chains not used yet
-  uint64_t spare_bytes_ = 0;
-  // Host iovecs of the spare chains, built once when a chain is popped (a guest with TSO posts
-  // ~33 buffers per possible 64 KiB frame; rebuilding their views for every frame dominated the
-  // receive path): spare_iov_[j] = {first index in rx_iovs_ + rx_iov_base_, count}; count
-  // kNoIov if the chain has no host view.
-  struct IovRange {
-    size_t off;
-    uint32_t n;
-  };
-  static constexpr uint32_t kNoIov = UINT32_MAX;
-  std::deque<IovRange> spare_iov_;
-  std::vector<iovec> rx_iovs_;
-  size_t rx_iov_base_ = 0;
-  std::vector<uint8_t> bounce_;  // a frame read before enough buffers were posted
-  size_t held_len_ = 0;          // its length (header included); 0 = none
-  std::vector<iovec> iov_;
-  bool tx_blocked_ = false;
+  net::Offloads host_offloads_;   // what the guest may send (HOST_*)
+  net::Offloads guest_offloads_;  // what the guest accepts (GUEST_*)
+  uint64_t rx_need_ = 0;          // guest bytes the largest possible frame takes
+  std::vector<iovec> iov_;        // scratch for one frame
   Stats stats_;
-  std::unique_ptr<net::VhostNet> vhost_;
-  int notify_fds_[2] = {-1, -1};  // the machine's ioeventfds (not owned)
-  UniqueFd call_fds_[2];          // vhost-net's VHOST_SET_VRING_CALL eventfds
-  bool vhost_on_ = false;         // the kernel runs the queues
 
   mutable std::mutex mu_;  // configuration space and interrupt
   virtio::VirtioInterrupt* irq_ = nullptr;

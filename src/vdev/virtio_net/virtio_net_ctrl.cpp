@@ -1,10 +1,11 @@
 // virtio-net control virtqueue (virtio 1.2 §5.1.6.5) and receive filtering (§5.1.6.5.1,
-// §5.1.6.5.2). The control queue is queue 2 (no VIRTIO_NET_F_MQ). Each request is one chain:
-// device-readable `u8 class, u8 command, command-specific-data`, then one device-writable
-// `u8 ack` (VIRTIO_NET_OK / VIRTIO_NET_ERR).
+// §5.1.6.5.2). The control queue is queue 2, or 2·max_virtqueue_pairs with VIRTIO_NET_F_MQ. Each
+// request is one chain: device-readable `u8 class, u8 command, command-specific-data`, then one
+// device-writable `u8 ack` (VIRTIO_NET_OK / VIRTIO_NET_ERR).
 //
 // Supported: VIRTIO_NET_CTRL_RX (PROMISC, ALLMULTI; with CTRL_RX_EXTRA ALLUNI, NOMULTI, NOUNI,
 // NOBCAST), VIRTIO_NET_CTRL_MAC (MAC_TABLE_SET with CTRL_RX, MAC_ADDR_SET with CTRL_MAC_ADDR),
+// VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (with MQ),
 // VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET (with CTRL_GUEST_OFFLOADS). Anything else, a command whose
 // feature was not negotiated, or malformed data is answered VIRTIO_NET_ERR and changes nothing.
 // Requests are bounded (kMaxCtrlBytes readable); a chain without a writable byte cannot be
@@ -30,7 +31,9 @@ constexpr uint8_t kOk = 0;
 constexpr uint8_t kErr = 1;
 constexpr uint8_t kClassRx = 0;
 constexpr uint8_t kClassMac = 1;
+constexpr uint8_t kClassMq = 4;
 constexpr uint8_t kClassGuestOffloads = 5;
+constexpr uint8_t kMqVqPairsSet = 0;
 constexpr uint8_t kMacTableSet = 0;
 constexpr uint8_t kMacAddrSet = 1;
 constexpr uint8_t kGuestOffloadsSet = 0;
@@ -104,6 +107,14 @@ uint8_t VirtioNet::ctrl_command(uint8_t cls, uint8_t cmd, std::span<const uint8_
     ++generation_;  // §2.5.1: the configuration space (mac) changed
     return kOk;
   }
+  if (cls == kClassMq && cmd == kMqVqPairsSet && has(negotiated_, kMq)) {
+    // §5.1.6.5.5: le16 virtqueue_pairs, 1 ..= max_virtqueue_pairs.
+    if (d.size() != 2) return kErr;
+    const uint16_t n = static_cast<uint16_t>(d[0] | (d[1] << 8));
+    if (n < 1 || n > pairs_.size()) return kErr;
+    set_active_pairs(n);
+    return kOk;
+  }
   if (cls == kClassGuestOffloads && cmd == kGuestOffloadsSet &&
       has(negotiated_, kCtrlGuestOffloads)) {
     // §5.1.6.5.6: le64 of GUEST_* bits; only negotiated ones may be enabled.
@@ -116,7 +127,8 @@ uint8_t VirtioNet::ctrl_command(uint8_t cls, uint8_t cmd, std::span<const uint8_
     if (v & ~(negotiated_ & guest_bits)) return kErr;
     net::Offloads o = net::normalized({has(v, kGuestCsum), has(v, kGuestTso4), has(v, kGuestTso6),
                                        has(v, kGuestEcn), has(v, kGuestUfo)});
-    if (!backend_->set_rx_offloads(o)) return kErr;
+    for (Pair& p : pairs_)
+      if (!p.backend->set_rx_offloads(o)) return kErr;
     guest_offloads_ = o;
     // Buffers for the largest frame stay sized by the negotiated set (a driver re-enabling
     // TSO later gets frames as large as it posted buffers for).
@@ -126,7 +138,9 @@ uint8_t VirtioNet::ctrl_command(uint8_t cls, uint8_t cmd, std::span<const uint8_
 }
 
 void VirtioNet::ctrl_pass() {
-  virtio::Queue& q = queues_[kCtrlQueue];
+  const uint16_t qi = ctrl_index();
+  if (qi >= nqueues_) return;
+  virtio::Queue& q = queues_[qi];
   if (!q.ready()) return;
   bool any = false;
   for (uint32_t i = 0; i < kCtrlBatch; ++i) {
@@ -162,7 +176,7 @@ void VirtioNet::ctrl_pass() {
   std::lock_guard lk(mu_);
   if (q.needs_notification(*mem_) && irq_) {
     ++stats_.interrupts;
-    irq_->signal_used(kCtrlQueue);
+    irq_->signal_used(qi);
   }
 }
 

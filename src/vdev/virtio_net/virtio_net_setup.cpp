@@ -80,9 +80,8 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
   } else {
     o.mac = net::generate_mac(s.system, s.vdev_name.empty() ? s.unique_id : s.vdev_name);
   }
-  if (s.queues > 1)
-    log_warn("%s: queues %u requested; this version serves one queue pair", o.name.c_str(),
-             static_cast<unsigned>(s.queues));
+  if (s.queues < 1 || s.queues > net_dev::kMaxPairs)
+    return make_error("virtio-net queues must be 1 to 8");
   if (s.peer && s.tapdev) return make_error("virtio-net takes `peer` or `tapdev`, not both");
   if (s.ioeventfd != "on" && s.ioeventfd != "off" && s.ioeventfd != "auto")
     return make_error("ioeventfd '" + s.ioeventfd + "': want on, off or auto");
@@ -93,8 +92,8 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
   if (QVM_TRY(parse_vhost(s.vhost)) == VhostMode::kOn && !is_tap(s))
     return make_error(o.name + ": `vhost on` needs `peer tap:IFNAME` (vhost-net runs TAP queues)");
 
-  std::unique_ptr<net::Backend> be;
-  std::unique_ptr<net::VhostNet> vhost;
+  std::vector<std::unique_ptr<net::Backend>> bes;
+  std::vector<std::unique_ptr<net::VhostNet>> vhosts;
   std::string tap;
   if (s.tapdev) {
     log_warn("%s: `tapdev %s` is deprecated; use `peer tap:%s`", o.name.c_str(), s.tapdev->c_str(),
@@ -104,9 +103,16 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
     tap = s.peer->substr(4);
   }
   if (!tap.empty() || (s.peer && *s.peer == "tap:")) {
-    auto t = QVM_TRY(net::TapBackend::open(tap));
-    if (s.ioeventfd != "off") vhost = QVM_TRY(open_vhost(s, o.name, t->data_fd()));
-    be = std::move(t);
+    // MQ (virtio 1.2 §5.1.6.5.5): one TAP queue (IFF_MULTI_QUEUE) and one vhost-net per pair.
+    auto ts = QVM_TRY(net::TapBackend::open_queues(tap, s.queues));
+    for (auto& t : ts) {
+      if (s.ioeventfd != "off" && (vhosts.size() == bes.size())) {
+        auto v = QVM_TRY(open_vhost(s, o.name, t->data_fd()));
+        if (v) vhosts.push_back(std::move(v));
+      }
+      bes.push_back(std::move(t));
+    }
+    if (vhosts.size() != bes.size()) vhosts.clear();  // all pairs or none
   } else if (s.peer) {
     const std::string rt = s.runtime_dir.empty() ? net::runtime_dir() : s.runtime_dir;
     if (s.vdev_name.empty())
@@ -116,12 +122,15 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
     po.peer_path = QVM_TRY(net::resolve_peer_path(*s.peer, rt));
     po.own_path = QVM_TRY(net::own_endpoint_path(s.system, s.vdev_name, rt));
     po.mode = QVM_TRY(parse_mode(s.bind_mode));
-    be = QVM_TRY(net::PeerLink::create(po));
+    bes.push_back(QVM_TRY(net::PeerLink::create(po)));
     if (!o.peerfeats) o.peerfeats = 0;  // offloads over a link only when both sides ask for them
   } else {
-    be = QVM_TRY(net::NullBackend::create());
+    bes.push_back(QVM_TRY(net::NullBackend::create()));
   }
-  return VirtioNet::create(std::move(o), std::move(be), std::move(vhost));
+  if (s.queues > 1 && bes.size() == 1)
+    log_warn("%s: queues %u needs a TAP (one queue per pair); this link serves one pair",
+             o.name.c_str(), static_cast<unsigned>(s.queues));
+  return VirtioNet::create(std::move(o), std::move(bes), std::move(vhosts));
 }
 
 }  // namespace qvm::vdev

@@ -33,74 +33,81 @@ uint64_t used_bytes(uint32_t n) {
 
 void VirtioNet::set_notify_fd(uint16_t q, int fd) {
   std::lock_guard lk(backend_mu_);
-  if (q < 2) notify_fds_[q] = fd;
+  if (q / 2u < pairs_.size()) pairs_[q / 2].notify_fd[q % 2] = fd;
 }
 
 bool VirtioNet::vhost_running() const {
   std::lock_guard lk(backend_mu_);
-  return vhost_on_;
+  for (const Pair& p : pairs_)
+    if (p.vhost_on) return true;
+  return false;
 }
 
-Status VirtioNet::start_vhost() {
-  if (notify_fds_[kRxQueue] < 0 || notify_fds_[kTxQueue] < 0)
+Status VirtioNet::start_vhost(Pair& p, size_t index) {
+  if (p.notify_fd[0] < 0 || p.notify_fd[1] < 0)
     return make_error("no queue ioeventfds (transport without KVM)");
-  net::VhostNet::StartParams p;
-  p.guest_features = negotiated_;
-  p.vnet_hdr_len = guest_hdr_len_;
+  net::VhostNet::StartParams sp;
+  sp.guest_features = negotiated_;
+  sp.vnet_hdr_len = guest_hdr_len_;
   // SAFETY: pointers become the addresses the kernel accesses in qvm's address space.
   for (const auto& r : mem_->regions())
-    p.mem.push_back({r.gpa, r.size, reinterpret_cast<uint64_t>(r.host())});
-  for (uint16_t i = 0; i < 2; ++i) {
-    const virtio::Queue& q = queues_[i];
-    if (!q.ready()) return make_error("queue " + std::to_string(i) + " is not ready");
+    sp.mem.push_back({r.gpa, r.size, reinterpret_cast<uint64_t>(r.host())});
+  for (uint16_t k = 0; k < 2; ++k) {  // vhost-net's own ring 0 = receive, 1 = transmit
+    const uint16_t qi = k == 0 ? rxq(index) : txq(index);
+    const virtio::Queue& q = queues_[qi];
+    if (!q.ready()) return make_error("queue " + std::to_string(qi) + " is not ready");
     auto d = mem_->host_range(q.desc_addr(), desc_bytes(q.size()));
     auto a = mem_->host_range(q.avail_addr(), avail_bytes(q.size()));
     auto u = mem_->host_range(q.used_addr(), used_bytes(q.size()));
     if (!d || !a || !u)
-      return make_error("a ring of queue " + std::to_string(i) + " spans regions");
+      return make_error("a ring of queue " + std::to_string(qi) + " spans regions");
     net::VhostNet::Queue vq;
-    vq.index = i;
+    vq.index = k;
     vq.num = q.size();
     vq.base = q.next_avail();
     vq.desc = reinterpret_cast<uint64_t>(d->data());
     vq.avail = reinterpret_cast<uint64_t>(a->data());
     vq.used = reinterpret_cast<uint64_t>(u->data());
-    vq.kick_fd = notify_fds_[i];
-    vq.call_fd = call_fds_[i].get();
-    p.queues.push_back(vq);
+    vq.kick_fd = p.notify_fd[k];
+    vq.call_fd = p.call_fd[k].get();
+    sp.queues.push_back(vq);
   }
-  QVM_TRY(vhost_->start(p));
-  vhost_on_ = true;
+  QVM_TRY(p.vhost->start(sp));
+  p.vhost_on = true;
   ++stats_.vhost_starts;
-  backend_->set_rx_enabled(false);  // the kernel reads the TAP now
+  p.backend->set_rx_enabled(false);  // the kernel reads the TAP queue now
   // Buffers the driver made available before DRIVER_OK may have been notified already (and the
   // notification consumed by the event loop): kick the kernel once per queue.
-  for (int fd : notify_fds_) {
+  for (int fd : p.notify_fd) {
     uint64_t one = 1;
     (void)!::write(fd, &one, sizeof one);
   }
-  log_debug("%s: vhost-net runs the queues", opts_.name.c_str());
+  log_debug("%s: vhost-net runs queue pair %zu", opts_.name.c_str(), index + 1);
   return {};
 }
 
 void VirtioNet::stop_vhost() {
-  if (!vhost_on_) return;
-  // §2.4 device reset: the kernel stops using the rings before the transport resets them.
-  (void)vhost_->stop();
-  vhost_on_ = false;
-  // An interrupt the kernel raised meanwhile belongs to the old rings: drop it.
-  for (auto& fd : call_fds_) {
-    uint64_t v = 0;
-    (void)!::read(fd.get(), &v, sizeof v);
+  for (Pair& p : pairs_) {
+    if (!p.vhost_on) continue;
+    // §2.4 device reset: the kernel stops using the rings before the transport resets them.
+    (void)p.vhost->stop();
+    p.vhost_on = false;
+    // An interrupt the kernel raised meanwhile belongs to the old rings: drop it.
+    for (auto& fd : p.call_fd) {
+      uint64_t v = 0;
+      (void)!::read(fd.get(), &v, sizeof v);
+    }
   }
 }
 
 void VirtioNet::vhost_called(uint16_t q) {
+  if (q / 2u >= pairs_.size()) return;
+  Pair& p = pairs_[q / 2];  // the vector is fixed after create(); call_fd is never reassigned
   uint64_t v = 0;
-  if (::read(call_fds_[q].get(), &v, sizeof v) != sizeof v) return;
+  if (::read(p.call_fd[q % 2].get(), &v, sizeof v) != sizeof v) return;
   {
     std::lock_guard lk(backend_mu_);
-    if (!vhost_on_) return;
+    if (!p.vhost_on) return;
     ++stats_.vhost_calls;
   }
   std::lock_guard lk(mu_);

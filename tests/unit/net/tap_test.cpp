@@ -200,5 +200,43 @@ TEST_F(TapTest, VhostOptionOnATap) {
   });
 }
 
+// queues N on a TAP: N fds of one IFF_MULTI_QUEUE interface, queues detach and reattach, and a
+// single-queue interface that exists is refused with the command that makes a multi-queue one.
+TEST_F(TapTest, MultiQueue) {
+  in_netns([] {
+    auto qs = TapBackend::open_queues("qvmtap5", 3);
+    ASSERT_TRUE(qs.ok()) << qs.error().message;
+    ASSERT_EQ(qs->size(), 3u);
+    ifreq ifr{};
+    EXPECT_EQ(::ioctl((*qs)[1]->data_fd(), TUNGETIFF, &ifr), 0);
+    EXPECT_TRUE(ifr.ifr_flags & IFF_MULTI_QUEUE);
+    EXPECT_TRUE((*qs)[2]->set_queue_attached(false).ok());
+    EXPECT_TRUE((*qs)[2]->set_queue_attached(false).ok());  // idempotent
+    EXPECT_TRUE((*qs)[2]->set_queue_attached(true).ok());
+    vdev::NetSetup s;
+    s.system = "sys";
+    s.peer = "tap:qvmtap6";
+    s.queues = 2;
+    s.vhost = "off";
+    auto d = vdev::open_virtio_net(s);
+    ASSERT_TRUE(d.ok()) << d.error().message;
+    EXPECT_EQ((*d)->max_pairs(), 2);
+    EXPECT_TRUE((*d)->device_features() & virtio::feature_bit(vdev::net_dev::kMq));
+    // An existing single-queue TAP cannot serve two pairs.
+    {
+      UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+      ifreq r{};
+      std::strcpy(r.ifr_name, "qvmtap7");
+      r.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+      ASSERT_EQ(::ioctl(fd.get(), TUNSETIFF, &r), 0);
+      ASSERT_EQ(::ioctl(fd.get(), TUNSETPERSIST, 1), 0);
+    }
+    s.peer = "tap:qvmtap7";
+    auto bad = vdev::open_virtio_net(s);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("multi_queue"), std::string::npos) << bad.error().message;
+  });
+}
+
 }  // namespace
 }  // namespace qvm::net::testing

@@ -299,6 +299,69 @@ TEST_F(VhostDevTest, NoIoeventfdsMeansUserSpace) {
   EXPECT_TRUE(log->empty());
 }
 
+// Two pairs (MQ): one vhost-net per pair, each given its own rings (vhost rings 0/1 = the pair's
+// receive and transmit queues) and kicks; pair 2 is started only when MQ is negotiated.
+TEST(VhostMq, OneVhostPerPair) {
+  memory::GuestMemory mem;
+  ASSERT_TRUE(mem.add_region(0, 8ull << 20, false).ok());
+  std::vector<std::unique_ptr<Backend>> bes;
+  std::vector<std::unique_ptr<VhostNet>> vhs;
+  std::vector<std::shared_ptr<std::vector<std::string>>> logs;
+  std::vector<UniqueFd> hosts;
+  for (int i = 0; i < 2; ++i) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    hosts.emplace_back(sv[1]);
+    auto be = FdBackend::create(UniqueFd(sv[0]), {}, "test");
+    ASSERT_TRUE(be.ok());
+    auto rec = std::make_unique<Recorder>();
+    logs.push_back(rec->log);
+    auto vh = VhostNet::create(std::move(rec), (*be)->data_fd());
+    ASSERT_TRUE(vh.ok());
+    bes.push_back(std::move(*be));
+    vhs.push_back(std::move(*vh));
+  }
+  auto d = VirtioNet::create(VirtioNet::Options{}, std::move(bes), std::move(vhs));
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  auto dev = *d;
+  std::vector<UniqueFd> kicks;
+  for (uint16_t q = 0; q < 4; ++q) {
+    kicks.emplace_back(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    dev->set_notify_fd(q, kicks.back().get());
+  }
+  std::vector<virtio::Queue> queues;
+  std::vector<std::unique_ptr<MockDriver>> drv;
+  for (size_t q = 0; q < dev->queue_max_sizes().size(); ++q) {
+    queues.emplace_back(dev->queue_max_sizes()[q]);
+    drv.push_back(std::make_unique<MockDriver>(mem, 16, q << 20));
+    drv.back()->configure(queues.back(), true);
+  }
+  NetInterrupt irq;
+  for (auto& l : logs) l->clear();
+  const uint64_t f = feature_bit(virtio::kFeatureVersion1) | feature_bit(nd::kCtrlVq);
+  virtio::ActivationContext ctx{mem, queues, irq, f};  // no MQ: only pair 1
+  ASSERT_TRUE(dev->activate(ctx).ok());
+  EXPECT_FALSE(logs[0]->empty());
+  EXPECT_TRUE(logs[1]->empty());
+  dev->reset();
+  for (auto& q : queues) q.reset();
+  for (size_t q = 0; q < queues.size(); ++q) drv[q]->configure(queues[q], true);
+  for (auto& l : logs) l->clear();
+  virtio::ActivationContext ctx2{mem, queues, irq, f | feature_bit(nd::kMq)};
+  ASSERT_TRUE(dev->activate(ctx2).ok());
+  auto has = [](const std::vector<std::string>& l, const std::string& s) {
+    return std::find(l.begin(), l.end(), s) != l.end();
+  };
+  const auto addr = [&](uint64_t gpa) {
+    return hex(reinterpret_cast<uint64_t>(mem.host_range(gpa, 1)->data()));
+  };
+  EXPECT_TRUE(has(*logs[1], "SET_VRING_ADDR 0 " + addr(drv[2]->desc_addr()) + " " +
+                                addr(drv[2]->avail_addr()) + " " + addr(drv[2]->used_addr())));
+  EXPECT_TRUE(has(*logs[1], strprintf("SET_VRING_KICK 1 %d", kicks[3].get())));
+  EXPECT_TRUE(dev->vhost_running());
+  EXPECT_EQ(dev->stats().vhost_starts, 3u);
+}
+
 TEST(VhostSetup, IoeventfdOption) {
   vdev::NetSetup s;
   s.system = "sys";
