@@ -82,7 +82,11 @@ Status VirtioNet::start_vhost(Pair& p, size_t index) {
     uint64_t one = 1;
     (void)!::write(fd, &one, sizeof one);
   }
-  log_debug("%s: vhost-net runs queue pair %zu", opts_.name.c_str(), index + 1);
+  // One info line per device (the first start); later restarts (guest reboots) at debug level.
+  if (stats_.vhost_starts == 1)
+    log_info("%s: vhost-net runs the queues (kernel data path)", opts_.name.c_str());
+  else
+    log_debug("%s: vhost-net runs queue pair %zu", opts_.name.c_str(), index + 1);
   return {};
 }
 
