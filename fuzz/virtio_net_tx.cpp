@@ -1,5 +1,6 @@
 // Fuzz target: the virtio-net transmit path (virtio 1.2 §5.1.6.2) against a sink backend, or
-// (flag 32) the control queue (§5.1.6.5) with every control feature negotiated.
+// (flag 32) the control queue (§5.1.6.5) with every control feature negotiated; flag 64 makes it a
+// two-pair device with VIRTIO_NET_F_MQ (control queue 4, VQ_PAIRS_SET; transmit on pair 2).
 // Input: one flag byte (EVENT_IDX, indirect chains, legacy 10-byte header, offloads negotiated,
 // backend back-pressure, control queue), then chain descriptions: a segment count, then per segment
 // a length and a device-writable bit, readable segments taking their contents (header first) from
@@ -114,23 +115,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   Input in(data, size);
   const uint8_t flags = in.u8();
-  const bool legacy = flags & 4, offloads = flags & 8, ctrl = flags & 32;
+  const bool legacy = flags & 4, offloads = flags & 8, ctrl = flags & 32, mq = flags & 64;
 
-  memory::GuestMemory mem;
-  check(mem.add_region(0, 4ull << 20, false).ok());
-  std::vector<virtio::Queue> queues{virtio::Queue(vdev::VirtioNet::kQueueSize),
-                                    virtio::Queue(vdev::VirtioNet::kQueueSize),
-                                    virtio::Queue(vdev::VirtioNet::kCtrlQueueSize)};
-  MockDriver rx(mem, kQueue, 0), txq(mem, kQueue, 1ull << 20), cq(mem, kQueue, 2ull << 20);
-  rx.configure(queues[0], flags & 1);
-  txq.configure(queues[1], flags & 1, flags & 2);
-  cq.configure(queues[2], flags & 1, flags & 2);
-  MockDriver& tx = ctrl ? cq : txq;  // the queue the chains go to
-  const uint16_t qi = ctrl ? vdev::VirtioNet::kCtrlQueue : vdev::VirtioNet::kTxQueue;
   net::Offloads allowed = offloads ? net::Offloads{true, true, true, true, true} : net::Offloads{};
-  auto dev = vdev::VirtioNet::create({}, std::make_unique<Sink>(flags & 16, allowed));
+  std::vector<std::unique_ptr<net::Backend>> sinks;
+  for (int i = 0; i < (mq ? 2 : 1); ++i)
+    sinks.push_back(std::make_unique<Sink>(flags & 16, allowed));
+  auto dev = vdev::VirtioNet::create({}, std::move(sinks));
   check(dev.ok());
   vdev::VirtioNet* d = dev->get();
+  memory::GuestMemory mem;
+  check(mem.add_region(0, 8ull << 20, false).ok());
+  std::vector<virtio::Queue> queues;
+  std::vector<std::unique_ptr<MockDriver>> drv;
+  for (size_t q = 0; q < d->queue_max_sizes().size(); ++q) {
+    queues.emplace_back(d->queue_max_sizes()[q]);
+    drv.push_back(std::make_unique<MockDriver>(mem, kQueue, q << 20));
+    drv.back()->configure(queues.back(), flags & 1, (flags & 2) && q > 0);
+  }
+  // The queue the chains go to: the control queue (2, or 4 with MQ) or the last transmit queue.
+  const uint16_t qi =
+      ctrl ? static_cast<uint16_t>(queues.size() - 1) : static_cast<uint16_t>(queues.size() - 2);
+  MockDriver& tx = *drv[qi];
   d->set_kick([d](uint16_t q) { d->process_queue(q); });
   uint64_t f = feature_bit(nd::kMac);
   if (!legacy) f |= feature_bit(virtio::kFeatureVersion1) | feature_bit(nd::kMrgRxbuf);
@@ -142,6 +148,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     f |= feature_bit(nd::kCtrlVq) | feature_bit(nd::kCtrlRx) | feature_bit(nd::kCtrlRxExtra) |
          feature_bit(nd::kCtrlMacAddr) | feature_bit(nd::kCtrlGuestOffloads) |
          feature_bit(nd::kGuestCsum) | feature_bit(nd::kGuestTso4);
+  if (mq) f |= feature_bit(nd::kCtrlVq) | feature_bit(nd::kMq);
   NullInterrupt irq;
   virtio::ActivationContext ctx{mem, queues, irq, f};
   check(d->activate(ctx).ok());
