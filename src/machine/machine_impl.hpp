@@ -89,8 +89,9 @@ class MachineImpl final : public Machine {
     // After the transport exists: how to run the device's queue processing (for host input).
     std::function<Status(std::function<void(uint16_t)>)> attach;
     std::string summary;  // for describe()
-    // Optional: told each queue's notify ioeventfd once it exists (vhost-net's kick).
-    std::function<void(uint16_t queue, int fd)> notify_fd;
+    // Optional: told each queue's notify ioeventfd once it exists (vhost-net's kick); true if the
+    // device polls it itself (then the machine does not add it to the event loop).
+    std::function<bool(uint16_t queue, int fd)> notify_fd;
     // false: no queue ioeventfds; notifications are handled on the vCPU thread (virtio-net).
     bool ioeventfd = true;
   };

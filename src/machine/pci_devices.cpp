@@ -189,7 +189,10 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
       if (!efd) return Error::from_errno("eventfd", errno);
       QVM_TRY(vm_->add_ioeventfd(efd.get(), bar_addr + m.offset, m.len, m.io, m.datamatch));
       state->notifies.push_back({efd.get(), m.bar, m.offset, m.len, m.datamatch});
-      if (built.notify_fd) built.notify_fd(q, efd.get());
+      if (built.notify_fd && built.notify_fd(q, efd.get())) {  // the device polls it itself
+        keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
+        continue;
+      }
       int fd = efd.get();
       virtio::PciTransport* t = transport.get();
       QVM_TRY(loop_->add_fd(fd, [fd, t, q] {

@@ -143,7 +143,7 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
         " " + dev->describe() +
         (opts_.dryrun ? " (dryrun: peer " + intended + " not opened, " + plan.text + ")" : "");
     vdev::VirtioNet* raw = dev.get();
-    b.notify_fd = [raw](uint16_t q, int fd) { raw->set_notify_fd(q, fd); };
+    b.notify_fd = [raw](uint16_t q, int fd) { return raw->set_notify_fd(q, fd); };
     b.ioeventfd = dev->wants_ioeventfd() || plan.kernel;
     b.attach = [this, raw](std::function<void(uint16_t)> notify) -> Status {
       raw->set_kick(std::move(notify));
@@ -211,7 +211,10 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
       if (!efd) return Error::from_errno("eventfd", errno);
       auto m = transport->notify_match(q);
       QVM_TRY(vm_->add_ioeventfd(efd.get(), base + m.offset, 4, false, m.value));
-      if (built.notify_fd) built.notify_fd(q, efd.get());
+      if (built.notify_fd && built.notify_fd(q, efd.get())) {  // the device polls it itself
+        keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
+        continue;
+      }
       int fd = efd.get();
       virtio::MmioTransport* t = transport.get();
       event::Timer* rt = retry_timer.get();

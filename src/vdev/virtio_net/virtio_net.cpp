@@ -23,7 +23,8 @@ using namespace net_dev;
 
 namespace {
 // Poll tags: kind << 16 | index (pair for backends, queue for vhost calls).
-enum Kind : uint64_t { kBackend = 1, kKick = 2, kCall = 3 };
+enum Kind : uint64_t { kBackend = 1, kKick = 2, kCall = 3, kNotify = 4 };
+static_assert(VirtioNet::kNotifyTag == uint64_t{kNotify} << 16);
 uint64_t tag(Kind k, size_t index) {
   return (uint64_t{k} << 16) | index;
 }
@@ -323,6 +324,11 @@ void VirtioNet::on_ready() {
       kicks |= pending_kicks_.exchange(0);
     } else if (kind == kCall) {
       vhost_called(static_cast<uint16_t>(index));
+    } else if (kind == kNotify && index / 2 < pairs_.size()) {
+      // A queue ioeventfd the device polls (vhost-net attached, not running this pair now).
+      uint64_t v = 0;
+      (void)!::read(pairs_[index / 2].notify_fd[index % 2], &v, sizeof v);
+      kicks |= 1u << index;
     } else if (kind == kBackend && index < pairs_.size()) {
       std::lock_guard lk(backend_mu_);
       Pair& p = pairs_[index];

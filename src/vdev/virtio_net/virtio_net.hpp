@@ -108,6 +108,8 @@ class VirtioNet final : public virtio::VirtioDevice {
   static constexpr uint32_t kTxBatch = 256;  // chains per transmit pass
   static constexpr uint32_t kRxBatch = 256;  // frames per receive pass
   static constexpr size_t kMaxIov = 1024;    // IOV_MAX
+  // Internal poll tag of a queue ioeventfd the device polls (virtio_net.cpp: kind kNotify << 16).
+  static constexpr uint64_t kNotifyTag = uint64_t{4} << 16;
 
   struct Options {
     net::Mac mac{};
@@ -147,8 +149,11 @@ class VirtioNet final : public virtio::VirtioDevice {
   int poll_fd() const { return poller_.fd(); }
   void on_ready();
   // Machine wiring: the KVM ioeventfd of queue `q`'s notify register (vhost-net's kick). Set
-  // before the guest runs; the fd stays owned by the machine.
-  void set_notify_fd(uint16_t q, int fd);
+  // before the guest runs; the fd stays owned by the machine. With vhost-net the device polls
+  // the fds of its pairs' queues itself (returns true: the machine must not), and stops polling
+  // a pair's fds while the kernel runs that pair, so a guest notification wakes only the vhost
+  // worker. Otherwise false: the machine polls it and calls the transport's handle_notify.
+  bool set_notify_fd(uint16_t q, int fd);
   // Whether vhost-net is attached (used from DRIVER_OK on) / the kernel runs queues now.
   bool vhost_attached() const { return pairs_[0].vhost != nullptr; }
   // Whether the machine should register queue ioeventfds (`ioeventfd on`, or vhost-net). Without
@@ -191,6 +196,7 @@ class VirtioNet final : public virtio::VirtioDevice {
     std::unique_ptr<net::VhostNet> vhost;
     bool vhost_on = false;                      // the kernel runs this pair's queues
     int notify_fd[2] = {-1, -1};                // the machine's ioeventfds (not owned)
+    bool notify_polled = false;                 // in poller_ (vhost attached, not running)
     UniqueFd call_fd[2];                        // vhost-net's VHOST_SET_VRING_CALL eventfds
     std::deque<virtio::DescriptorChain> spare;  // popped receive chains not used yet
     uint64_t spare_bytes = 0;

@@ -31,9 +31,18 @@ uint64_t used_bytes(uint32_t n) {
 }
 }  // namespace
 
-void VirtioNet::set_notify_fd(uint16_t q, int fd) {
+bool VirtioNet::set_notify_fd(uint16_t q, int fd) {
   std::lock_guard lk(backend_mu_);
-  if (q / 2u < pairs_.size()) pairs_[q / 2].notify_fd[q % 2] = fd;
+  if (q / 2u >= pairs_.size()) return false;  // the control queue (with MQ): the machine's
+  Pair& p = pairs_[q / 2];
+  p.notify_fd[q % 2] = fd;
+  if (!p.vhost) return false;
+  if (auto s = poller_.add(fd, EPOLLIN, kNotifyTag | q); !s) {
+    log_warn("%s: %s", opts_.name.c_str(), s.error().message.c_str());
+    return false;
+  }
+  p.notify_polled = true;
+  return true;
 }
 
 bool VirtioNet::vhost_running() const {
@@ -74,6 +83,8 @@ Status VirtioNet::start_vhost(Pair& p, size_t index) {
   }
   QVM_TRY(p.vhost->start(sp));
   p.vhost_on = true;
+  if (p.notify_polled)  // only the vhost worker waits on the kicks now
+    for (int fd : p.notify_fd) poller_.remove(fd);
   ++stats_.vhost_starts;
   p.backend->set_rx_enabled(false);  // the kernel reads the TAP queue now
   // Buffers the driver made available before DRIVER_OK may have been notified already (and the
@@ -91,11 +102,17 @@ Status VirtioNet::start_vhost(Pair& p, size_t index) {
 }
 
 void VirtioNet::stop_vhost() {
-  for (Pair& p : pairs_) {
+  for (size_t i = 0; i < pairs_.size(); ++i) {
+    Pair& p = pairs_[i];
     if (!p.vhost_on) continue;
     // §2.4 device reset: the kernel stops using the rings before the transport resets them.
     (void)p.vhost->stop();
     p.vhost_on = false;
+    if (p.notify_polled) {  // the device handles this pair's notifications again
+      for (uint16_t k = 0; k < 2; ++k)
+        if (auto s = poller_.add(p.notify_fd[k], EPOLLIN, kNotifyTag | (2 * i + k)); !s)
+          log_warn("%s: %s", opts_.name.c_str(), s.error().message.c_str());
+    }
     // An interrupt the kernel raised meanwhile belongs to the old rings: drop it.
     for (auto& fd : p.call_fd) {
       uint64_t v = 0;
