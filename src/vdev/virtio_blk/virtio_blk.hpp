@@ -18,6 +18,9 @@
 // flags, range) before anything is applied. Failures complete with VIRTIO_BLK_S_IOERR (or UNSUPP
 // for unknown types and flags §5.2.6.2 says are unsupported).
 //
+// Engines (`aio`, a qvm extension): inline, worker threads, io_uring (virtio_blk_uring.cpp: IN,
+// OUT and FLUSH as SQEs, completions reaped by the owner's event loop via completion_fd()).
+//
 // Threading (`threads N`): with threads = 1 requests are executed inline on the thread that
 // delivers the notification (the event loop); with N > 1, process_queue() only pops chains (under
 // the queue's lock) and N worker threads execute them, each taking a share of the pending
@@ -225,8 +228,9 @@ class VirtioBlk final : public virtio::VirtioDevice {
   // io_uring engine (virtio_blk_uring.cpp). All under uring_mu_.
   Status uring_open();
   void uring_process(uint16_t index);
-  // Starts IN/OUT/FLUSH in the ring; false if the request must run synchronously instead.
-  bool uring_start(uint16_t queue, virtio::DescriptorChain& chain);
+  // Starts IN/OUT/FLUSH in the ring (or, `try_now`, completes a small one at once with a
+  // non-blocking call); false if the request must run synchronously through execute() instead.
+  bool uring_start(uint16_t queue, virtio::DescriptorChain& chain, bool try_now);
   // Submits, reaps and completes; `wait_all` blocks until nothing is in flight. With `deliver`
   // false (destruction) completions are dropped instead of going to the used rings.
   void uring_run_locked(bool wait_all, bool deliver = true);

@@ -80,6 +80,28 @@ TEST(BlkUring, CompletionsArriveThroughTheEventfd) {
   EXPECT_EQ(h.bytes(r.addrs[1], 8192), disk.read(1 << 20, 8192));
 }
 
+TEST(BlkUring, LoneSmallRequestCompletesAtOnce) {
+  // QD1 latency path: nothing in flight, ≤ 64 KiB: done inside process_queue, no eventfd.
+  TempDisk disk(64 * 1024);
+  BlkHarness h;
+  ASSERT_TRUE(h.start(uring_opts(disk.path())).ok());
+  auto data = filled(4096, 9);
+  const Seg w[] = {{16, false, header(blk::kTypeOut, 8)}, {4096, false, data}, {1, true}};
+  auto r = h.submit(w);
+  h.dev->process_queue(0);
+  ASSERT_EQ(h.drv[0]->used_idx(), 1);
+  EXPECT_EQ(h.status(r), blk::kStatusOk);
+  EXPECT_EQ(disk.read(8 * 512, 4096), data);
+  const Seg rd[] = {{16, false, header(blk::kTypeIn, 8)}, {4096, true}, {1, true}};
+  r = h.submit(rd);
+  h.dev->process_queue(0);
+  ASSERT_EQ(h.drv[0]->used_idx(), 2);
+  EXPECT_EQ(h.drv[0]->used(1).len, 4097u);
+  EXPECT_EQ(h.bytes(r.addrs[1], 4096), data);
+  pollfd p{h.dev->completion_fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0);  // the ring was never used
+}
+
 TEST(BlkUring, FileShrunkUnderTheDeviceFailsTheRead) {
   TempDisk disk(64 * 1024);
   BlkHarness h;
