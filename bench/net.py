@@ -23,6 +23,8 @@ no offloads, no interrupts; tests/guest/src/tests/virtio_net.c):
        A's transmit rates and B's receive rates (B's are what arrived).
 
   bench/net.py --qvm build/src/app/qvm --guest build/tests/guest/qvm-test-guest.elf [-n 5]
+  A/B of two qvm variants in the same interleaved run: --vmms qvm,qvm-base,qemu-microvm with
+  --qvm-base OTHER_QVM and/or --base-net-opts 'ioeventfd on' (appended to the virtio-net lines).
 Needs root (netns, TAP). Record results in docs/performance.md.
 """
 
@@ -80,6 +82,20 @@ def build_blaster():
     exe = os.path.join(d, "udp_blast")
     subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "udp_blast.c")], check=True)
     return exe
+
+
+def config_wrapper(qvm, opts):
+    """A shell wrapper around `qvm` that appends `opts` to the `vdev virtio-net` lines of the
+    @config it is started with (the runners pass `@CONFIG cmdline ...`)."""
+    d = tempfile.mkdtemp(prefix="qvm-netbench-")
+    path = os.path.join(d, "qvm-opts.sh")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n"
+                'case "$1" in @*) c="${1#@}"; shift; t=$(mktemp "%s/cfg-XXXXXX")\n'
+                "  sed 's/^\\(vdev virtio-net.*\\)$/\\1 %s/' \"$c\" > \"$t\"\n"
+                '  exec "%s" "@$t" "$@";;\nesac\nexec "%s" "$@"\n' % (d, opts, qvm, qvm))
+    os.chmod(path, 0o755)
+    return path
 
 
 def h2g(vmm, args):
@@ -166,11 +182,15 @@ def main():
     ap.add_argument("--vmms", default="qvm,qemu-microvm",
                     help="comma list of qvm, qemu-microvm, qvm-base (= --qvm-base, for A/B runs)")
     ap.add_argument("--qvm-base", help="a second qvm binary, reported as qvm-base")
+    ap.add_argument("--base-net-opts", help="options appended to every `vdev virtio-net` line of the "
+                    "qvm-base runs (e.g. 'ioeventfd on'); qvm-base is --qvm unless --qvm-base is given")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     args.guest, args.qvm = os.path.abspath(args.guest), os.path.abspath(args.qvm)
     if args.qvm_base:
         args.qvm_base = os.path.abspath(args.qvm_base)
+    if args.base_net_opts:
+        args.qvm_base = config_wrapper(args.qvm_base or args.qvm, args.base_net_opts)
     scen = [s for s in args.scenarios.split(",") if s]
     vmms = args.vmms.split(",")
     if "h2g" in scen:
