@@ -12,6 +12,7 @@ PACKAGES=(
   acpica-tools                                   # iasl -d checks the generated ACPI tables
   qemu-system-x86 seabios                        # reference VMM for the guest test kit, firmware
   busybox-static cpio time python3 iproute2      # test host images, runner, peak-RSS measurement
+  lz4 xz-utils e2fsprogs procps                  # kernel extraction, ext4 images, the L1 scenarios
 )
 
 missing=()

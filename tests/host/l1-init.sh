@@ -3,7 +3,7 @@
 # mounts the host's root read-only over 9p (mount tag "hostroot"), makes it usable as a chroot
 # (proc, sys, dev, tmpfs for /tmp and /run) and runs the scenario script named on the kernel
 # command line from the project's tree:
-#   qvmhost.repo=DIR qvmhost.build=DIR qvmhost.scenario=NAME qvmhost.images=DIR
+#   qvmhost.repo=DIR qvmhost.qvm=FILE qvmhost.scenario=NAME qvmhost.images=DIR [qvmhost.env=K=V,...]
 # Every line the scenario prints goes to the console (L1's serial); the host-side runner reads it.
 # L1 powers off when the scenario ends, whatever happens.
 /bin/busybox --install -s /bin
@@ -26,8 +26,9 @@ if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host
   mount -t tmpfs tmpfs /host/run
   echo "L1: up $(cut -d' ' -f1 /proc/uptime) s, kvm=$([ -c /dev/kvm ] && echo yes || echo no)" \
     "vhost-net=$([ -c /dev/vhost-net ] && echo yes || echo no)"
-  chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
-    QVMHOST_REPO="$(arg qvmhost.repo)" QVMHOST_BUILD="$(arg qvmhost.build)" \
+  # qvmhost.env=K=V,K=V: scenario knobs (QVMHOST_*) from run.py --env
+  chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp $(arg qvmhost.env | tr ',' ' ') \
+    QVMHOST_REPO="$(arg qvmhost.repo)" QVMHOST_QVM="$(arg qvmhost.qvm)" \
     QVMHOST_IMAGES="$(arg qvmhost.images)" \
     /bin/bash "$(arg qvmhost.repo)/tests/host/l1-scenario.sh" "$(arg qvmhost.scenario)"
   echo "L1: scenario ended with status $?"

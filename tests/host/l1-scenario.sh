@@ -6,7 +6,7 @@
 # Prints `HOSTTEST <check> PASS|FAIL <detail>` lines, read by tests/host/run.py.
 #   usage: l1-scenario.sh boot|blk|net|console|peer|peer-restart
 set -u
-QVM=$QVMHOST_BUILD/qvm
+QVM=$QVMHOST_QVM
 IMG=$QVMHOST_IMAGES
 WORK=$(mktemp -d /tmp/qvmhost.XXXXXX)
 failures=0
@@ -58,6 +58,13 @@ run() {
   t1=$(date +%s.%N)
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
   [ $rc -ne 124 ] || rc=timeout
+  sanitizer_check "$1"
+}
+sanitizer_check() { # RUN: an ASan/UBSan build of qvm reports into its log (UBSan goes on running)
+  if grep -q "runtime error:\|AddressSanitizer\|LeakSanitizer" "$WORK/$1.log"; then
+    result "$1.sanitizer" FAIL "qvm's sanitizer report:"
+    grep -m 5 -A 8 "runtime error:\|AddressSanitizer\|LeakSanitizer" "$WORK/$1.log" | sed 's/^/  qvm| /'
+  fi
 }
 tails() { # RUN: the tails of the L2 console and qvm's log, for a failure's diagnosis
   sed 's/^/  console| /' "$WORK/$1.console" | tail -25
@@ -88,6 +95,185 @@ scenario_boot() {
       [ $failures -eq 0 ] || tails $run
     done
   done
+}
+
+
+# virtio-blk over MMIO and over PCI: ext4 written by the guest, checked on the host side after qvm
+# exits; a read-only `hostdev <` disk the guest cannot write.
+scenario_blk() {
+  local t run devs
+  head -c 1M /dev/urandom >"$WORK/ro.img"
+  chmod 0444 "$WORK/ro.img"
+  local ro_sum ro_head
+  ro_sum=$(sha256sum <"$WORK/ro.img" | cut -d' ' -f1)
+  ro_head=$(head -c 4096 "$WORK/ro.img" | sha256sum | cut -d' ' -f1)
+  for t in mmio pci; do
+    run=blk-$t
+    rm -f "$WORK/disk.img"
+    truncate -s 64M "$WORK/disk.img"
+    mkfs.ext4 -q -F "$WORK/disk.img"
+    if [ $t = mmio ]; then
+      devs="vdev virtio-blk loc 0xd0000000 intr myioapic:5 hostdev $WORK/disk.img
+vdev virtio-blk loc 0xd0001000 intr myioapic:6 hostdev <$WORK/ro.img"
+    else
+      devs="vdev virtio-blk hostdev $WORK/disk.img
+vdev virtio-blk hostdev <$WORK/ro.img"
+    fi
+    conf $run 1 "$IMG/vmlinuz" "$QUIET qvmt=blk" "$devs"
+    run $run 120
+    check $run.exit "qvm exit status after poweroff" 0 "$rc"
+    check $run.drivers "virtio devices bound to virtio_blk" 2 \
+      "$(grep -c "^QVMT virtio .*device=0x0002 driver=virtio_blk" "$WORK/$run.console")"
+    local via=LNRO0005
+    [ $t = pci ] && via=0000:00:
+    check $run.transport "virtio_blk devices found through $via" 2 \
+      "$(grep -c "^QVMT virtio .*driver=virtio_blk via=$via" "$WORK/$run.console")"
+    check $run.readback "the guest reads back what it wrote after drop_caches" ok "$(qvmt $run blk-readback)"
+    local host_sum
+    host_sum=$(debugfs -R "cat /data" "$WORK/disk.img" 2>/dev/null | sha256sum | cut -d' ' -f1)
+    check $run.host-file "the host file holds the guest's data (sha256)" "$(qvmt $run blk-sum)" "$host_sum"
+    check $run.fsck "the host-side ext4 image is clean" 0 "$(e2fsck -fn "$WORK/disk.img" >/dev/null 2>&1; echo $?)"
+    check $run.ro-flag "the kernel marks the hostdev < disk read-only" 1 "$(qvmt $run blk-ro-flag)"
+    check $run.ro-write "a write to the read-only disk" refused "$(qvmt $run blk-ro-write)"
+    check $run.ro-read "the read-only disk reads as the host file" "$ro_head" "$(qvmt $run blk-ro-read)"
+    check $run.ro-intact "the read-only host file is unchanged" "$ro_sum" "$(sha256sum <"$WORK/ro.img" | cut -d' ' -f1)"
+    echo "HOSTINFO $run qvm-wall=${secs}s"
+    [ $failures -eq 0 ] || tails $run
+  done
+}
+
+# virtio-net over a TAP in L1: ping L1, then move ${QVMHOST_NET_MB:-100} MiB with nc into L1.
+scenario_net() {
+  local run=net mb=${QVMHOST_NET_MB:-100} vhost
+  for vhost in ${QVMHOST_VHOST_MODES:-default}; do
+    run=net-$vhost
+    ip tuntap add dev qvmtap0 mode tap vnet_hdr
+    ip addr add 10.0.2.1/24 dev qvmtap0
+    ip link set qvmtap0 up
+    # The listener's stdin must stay open: busybox nc stops at its stdin's end.
+    (sleep 600 | busybox nc -l -p 5000 | wc -c >"$WORK/nc.count") &
+    local opt=""
+    [ "$vhost" = default ] || opt="vhost $vhost"
+    conf $run 1 "$IMG/vmlinuz" "$QUIET qvmt=net qvmt.ip=10.0.2.15 qvmt.peer=10.0.2.1 qvmt.mb=$mb" \
+      "vdev virtio-net loc 0xd0000000 intr myioapic:5 peer tap:qvmtap0 mac 52:54:00:12:34:56 $opt"
+    run $run 180
+    sleep 1
+    check $run.exit "qvm exit status after poweroff" 0 "$rc"
+    check $run.driver "virtio device bound to virtio_net" 1 \
+      "$(grep -c "^QVMT virtio .*device=0x0001 driver=virtio_net" "$WORK/$run.console")"
+    check $run.mac "the MAC the guest reads" 52:54:00:12:34:56 "$(qvmt $run mac)"
+    check $run.ping "L2 pings L1 over the TAP" ok "$(qvmt $run ping)"
+    check $run.bytes "bytes L1 received from L2 with nc" $((mb * 1048576)) "$(cat "$WORK/nc.count" 2>/dev/null)"
+    echo "HOSTINFO $run $(sed -n 's/^QVMT nc-status //p' "$WORK/$run.console" | tr -d '\r') qvm-wall=${secs}s"
+    [ $failures -eq 0 ] || tails $run
+    pkill -f "^sleep 600" 2>/dev/null
+    pkill -f "nc -l -p 5000" 2>/dev/null
+    wait
+    ip link del qvmtap0 2>/dev/null
+  done
+}
+
+# virtio-console as the guest's console (hvc0) and virtio-entropy behind /dev/hwrng.
+scenario_console() {
+  local run=console
+  mkfifo "$WORK/hvc.in"
+  exec 7<>"$WORK/hvc.in" # keeps the input open (and empty) while qvm runs
+  conf $run 1 "$IMG/vmlinuz" "console=hvc0 quiet loglevel=3 tsc=reliable qvmt=rng" \
+    "vdev virtio-console loc 0xd0000000 intr myioapic:5 hostdev <$WORK/hvc.in hostdev >$WORK/hvc.out
+vdev virtio-entropy loc 0xd0001000 intr myioapic:6"
+  run $run 120
+  exec 7>&-
+  cp "$WORK/hvc.out" "$WORK/$run.console"
+  check $run.exit "qvm exit status after poweroff" 0 "$rc"
+  check $run.console "the kernel's active console" hvc0 "$(qvmt $run console)"
+  check $run.rng-source "/dev/hwrng's source" virtio_rng.0 "$(qvmt $run rng-current)"
+  check $run.rng-bytes "bytes read from /dev/hwrng" 64 "$(qvmt $run rng-bytes)"
+  check $run.done "L2 init reached its end over hvc0" yes "$([ -n "$(qvmt $run done)" ] && echo yes || echo no)"
+  [ $failures -eq 0 ] || tails $run
+}
+
+# Two qvm linked by a peer link; guest A waits, guest B pings it. peer-restart restarts B
+# ${QVMHOST_RESTARTS:-20} times against the same A.
+peer_conf() { # RUN ME OTHER IP PEERIP CHECKS END
+  conf "$1" 1 "$IMG/vmlinuz" "$QUIET qvmt=$6 qvmt.ip=$4 qvmt.peer=$5 qvmt.end=$7" \
+    "vdev virtio-net loc 0xd0000000 intr myioapic:5 name net0 peer /run/qvm/$3/net0"
+}
+scenario_peer() {
+  local n=${1:-1} i
+  peer_conf a a b 10.0.3.1 10.0.3.2 netup wait
+  "$QVM" "@$WORK/a.qvmconf" </dev/null >"$WORK/a.console" 2>"$WORK/a.log" &
+  local apid=$!
+  for ((i = 1; i <= n; i++)); do
+    peer_conf b b a 10.0.3.2 10.0.3.1 ping poweroff
+    run b 120
+    check peer-b$i.exit "guest B's qvm exit status" 0 "$rc"
+    check peer-b$i.ping "guest B pings guest A over the peer link" ok "$(qvmt b ping | cut -d' ' -f1)"
+    echo "HOSTINFO peer-b$i $(qvmt b ping) qvm-wall=${secs}s"
+    [ $failures -eq 0 ] || { tails b; break; }
+  done
+  kill -QUIT $apid
+  wait $apid
+  check peer-a.exit "guest A's qvm ends on SIGQUIT" 3 "$?"
+  sanitizer_check a
+  check peer-a.up "guest A ran its init" yes "$([ -n "$(qvmt a up)" ] && echo yes || echo no)"
+}
+scenario_peer-restart() { scenario_peer "${QVMHOST_RESTARTS:-20}"; }
+
+
+# bench: the same L2 kernel and initramfs under qvm and under QEMU (microvm, virtio-mmio, KVM in
+# L1) in interleaved rounds: boot (L2 uptime when its init runs, and the VMM's wall time from exec
+# to exit after poweroff), O_DIRECT 1 MiB read/write of the disk (a file in L1's tmpfs, page
+# cache on both sides: tmpfs has no O_DIRECT), nc throughput over a TAP.
+# Prints `HOSTBENCH vmm round metric value unit`; bench/host.py takes the medians and ratios.
+bench_qemu() { # RUN CMDLINE: QEMU with the same devices qvm gets in bench_qvm
+  local t0 t1
+  t0=$(date +%s.%N)
+  timeout -s KILL 300 qemu-system-x86_64 -enable-kvm -cpu host -M microvm -m 256 -smp 1 \
+    -nodefaults -no-user-config -display none -no-reboot -serial "file:$WORK/$1.console" \
+    -kernel "$IMG/vmlinuz" -initrd "$IMG/l2.cpio.gz" -append "$2" \
+    -global virtio-mmio.force-legacy=false \
+    -drive "if=none,id=d0,file=$WORK/bench.img,format=raw,cache=writeback,aio=io_uring" \
+    -device virtio-blk-device,drive=d0 \
+    -netdev tap,id=n0,ifname=qvmtap0,script=no,downscript=no,vhost=off \
+    -device virtio-net-device,netdev=n0,mac=52:54:00:12:34:56 </dev/null >"$WORK/$1.log" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+}
+bench_qvm() { # RUN CMDLINE
+  conf "$1" 1 "$IMG/vmlinuz" "$2" \
+    "vdev virtio-blk loc 0xd0000000 intr myioapic:5 hostdev $WORK/bench.img
+vdev virtio-net loc 0xd0001000 intr myioapic:6 peer tap:qvmtap0 mac 52:54:00:12:34:56"
+  run "$1" 300
+}
+scenario_bench() {
+  local rounds=${QVMHOST_BENCH_ROUNDS:-3} mb=${QVMHOST_BENCH_NET_MB:-32} r vmm run
+  truncate -s 128M "$WORK/bench.img"
+  ip tuntap add dev qvmtap0 mode tap vnet_hdr
+  ip addr add 10.0.2.1/24 dev qvmtap0
+  ip link set qvmtap0 up
+  local cmd="$QUIET qvmt=blkbench,net qvmt.blkmb=64 qvmt.ip=10.0.2.15 qvmt.peer=10.0.2.1 qvmt.mb=$mb"
+  for ((r = 1; r <= rounds; r++)); do
+    for vmm in qvm qemu; do
+      run=bench-$vmm-$r
+      (sleep 600 | busybox nc -l -p 5000 | wc -c >"$WORK/nc.count") &
+      bench_$vmm $run "$cmd"
+      pkill -f "^sleep 600" 2>/dev/null
+      pkill -f "nc -l -p 5000" 2>/dev/null
+      wait
+      local nc_secs
+      nc_secs=$(sed -n 's/^QVMT nc-status 0 seconds //p' "$WORK/$run.console" | tr -d '\r')
+      check $run.exit "$vmm exit status after poweroff" 0 "$rc"
+      check $run.bytes "bytes L1 received" $((mb * 1048576)) "$(cat "$WORK/nc.count" 2>/dev/null)"
+      echo "HOSTBENCH $vmm $r boot_uptime $(qvmt $run up) s"
+      echo "HOSTBENCH $vmm $r wall_to_exit $secs s"
+      echo "HOSTBENCH $vmm $r blk_read_1m $(qvmt $run blk-read-mbps) MB/s"
+      echo "HOSTBENCH $vmm $r blk_write_1m $(qvmt $run blk-write-mbps) MB/s"
+      echo "HOSTBENCH $vmm $r net_tx_nc $(awk -v s="${nc_secs:-0}" -v mb="$mb" 'BEGIN { printf "%.1f", (s > 0 ? mb / s : 0) }') MB/s"
+      [ $failures -eq 0 ] || { tails $run; return; }
+    done
+  done
+  ip link del qvmtap0
 }
 
 scenario_"$1"

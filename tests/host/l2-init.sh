@@ -7,8 +7,10 @@
 #   blk      ext4 on /dev/vda: write 4 MiB, sync, drop caches, read back, print the checksum;
 #            /dev/vdb (read-only hostdev): the kernel's ro flag and a refused write
 #   net      eth0 = qvmt.ip, ping qvmt.peer, send qvmt.mb MiB with nc to qvmt.peer:5000
+#   blkbench /dev/vda: qvmt.blkmb MiB (default 64) read, then written, 1 MiB O_DIRECT requests
 #   rng      /dev/hwrng's source and 64 bytes from it
-#   ping     ping qvmt.peer until it answers (up to 60 s)
+#   netup    eth0 = qvmt.ip, up
+#   ping     eth0 = qvmt.ip, ping qvmt.peer until it answers (up to 60 tries)
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -68,9 +70,26 @@ for c in $(echo "$(arg qvmt)" | tr ',' ' '); do
         say nc-status "$?" seconds "$(awk -v t0="$t0" '{print $1 - t0}' /proc/uptime)"
       fi
       ;;
+    blkbench)
+      mb=$(arg qvmt.blkmb)
+      for op in read write; do
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        if [ $op = read ]; then
+          dd if=/dev/vda of=/dev/null bs=1M count="${mb:-64}" iflag=direct 2>/dev/null
+        else
+          dd if=/dev/zero of=/dev/vda bs=1M count="${mb:-64}" oflag=direct 2>/dev/null
+        fi
+        say "blk-$op-mbps" "$(awk -v t0="$t0" -v mb="${mb:-64}" '{ d = $1 - t0; if (d <= 0) d = 0.01; printf "%.1f", mb / d }' /proc/uptime)"
+      done
+      ;;
     rng)
       say rng-current "$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
       say rng-bytes "$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
+      ;;
+    netup)
+      ip link set eth0 up
+      ip addr add "$(arg qvmt.ip)/24" dev eth0
+      say netup "$(cat /sys/class/net/eth0/operstate)"
       ;;
     ping)
       ip link set eth0 up

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Runs one scenario of the virtual test host (docs/testing.md, layer 1).
+
+Boots L1 -- Debian's standard kernel under QEMU in software emulation (`-accel tcg -cpu max`, which
+emulates AMD SVM, so L1 gets a real kvm_amd, /dev/vhost-net, tun, bridge) -- with the host's root
+shared read-only over 9p. L1 runs tests/host/l1-scenario.sh SCENARIO from this tree in a chroot
+over that share, which starts the given qvm binary (with its shared libraries, as built) on L2
+Linux guests and prints `HOSTTEST check PASS|FAIL detail` lines on L1's serial console.
+
+The test passes when the scenario ends (HOSTDONE), every check passed and at least one ran. On a
+failure it prints the tail of L1's console (which includes the L2 console and qvm log tails).
+
+usage: run.py --qvm QVM --images DIR --scenario NAME [--timeout S] [--smp N] [--env QVMHOST_X=V ...]
+"""
+import argparse
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--qvm", required=True)
+    ap.add_argument("--images", required=True, help="folder printed by build-images.sh")
+    ap.add_argument("--scenario", required=True)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--smp", type=int, default=2)
+    ap.add_argument("--mem", default="2G")
+    ap.add_argument("--env", action="append", default=[], metavar="QVMHOST_X=V",
+                    help="a knob for the scenario (l1-scenario.sh); no spaces or commas")
+    a = ap.parse_args()
+    qemu = shutil.which("qemu-system-x86_64")
+    if not qemu:
+        print("FAIL: qemu-system-x86_64 missing (scripts/install-deps.sh installs qemu-system-x86)")
+        return 1
+    qvm = os.path.abspath(a.qvm)
+    images = os.path.abspath(a.images)
+    for f in (qvm, images + "/vmlinuz", images + "/vmlinux", images + "/l1.cpio.gz", images + "/l2.cpio.gz"):
+        if not os.path.exists(f):
+            print("FAIL: %s missing (tests/host/build-images.sh builds the images)" % f)
+            return 1
+    append = ("console=ttyS0 quiet qvmhost.repo=%s qvmhost.qvm=%s qvmhost.scenario=%s qvmhost.images=%s"
+              % (REPO, qvm, a.scenario, os.path.realpath(images)))
+    for e in a.env:
+        if not e.startswith("QVMHOST_") or "=" not in e or any(c in e for c in " ,"):
+            print("FAIL: --env %r: want QVMHOST_NAME=VALUE without spaces or commas" % e)
+            return 1
+    if a.env:
+        append += " qvmhost.env=" + ",".join(a.env)
+    cmd = [qemu, "-accel", "tcg", "-cpu", "max", "-M", "pc", "-m", a.mem, "-smp", str(a.smp),
+           "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+           "-kernel", images + "/vmlinuz", "-initrd", images + "/l1.cpio.gz", "-append", append,
+           "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"]
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    passed = failed = 0
+    done = False
+    timed_out = False
+    buf = b""
+    try:
+        while True:
+            left = a.timeout - (time.monotonic() - start)
+            if left <= 0:
+                timed_out = True
+                break
+            r, _, _ = select.select([proc.stdout], [], [], min(left, 5.0))
+            if not r:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+            *complete, buf = buf.split(b"\n")
+            for raw in complete:
+                line = raw.decode("utf-8", "replace").rstrip("\r")
+                lines.append(line)
+                if line.startswith(("HOSTTEST ", "HOSTINFO ", "HOSTBENCH ", "HOSTDONE ", "L1:")):
+                    print("[%6.1fs] %s" % (time.monotonic() - start, line), flush=True)
+                if line.startswith("HOSTTEST "):
+                    if " PASS " in line or line.endswith(" PASS"):
+                        passed += 1
+                    else:
+                        failed += 1
+                if line.startswith("HOSTDONE "):
+                    done = True
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    elapsed = time.monotonic() - start
+    ok = done and failed == 0 and passed > 0 and not timed_out
+    if not ok:
+        why = ("timed out after %.0f s" % a.timeout if timed_out else
+               "the scenario did not finish" if not done else
+               "no check ran" if passed == 0 else "%d check(s) failed" % failed)
+        print("FAIL: scenario %s: %s; L1 console tail:" % (a.scenario, why))
+        for line in lines[-80:]:
+            print("  L1| " + line)
+        return 1
+    print("PASS: scenario %s: %d checks in %.1f s" % (a.scenario, passed, elapsed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
