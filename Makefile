@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    install dependencies, build, boot the demo guest on this console
 #   make check  install dependencies, run every test (what CI runs)
-.PHONY: run check build deps clean format
+.PHONY: run check check-full build deps clean format
 
 JOBS ?= $(shell nproc)
 
@@ -17,6 +17,10 @@ run: build
 
 check: deps
 	./scripts/check.sh
+
+# Everything check runs plus the long virtual-test-host scenarios (CTest label "full").
+check-full: deps
+	QVM_CHECK_FULL=1 ./scripts/check.sh
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.hpp' 'tests/unit/*.cpp' 'tests/unit/*.hpp' 'fuzz/*.cpp')

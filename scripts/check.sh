@@ -4,6 +4,7 @@
 #      (system tests boot the project's test guests under qvm and under QEMU with KVM);
 #   2. libFuzzer targets (clang), each for a bounded time (FUZZ_SECONDS, default 60);
 #   3. source checks (clang-format, file size, architecture map).
+# QVM_CHECK_FULL=1 (make check-full) also runs the CTest tests labelled "full".
 # Prints one closing line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,10 @@ result build "$build_rc"
 if [ "$build_rc" -eq 0 ]; then
   note "ctest"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  (cd build && ctest --output-on-failure -j "$JOBS" --timeout 600) 2>&1 | tee build/ctest.log
+  # Tests labelled "full" (long soaks of the virtual test host) run only in `make check-full`.
+  select=(-LE full)
+  [ "${QVM_CHECK_FULL:-0}" = 1 ] && select=()
+  (cd build && ctest --output-on-failure -j "$JOBS" --timeout 600 "${select[@]}") 2>&1 | tee build/ctest.log
   ctest_rc=${PIPESTATUS[0]}
   # Count CTest's own tests in the closing line ("N% tests passed, F tests failed out of T").
   line=$(grep -Eo '[0-9]+ tests? failed out of [0-9]+' build/ctest.log | tail -1)
