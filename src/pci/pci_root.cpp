@@ -31,7 +31,7 @@ uint32_t PciRoot::read(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset,
   if (bus != 0 || dev >= 32 || func >= 8 || offset + size > kConfigSize) return ones;
   std::lock_guard lk(mu_);
   const auto& f = fns_[dev * 8u + func];
-  return f ? f->config().read(offset, size) : ones;
+  return f ? f->config_read(offset, size) : ones;
 }
 
 void PciRoot::write(uint8_t bus, uint8_t dev, uint8_t func, uint16_t offset, unsigned size,

@@ -24,6 +24,10 @@ class PciFunction {
   virtual ~PciFunction() = default;
   virtual ConfigSpace& config() = 0;
   virtual void config_written(uint16_t /*offset*/, unsigned /*size*/) {}
+  // A configuration read; functions with live read-only bits (Status.Interrupt) override it.
+  virtual uint32_t config_read(uint16_t offset, unsigned size) {
+    return config().read(offset, size);
+  }
 };
 
 // The host bridge at 00:00.0 (class 0x060000).

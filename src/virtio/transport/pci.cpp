@@ -239,6 +239,17 @@ void PciTransport::handle_notify(uint16_t queue) {
 
 // ---- configuration space ----
 
+uint32_t PciTransport::config_read(uint16_t offset, unsigned size) {
+  uint32_t v = cfg_.read(offset, size);
+  // PCI 3.0 §6.2.3: Status bit 3 (Interrupt Status) shows a pending INTx whether or not
+  // Command.InterruptDisable masks it; pending = ISR set with MSI-X off (virtio 1.2 §4.1.5.3).
+  if (offset <= 0x06 && offset + size > 0x06) {
+    std::lock_guard lk(intx_mu_);
+    if (isr_.load() != 0 && !msix_.enabled()) v |= 0x08u << (8 * (0x06 - offset));
+  }
+  return v;
+}
+
 void PciTransport::config_written(uint16_t offset, unsigned size) {
   if (offset < 0x06 && offset + size > 0x04) {
     const uint16_t cmd = cfg_.command();

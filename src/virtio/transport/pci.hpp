@@ -110,6 +110,7 @@ class PciTransport final : public pci::PciFunction,
 
   // pci::PciFunction (called under PciRoot's lock).
   pci::ConfigSpace& config() override { return cfg_; }
+  uint32_t config_read(uint16_t offset, unsigned size) override;
   void config_written(uint16_t offset, unsigned size) override;
 
   // The BARs to place: index, size, io, is64, prefetchable (set addresses with

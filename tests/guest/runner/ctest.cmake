@@ -36,7 +36,7 @@ set_tests_properties(guest.runner.selftest PROPERTIES
   TIMEOUT 90 LABELS "guest" ENVIRONMENT "QVM_TEST_GUEST=${QVM_TEST_GUEST};PYTHONDONTWRITEBYTECODE=1")
 
 # The same groups under qvm itself (configs in tests/guest/configs; the runner's device sets in
-# runner/qvmtest.py decide which tests of a group run on qvm: no PCI INTx test yet).
+# runner/qvmtest.py decide which tests of a group run on qvm).
 # virtio_net / virtio_pci_net: qvm's virtio-net on a TAP the runner creates in its own netns.
 set(QVM_KIT_GROUPS_qvm serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio virtio_legacy
     virtio_pci virtio_durable virtio_pci_durable virtio_net virtio_pci_net virtio_uring virtio_uring_durable)

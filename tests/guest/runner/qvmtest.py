@@ -591,9 +591,8 @@ QVM_DEVSETS = {
                                "vblk_ro=1", "vblk_flush=1", "vcon=1"],
                               qvm_config="kit-virtio-uring.qvmconf", bench={"virtio_blk"}),
     # configs/kit-virtio-pci.qvmconf: the kit-virtio devices without loc/intr, so on PCI bus 0.
-    # INTx is left out until qvm routes PCI INTx (add "virtio_pci_intx" then). Not in CTest yet
-    # (runner/ctest.cmake) while qvm's virtio-pci transport is being written.
-    "virtio_pci": DeviceSet(VIRTIO_PCI_ALL - {"virtio_pci_intx"}, VIRTIO_PCI_FACTS,
+    # INTx: qvm writes the GSI (16 + slot % 8, the DSDT _PRT's routing) into the Interrupt Line.
+    "virtio_pci": DeviceSet(VIRTIO_PCI_ALL, VIRTIO_PCI_FACTS,
                             qvm_config="kit-virtio-pci.qvmconf"),
     # virtio-net: prepared for qvm's device (not in CTest until it lands). The config takes the
     # TAP name and MAC from ${QVM_TEST_TAP} / ${QVM_TEST_MAC}; qvm runs inside the runner's

@@ -15,8 +15,8 @@
  *                       an out-of-range vector reads back 0xFFFF; masked entry: no delivery,
  *                       PBA bit set, delivered on unmask, PBA bit clear
  *   virtio_pci_intx     first entropy device without MSI-X: Interrupt Pin 1-4, GSI from the
- *                       Interrupt Line (ISA IRQ via the MADT overrides; vpci_intx_gsi=N overrides),
- *                       level/high IOAPIC entry; with Command.InterruptDisable no delivery but
+ *                       Interrupt Line (ISA IRQ via the MADT overrides, or >= 16: the GSI itself,
+ *                       active low; vpci_intx_gsi=N overrides), level IOAPIC entry; with Command.InterruptDisable no delivery but
  *                       Status.Interrupt set; clearing it delivers; the handler's ISR read
  *                       deasserts; a second buffer interrupts again
  * virtio_pci_blk / virtio_pci_console live next to their MMIO twins (virtio_blk.c,
@@ -483,8 +483,14 @@ static void test_virtio_pci_intx(void)
     if (cmdline_u64("vpci_intx_gsi", &g)) {
         gsi = (unsigned)g;
         how = "vpci_intx_gsi";
+    } else if (line >= 16 && line != 0xff) {
+        /* firmware in APIC mode (qvm): the line is the IOAPIC GSI, as the DSDT _PRT routes it
+         * (PCI INTx: level, active low) */
+        gsi = line;
+        flags = 3 << 0;
+        how = "line=GSI";
     } else {
-        if (line == 0 || line >= 16) return test_fail("%s: Interrupt Line %u (no ISA IRQ assigned by firmware)", vpci_name(f), line);
+        if (line == 0 || line == 0xff) return test_fail("%s: Interrupt Line %u (no IRQ assigned by firmware)", vpci_name(f), line);
         gsi = isa_irq_to_gsi(line, &flags);
         how = "line";
     }
