@@ -62,51 +62,80 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
     return b;
   }
   if (v.type == "virtio-console") {
-    auto ep = std::make_shared<CharEndpoints>(QVM_TRY(open_char_endpoints(v.all("hostdev"))));
+    // Port 0 from `hostdev`; `port NAME[,HOSTDEV[,HOSTDEV]]` adds ports 1.. (MULTIPORT).
+    std::vector<std::pair<std::string, std::vector<std::string>>> specs{{"", v.all("hostdev")}};
+    for (const auto& p : v.all("port")) {
+      auto parts = config::split(p, ',');
+      std::vector<std::string> hd(parts.begin() + 1, parts.end());
+      specs.emplace_back(std::string(parts[0]), std::move(hd));
+    }
+    if (specs.size() > vdev::VirtioConsole::kMaxPorts)
+      return make_error(strprintf("virtio-console: at most %u ports (port 0 and %u `port`s)",
+                                  vdev::VirtioConsole::kMaxPorts,
+                                  vdev::VirtioConsole::kMaxPorts - 1));
     auto holder = std::make_shared<std::function<void(uint16_t)>>();
-    int out = ep->out;
-    vdev::VirtioConsole::Hooks hooks;
-    hooks.output = [out](std::span<const uint8_t> bytes) {
-      size_t done = 0;
-      while (out >= 0 && done < bytes.size()) {
-        ssize_t n = ::write(out, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        done += static_cast<size_t>(n);
-      }
-    };
-    hooks.kick = [holder] {
-      if (*holder) (*holder)(vdev::VirtioConsole::kReceiveQueue);
-    };
-    auto console = std::make_shared<vdev::VirtioConsole>(vdev::VirtioConsole::Options{}, hooks);
+    std::vector<std::shared_ptr<CharEndpoints>> eps;
+    std::vector<vdev::VirtioConsole::Port> ports;
+    b.summary = "";
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto ep = std::make_shared<CharEndpoints>(QVM_TRY(open_char_endpoints(specs[i].second)));
+      int out = ep->out;
+      vdev::VirtioConsole::Port port;
+      port.name = specs[i].first;
+      port.host_connected = ep->in >= 0 || ep->out >= 0;
+      port.output = [out](std::span<const uint8_t> bytes) {
+        size_t done = 0;
+        while (out >= 0 && done < bytes.size()) {
+          ssize_t n = ::write(out, bytes.data() + done, bytes.size() - done);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) break;
+          done += static_cast<size_t>(n);
+        }
+      };
+      ports.push_back(std::move(port));
+      const std::string desc = ep->description.empty() ? std::string(" none") : ep->description;
+      b.summary += i == 0 ? " hostdev:" + desc
+                          : strprintf(", port %zu %s:", i, specs[i].first.c_str()) + desc;
+      if (ep->in == STDIN_FILENO) uses_stdin_ = true;
+      eps.push_back(std::move(ep));
+    }
+    auto console = std::make_shared<vdev::VirtioConsole>(
+        vdev::VirtioConsole::Options{},
+        [holder](uint16_t q) {
+          if (*holder) (*holder)(q);
+        },
+        std::move(ports));
     b.device = console;
-    b.summary = " hostdev:" + (ep->description.empty() ? std::string(" none") : ep->description);
-    if (ep->in == STDIN_FILENO) uses_stdin_ = true;
-    b.attach = [this, ep, holder, console](std::function<void(uint16_t)> notify) -> Status {
+    b.attach = [this, eps, holder, console](std::function<void(uint16_t)> notify) -> Status {
       *holder = std::move(notify);
-      keep_.push_back(ep);
-      if (ep->in < 0 || opts_.dryrun) return {};
-      int in = ep->in;
-      // Input the device refuses (no room) is dropped with a rate-limited warning: the console
-      // buffers 4 KiB while the guest has no receive buffers posted.
-      auto added = loop_->add_fd(in, [this, in, console] {
-        uint8_t buf[256];
-        ssize_t n = ::read(in, buf, sizeof buf);
-        if (n <= 0) {
-          if (n == 0 || (errno != EINTR && errno != EAGAIN)) (void)loop_->remove_fd(in);
-          return;
-        }
-        size_t took = console->receive(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
-        if (took < static_cast<size_t>(n)) {
-          static RateLimit rl;
-          uint64_t supp = 0;
-          if (rl.allow(std::chrono::steady_clock::now(), &supp))
-            log_warn("virtio-console: guest is not reading; %zd input bytes dropped",
-                     n - static_cast<ssize_t>(took));
-        }
-      });
-      if (!added)
-        log_debug("virtio-console input is not pollable: %s", added.error().message.c_str());
+      for (size_t i = 0; i < eps.size(); ++i) {
+        keep_.push_back(eps[i]);
+        if (eps[i]->in < 0 || opts_.dryrun) continue;
+        int in = eps[i]->in;
+        const auto port = static_cast<uint32_t>(i);
+        // Input the device refuses (no room) is dropped with a rate-limited warning: each port
+        // buffers 4 KiB while the guest has no receive buffers posted (or, ports >= 1, has not
+        // opened the port).
+        auto added = loop_->add_fd(in, [this, in, console, port] {
+          uint8_t buf[256];
+          ssize_t n = ::read(in, buf, sizeof buf);
+          if (n <= 0) {
+            if (n == 0 || (errno != EINTR && errno != EAGAIN)) (void)loop_->remove_fd(in);
+            return;
+          }
+          size_t took =
+              console->receive(std::span<const uint8_t>(buf, static_cast<size_t>(n)), port);
+          if (took < static_cast<size_t>(n)) {
+            static RateLimit rl;
+            uint64_t supp = 0;
+            if (rl.allow(std::chrono::steady_clock::now(), &supp))
+              log_warn("virtio-console: guest is not reading port %u; %zd input bytes dropped",
+                       port, n - static_cast<ssize_t>(took));
+          }
+        });
+        if (!added)
+          log_debug("virtio-console input is not pollable: %s", added.error().message.c_str());
+      }
       return {};
     };
     return b;

@@ -66,6 +66,16 @@ Status check_aio(std::string_view s) {
   return make_error("expected inline, threads or io_uring, found '" + std::string(s) + "'");
 }
 
+Status check_port(std::string_view s) {
+  // qvm extension (virtio-console MULTIPORT): NAME[,HOSTDEV[,HOSTDEV]].
+  auto parts = config::split(s, ',');
+  if (parts.empty() || parts[0].empty() || parts[0].size() > 255 || parts.size() > 3)
+    return make_error("expected NAME[,HOSTDEV[,HOSTDEV]] with a name of 1-255 characters, found '" +
+                      std::string(s) + "'");
+  for (size_t i = 1; i < parts.size(); ++i) QVM_TRY(check_hostdev(parts[i]));
+  return {};
+}
+
 Status check_on_off_auto(std::string_view s) {
   if (s == "on" || s == "off" || s == "auto") return {};
   return make_error("expected on, off or auto, found '" + std::string(s) + "'");
@@ -263,7 +273,7 @@ std::vector<VdevSchema> make_schemas() {
         number("threads", "worker threads servicing requests", 1, 32, "1"),
         custom("aio", check_aio,
                "qvm extension: request engine inline, threads or io_uring (default: threads if "
-               "threads > 1, else inline)",
+               "threads > 1, else io_uring with dio, inline without)",
                {}, "ENGINE"),
         number("queues", "request queues", 1, 16, "1"),
         opt("serial", OptKind::kString, "serial number reported to the guest (max 20 bytes)", {},
@@ -279,7 +289,12 @@ std::vector<VdevSchema> make_schemas() {
        false});
   add({"virtio-console",
        "virtio console",
-       {repeat(hostdev), legacy, delayed, sched},
+       {repeat(hostdev),
+        repeat(custom("port", check_port,
+                      "qvm extension: one more port (MULTIPORT, at most 15) with its name and "
+                      "host files as for hostdev",
+                      {}, "NAME[,HOSTDEV[,HOSTDEV]]")),
+        legacy, delayed, sched},
        true,
        false,
        true,

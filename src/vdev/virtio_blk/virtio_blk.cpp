@@ -70,7 +70,7 @@ Result<std::shared_ptr<VirtioBlk>> VirtioBlk::open(const Options& opts) {
       new VirtioBlk(std::move(fd), opts, bytes / blk::kSectorSize, direct));
   Aio aio = opts.aio;
   if (aio == Aio::kDefault)
-    aio = opts.threads > 1 || opts.single_worker ? Aio::kThreads : kDefaultAio;
+    aio = opts.single_worker ? Aio::kThreads : default_aio(opts.threads, direct);
   if (aio != Aio::kThreads && opts.threads > 1)
     return make_error(strprintf("virtio-blk: threads %u needs aio threads (aio is %s)",
                                 opts.threads, aio_name(aio)));

@@ -31,8 +31,8 @@
 // drops queued ones. Per queue at most `size` requests are outstanding; a guest that republishes
 // heads to exceed that stalls only its own queue.
 //
-// Default `threads 1` = inline, measured (tests/unit/vdev_virtio/blk_bench_test.cpp, Release,
-// 2-core VM, 4 KiB random requests on ext4 over virtio, IOPS):
+// Inline vs workers, measured at the device level (tests/unit/vdev_virtio/blk_bench_test.cpp,
+// Release, 2-core VM, 4 KiB random requests on ext4 over virtio, IOPS):
 //                       inline   1 worker  2 workers  4 workers  8 workers
 //   buffered read qd1   793k     154k      95k        52k        31k
 //   buffered read qd32  804k     564k      518k       481k       412k
@@ -46,7 +46,8 @@
 // requests in parallel; on cached data they cost 2-25x. Hence the default stays 1 and `threads` is
 // worth raising to about the number of concurrent guest streams (the QNX release notes, J2877688,
 // recommend at most 4). Inline execution does block the notifying thread (the event loop) for the
-// duration of host I/O.
+// duration of host I/O. Whole-VM figures for inline, workers and io_uring against QEMU, buffered
+// and O_DIRECT, are in docs/performance.md; they set default_aio().
 
 #pragma once
 
@@ -146,7 +147,7 @@ class VirtioBlk final : public virtio::VirtioDevice {
  public:
   // How requests are executed (`aio`, a qvm extension): on the notifying thread, on `threads`
   // worker threads, or submitted to an io_uring whose completions the owner reaps
-  // (completion_fd()/on_completion()). kDefault: kThreads if threads > 1, else kDefaultAio.
+  // (completion_fd()/on_completion()). kDefault: default_aio().
   enum class Aio : uint8_t { kDefault, kInline, kThreads, kUring };
   static constexpr uint16_t kQueueSize = 256;
   static constexpr uint32_t kMaxThreads = 32;
@@ -156,8 +157,13 @@ class VirtioBlk final : public virtio::VirtioDevice {
   static constexpr uint32_t kDiscardAlignment = 8;  // sectors (4 KiB, a file system block)
   // Default for `threads`: inline execution (measurements in the file header).
   static constexpr uint32_t kDefaultThreads = 1;
-  // Engine for threads 1 (measurements in docs/performance.md).
-  static constexpr Aio kDefaultAio = Aio::kInline;
+  // The engine when `aio` is not given (measurements in docs/performance.md): worker threads if
+  // threads > 1; io_uring for O_DIRECT (5x inline at queue depth 32, equal at depth 1); inline
+  // for buffered I/O (page-cache copies: as fast as io_uring or faster, no thread hand-off).
+  static Aio default_aio(uint32_t threads, bool direct) {
+    if (threads > 1) return Aio::kThreads;
+    return direct ? Aio::kUring : Aio::kInline;
+  }
 
   struct Options {
     std::string path;

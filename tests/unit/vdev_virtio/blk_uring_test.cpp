@@ -41,11 +41,12 @@ TEST(BlkUring, OptionsAndDescribe) {
   auto bad = VirtioBlk::open(o);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("aio threads"), std::string::npos);
-  // threads > 1 without aio picks the worker engine, threads 1 the default one.
+  // threads > 1 without aio picks the worker engine, threads 1 inline (buffered) or io_uring.
   o.aio = VirtioBlk::Aio::kDefault;
   EXPECT_EQ((*VirtioBlk::open(o))->aio(), VirtioBlk::Aio::kThreads);
   o.threads = 1;
-  EXPECT_EQ((*VirtioBlk::open(o))->aio(), VirtioBlk::kDefaultAio);
+  EXPECT_EQ((*VirtioBlk::open(o))->aio(), VirtioBlk::Aio::kInline);    // buffered
+  EXPECT_EQ(VirtioBlk::default_aio(1, true), VirtioBlk::Aio::kUring);  // O_DIRECT
   o.aio = VirtioBlk::Aio::kInline;
   EXPECT_EQ((*VirtioBlk::open(o))->completion_fd(), -1);
 }
