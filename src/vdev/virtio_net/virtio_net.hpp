@@ -15,13 +15,15 @@
 // _GUEST_ANNOUNCE, USO, RSS, packed rings.
 //
 // Data path (no vhost-net on the target hosts, so user space must be fast):
-// - transmit: process_queue(1) pops up to kTxBatch chains, copies the (10- or 12-byte) header out
+// - transmit: process_queue(transmitqN) pops up to kTxBatch chains, copies the (10- or 12-byte)
+// header out
 //   of guest memory, checks it against the negotiated HOST_* offloads, and hands the backend one
 //   iovec list per frame (our header + the guest's buffers: writev/sendmsg without copying the
 //   frame); one interrupt per batch (EVENT_IDX). A malformed chain (too short, too long, offloads
 //   not negotiated) fails that packet only: completed with length 0, counted, logged rate-limited.
 //   If the backend is full (EAGAIN) the chain is put back and transmission resumes when it drains.
-// - receive: process_queue(0) runs when the backend has frames (machine: on_ready()) or the guest
+// - receive: process_queue(receiveqN) runs when the pair's backend has frames (machine: on_ready())
+// or the guest
 //   added buffers (its notify). It reads each frame straight into guest buffers with one readv
 //   (mergeable: as many chains as the largest possible frame needs, num_buffers set afterwards);
 //   only when the guest has fewer buffers posted than that does a frame go through a bounce buffer.
@@ -34,9 +36,11 @@
 // on_ready() turns into the transport's signal_used(). process_queue() does nothing meanwhile.
 // If the kernel refuses anything at DRIVER_OK the device runs the queues itself (logged).
 //
-// Threading: activate/reset/process_queue under the transport lock (device.hpp). on_ready() runs
-// on the event loop thread; it services the backend under the device's backend lock and then
-// calls the kick hook (machine: transport->handle_notify(q)) without holding it.
+// Threading: activate/reset/process_queue under the transport lock (device.hpp); process_queue
+// runs on the vCPU thread whose notify-register write exited (no ioeventfd, the default without
+// vhost-net) or on the event loop thread. on_ready() runs on the event loop thread; it services
+// the backends under the device's backend lock and then calls the kick hook (machine:
+// transport->handle_notify(q)) without holding it. Lock order: transport, backend_mu_, mu_.
 #pragma once
 
 #include <sys/uio.h>
