@@ -15,18 +15,18 @@
 // _GUEST_ANNOUNCE, USO, RSS, packed rings.
 //
 // Data path (no vhost-net on the target hosts, so user space must be fast):
-// - transmit: process_queue(transmitqN) pops up to kTxBatch chains, copies the (10- or 12-byte)
-// header out
-//   of guest memory, checks it against the negotiated HOST_* offloads, and hands the backend one
-//   iovec list per frame (our header + the guest's buffers: writev/sendmsg without copying the
-//   frame); one interrupt per batch (EVENT_IDX). A malformed chain (too short, too long, offloads
-//   not negotiated) fails that packet only: completed with length 0, counted, logged rate-limited.
-//   If the backend is full (EAGAIN) the chain is put back and transmission resumes when it drains.
-// - receive: process_queue(receiveqN) runs when the pair's backend has frames (machine: on_ready())
-// or the guest
-//   added buffers (its notify). It reads each frame straight into guest buffers with one readv
-//   (mergeable: as many chains as the largest possible frame needs, num_buffers set afterwards);
-//   only when the guest has fewer buffers posted than that does a frame go through a bounce buffer.
+// - transmit: process_queue(transmitqN) pops up to kTxBatch chains, copies the (10- or
+//   12-byte) header out of guest memory, checks it against the negotiated HOST_* offloads, and
+//   hands the pair's backend one iovec list per frame (our header + the guest's buffers:
+//   writev/sendmsg without copying the frame); one interrupt per batch (EVENT_IDX). A malformed
+//   chain (too short, too long, offloads not negotiated) fails that packet only: completed with
+//   length 0, counted, logged rate-limited. If the backend is full (EAGAIN) the chain is put back
+//   and transmission resumes when it drains.
+// - receive: process_queue(receiveqN) runs when the pair's backend has frames (machine:
+//   on_ready()) or the guest added buffers (its notify). It reads each frame straight into guest
+//   buffers with one readv (mergeable: as many chains as the largest possible frame needs,
+//   num_buffers set afterwards); only when the guest has fewer buffers posted than that does a
+//   frame go through a bounce buffer.
 //   With no buffers, the device stops reading the backend (set_rx_enabled(false)) until the guest
 //   notifies the receive queue again.
 //
