@@ -1,11 +1,13 @@
 // Fuzz target: the virtio-blk request path (virtio 1.2 §5.2.6) against a 64 KiB memfd disk.
-// Input: one flag byte (worker threads, EVENT_IDX, read-only, indirect chains), then request
-// descriptions: a segment count, a type selector, a sector, then per segment a length and a
+// Input: one flag byte (worker threads, EVENT_IDX, read-only, indirect chains, io_uring), then
+// request descriptions: a segment count, a type selector, a sector, then per segment a length and a
 // device-writable bit, readable segments taking their contents from the input. Sometimes a raw
 // descriptor is written instead, for malformed chains.
 // Properties: no crash, hang or sanitizer report; every published request comes back in the used
 // ring (one used entry per avail entry); the disk never grows (no access outside the capacity); a
-// read-only disk never changes.
+// read-only disk never changes. A raw descriptor may aim device-writable buffers at the rings
+// themselves (a hostile driver harms only itself; with io_uring the data lands after other
+// requests' used entries), so the used-ring checks apply to inputs without raw descriptors.
 #include "vdev/virtio_blk/virtio_blk.hpp"
 
 #include <sys/mman.h>
@@ -90,6 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vdev::VirtioBlk::Options o;
   o.path = "/proc/self/fd/" + std::to_string(fd);
   o.threads = (flags & 1) ? 2 : 1;
+  if ((flags & 0x10) && o.threads == 1) o.aio = vdev::VirtioBlk::Aio::kUring;
   o.read_only = flags & 4;
   o.serial = "fuzz";
   auto dev = vdev::VirtioBlk::open(o);
@@ -101,9 +104,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                     vdev::blk::kTypeFlush,   vdev::blk::kTypeGetId,
                                     vdev::blk::kTypeDiscard, vdev::blk::kTypeWriteZeroes};
   uint16_t published = 0;
+  bool raw = false;
   while (!in.empty() && published < kQueue / 6) {
     const uint8_t shape = in.u8();
     if (shape == 0xff) {  // a raw (probably malformed) descriptor as the head
+      raw = true;
       const auto idx = static_cast<uint16_t>(in.u8() % kQueue);
       drv.set_desc(idx, virtio::VirtqDesc{in.u64() & 0x7fffff, in.u16(), in.u16(), in.u16()});
       drv.publish(idx);
@@ -136,7 +141,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (*dev)->process_queue(0);  // nothing left; must not block
   (*dev)->wait_idle();
 
-  if (!queues[0].needs_reset()) {
+  if (!raw && !queues[0].needs_reset()) {
     check(drv.used_idx() == published);
     for (uint16_t i = 0; i < published; ++i) check(drv.used(i).id < kQueue);
   }
