@@ -57,7 +57,8 @@ GROUPS: dict[str, dict] = {
     "reset_acpi": {"tests": ["reset_acpi"]},
     "bench": {"tests": [], "bench": ["pio", "mmio", "lapic"]},
     # virtio-mmio: the machine's device set "virtio" decides which of these run (see MACHINES)
-    "virtio": {"tests": ["virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console"],
+    "virtio": {"tests": ["virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console",
+                         "virtio_console_multiport"],
                "devices": "virtio"},
     "virtio_legacy": {"tests": ["virtio_mmio", "virtio_entropy", "virtio_blk"],
                       "devices": "virtio_legacy"},
@@ -66,7 +67,8 @@ GROUPS: dict[str, dict] = {
     "virtio_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio"},
     "virtio_pci_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio_pci"},
     # qvm only: the "virtio" tests with virtio-blk on the io_uring engine (`aio io_uring`)
-    "virtio_uring": {"tests": ["virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console"],
+    "virtio_uring": {"tests": ["virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console",
+                               "virtio_console_multiport"],
                      "devices": "virtio_uring"},
     "virtio_uring_durable": {"tests": ["virtio_blk_durable"], "devices": "virtio_uring"},
     # virtio-net to the host through a TAP device in a network namespace the runner owns (NetHost)
@@ -236,6 +238,7 @@ class VirtioHost:
         self.disk = os.path.join(self.dir, "disk.img")
         self.disk_ro = os.path.join(self.dir, "disk-ro.img")
         self.vcon = os.path.join(self.dir, "vcon")
+        self.vport = os.path.join(self.dir, "vport")  # console port 1 (virtio_console_multiport)
         rnd = random.Random()
         self.wsector = rnd.randrange(1, 200)
         self.seed = rnd.randrange(1, 1 << 30)
@@ -245,7 +248,8 @@ class VirtioHost:
         self.dsector = rnd.randrange(256, min(disk_sectors, VBLK_SECTORS) - 2 * self.dcount)
         self.dseed = rnd.randrange(1, 1 << 30)
         self.vcon_out = bytearray()
-        self._in_fd = self._out_fd = None
+        self.vport_out = bytearray()
+        self._in_fd = self._out_fd = self._pin_fd = self._pout_fd = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pristine = pattern_bytes(disk_sectors)
@@ -259,15 +263,19 @@ class VirtioHost:
         # O_RDWR: neither side blocks in open(); bytes wait in the pipe until read
         self._in_fd = os.open(self.vcon + ".in", os.O_RDWR | os.O_NONBLOCK)
         self._out_fd = os.open(self.vcon + ".out", os.O_RDWR | os.O_NONBLOCK)
+        os.mkfifo(self.vport + ".in")
+        os.mkfifo(self.vport + ".out")
+        self._pin_fd = os.open(self.vport + ".in", os.O_RDWR | os.O_NONBLOCK)
+        self._pout_fd = os.open(self.vport + ".out", os.O_RDWR | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._read_console, daemon=True)
         self._thread.start()
 
     def paths(self) -> dict[str, str]:
-        return {"disk": self.disk, "disk_ro": self.disk_ro, "vcon": self.vcon}
+        return {"disk": self.disk, "disk_ro": self.disk_ro, "vcon": self.vcon, "vport": self.vport}
 
     def env(self) -> dict[str, str]:
         return {"QVM_TEST_DISK": self.disk, "QVM_TEST_DISK_RO": self.disk_ro,
-                "QVM_TEST_VCON": self.vcon}
+                "QVM_TEST_VCON": self.vcon, "QVM_TEST_VPORT": self.vport}
 
     def facts(self) -> dict[str, str]:
         return {"vblk_sectors": str(self.sectors), "vblk_ro_sectors": str(VBLK_RO_SECTORS),
@@ -277,17 +285,24 @@ class VirtioHost:
 
     def _read_console(self):
         while not self._stop.is_set():
-            r, _, _ = select.select([self._out_fd], [], [], 0.2)
-            if r:
+            r, _, _ = select.select([self._out_fd, self._pout_fd], [], [], 0.2)
+            for fd in r:
                 try:
-                    self.vcon_out += os.read(self._out_fd, 4096)
+                    data = os.read(fd, 4096)
                 except BlockingIOError:
-                    pass
+                    continue
+                if fd == self._out_fd:
+                    self.vcon_out += data
+                else:
+                    self.vport_out += data
 
     def input(self, test: str, token: str) -> bool:
         """INPUT lines for a virtio device go to its backend (True if handled here)."""
         if test in ("virtio_console", "virtio_pci_console"):
             os.write(self._in_fd, token.encode() + b"\n")
+            return True
+        if test == "virtio_console_multiport":
+            os.write(self._pin_fd, token.encode() + b"\n")
             return True
         return False
 
@@ -295,7 +310,7 @@ class VirtioHost:
         self._stop.set()
         if self._thread:
             self._thread.join(1)
-        for fd in (self._in_fd, self._out_fd):
+        for fd in (self._in_fd, self._out_fd, self._pin_fd, self._pout_fd):
             if fd is not None:
                 os.close(fd)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -314,6 +329,10 @@ class VirtioHost:
                 want = f"qvm-vcon-out {self.nonce}\n".encode()
                 problem = None if want in self.vcon_out else (
                     f"console backend did not receive {want!r} (got {bytes(self.vcon_out[:200])!r})")
+            elif r.name == "virtio_console_multiport":
+                want = f"qvm-vport-out {self.nonce}\n".encode()
+                problem = None if want in self.vport_out else (
+                    f"port 1 backend did not receive {want!r} (got {bytes(self.vport_out[:200])!r})")
             else:
                 continue
             if problem:
@@ -529,9 +548,13 @@ QEMU_VIRTIO_ARGS = [
     "-device", "virtio-serial-device",
     "-chardev", "pipe,id=vc0,path={vcon}",
     "-device", "virtconsole,chardev=vc0",
+    # port 1 for virtio_console_multiport (after the legacy slice QEMU_VIRTIO_ARGS[:10])
+    "-chardev", "pipe,id=vp1,path={vport}",
+    "-device", "virtserialport,chardev=vp1,name=org.qvm.kit,nr=1",
 ]
 VIRTIO_NET_ALL = {"virtio_net", "virtio_net_arp_icmp", "virtio_net_udp"}
-VIRTIO_ALL = {"virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console", "virtio_blk_durable"}
+VIRTIO_ALL = {"virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console", "virtio_blk_durable",
+              "virtio_console_multiport"}
 QEMU_MICROVM_DEVSETS = {
     "virtio": DeviceSet(VIRTIO_ALL,
                         ["vmmio=4", "vmmio_ids=2,2,3,4", "vmmio_version=2", "ventropy=1", "vblk=2",

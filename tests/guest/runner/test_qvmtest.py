@@ -151,12 +151,11 @@ class VirtioRunnerTests(unittest.TestCase):
                                   devices="virtio_legacy")
         errs = qvmtest.preflight(qvm, opts)
         self.assertTrue(any("virtio_blk" in e for e in errs), errs)
-        # virtio-pci: q35 offers the whole group, qvm all but INTx
+        # virtio-pci: q35 and qvm offer the whole group (INTx included)
         q35 = qvmtest.MACHINES["qemu-q35"]
         for t in qvmtest.GROUPS["virtio_pci"]["tests"]:
             self.assertTrue(q35.offers(t, "virtio_pci"), t)
-        self.assertTrue(qvm.offers("virtio_pci_msix", "virtio_pci"))
-        self.assertFalse(qvm.offers("virtio_pci_intx", "virtio_pci"))
+            self.assertTrue(qvm.offers(t, "virtio_pci"), t)
         self.assertFalse(micro.offers("virtio_pci", None))
 
     def test_q35_virtio_pci_argv_is_modern_only(self):
@@ -268,6 +267,9 @@ class LiveBrokenExpectationTests(unittest.TestCase):
         self.assertIn("host check", t["virtio_blk"].detail)
         self.assertEqual(t["virtio_console"].verdict, "FAIL", t["virtio_console"].detail)
         self.assertIn("console backend did not receive", t["virtio_console"].detail)
+        mp = t["virtio_console_multiport"]
+        self.assertEqual(mp.verdict, "FAIL", mp.detail)
+        self.assertIn("port 1 backend did not receive", mp.detail)
 
 
 if __name__ == "__main__":

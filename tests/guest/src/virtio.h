@@ -187,7 +187,7 @@ bool vpci_msix_pending(struct vpci_fn *f, unsigned entry);
 
 enum vtransport { VT_MMIO, VT_PCI };
 
-#define VDEV_MAX_QUEUES 4
+#define VDEV_MAX_QUEUES 6
 struct vdev {
     enum vtransport transport;
     struct vmmio_slot *slot; /* VT_MMIO */
