@@ -26,7 +26,7 @@ qvmt() { # RUN KEY: the value of the L2 line `QVMT KEY value` (first one)
 # conf RUN CPUS KERNEL CMDLINE [EXTRA-LINES]: the platform every scenario shares (the shape of
 # examples/linux-x86_64-guest.qvmconf): 256 MiB, IOAPIC/PIC/PIT/RTC, COM1 on qvm's stdout.
 conf() {
-  local cpus=""
+  local cpus="" i
   for ((i = 0; i < $2; i++)); do cpus+=$'cpu\n'; done
   cat >"$WORK/$1.qvmconf" <<CONF
 system $1
@@ -145,15 +145,21 @@ vdev virtio-blk hostdev <$WORK/ro.img"
 # virtio-net over a TAP in L1: ping L1, then move ${QVMHOST_NET_MB:-100} MiB with nc into L1.
 scenario_net() {
   local run=net mb=${QVMHOST_NET_MB:-100} vhost
-  for vhost in ${QVMHOST_VHOST_MODES:-default}; do
-    run=net-$vhost
+  # QVMHOST_VHOST_MODES: one run per word: a `vhost` value, optionally +more_options (_ = space),
+  # e.g. "off+ioeventfd_on".
+  local variant extra
+  for variant in ${QVMHOST_VHOST_MODES:-off on}; do
+    vhost=${variant%%+*}
+    extra=""
+    [ "$variant" = "$vhost" ] || extra=$(echo "${variant#*+}" | tr '_+' '  ')
+    run=net-$(echo "$variant" | tr '+_' '--')
     ip tuntap add dev qvmtap0 mode tap vnet_hdr
     ip addr add 10.0.2.1/24 dev qvmtap0
     ip link set qvmtap0 up
     # The listener's stdin must stay open: busybox nc stops at its stdin's end.
     (sleep 600 | busybox nc -l -p 5000 | wc -c >"$WORK/nc.count") &
-    local opt=""
-    [ "$vhost" = default ] || opt="vhost $vhost"
+    local opt="$extra"
+    [ "$vhost" = default ] || opt="vhost $vhost $extra"
     conf $run 1 "$IMG/vmlinuz" "$QUIET qvmt=net qvmt.ip=10.0.2.15 qvmt.peer=10.0.2.1 qvmt.mb=$mb" \
       "vdev virtio-net loc 0xd0000000 intr myioapic:5 peer tap:qvmtap0 mac 52:54:00:12:34:56 $opt"
     run $run 180
@@ -164,6 +170,11 @@ scenario_net() {
     check $run.mac "the MAC the guest reads" 52:54:00:12:34:56 "$(qvmt $run mac)"
     check $run.ping "L2 pings L1 over the TAP" ok "$(qvmt $run ping)"
     check $run.bytes "bytes L1 received from L2 with nc" $((mb * 1048576)) "$(cat "$WORK/nc.count" 2>/dev/null)"
+    if [ "$vhost" != default ]; then
+      local kernel_path=no
+      grep -q "vhost-net runs the queues" "$WORK/$run.log" && kernel_path=yes
+      check $run.vhost "vhost-net ran the queues (vhost $vhost)" "$([ "$vhost" = on ] && echo yes || echo no)" "$kernel_path"
+    fi
     echo "HOSTINFO $run $(sed -n 's/^QVMT nc-status //p' "$WORK/$run.console" | tr -d '\r') qvm-wall=${secs}s"
     [ $failures -eq 0 ] || tails $run
     pkill -f "^sleep 600" 2>/dev/null
@@ -276,7 +287,13 @@ scenario_bench() {
   ip link del qvmtap0
 }
 
-scenario_"$1"
+# QVMHOST_SOURCE=FILE (run.py --env): extra scenario functions for experiments, from the host.
+[ -z "${QVMHOST_SOURCE:-}" ] || . "$QVMHOST_SOURCE"
+if declare -F "scenario_$1" >/dev/null; then
+  "scenario_$1"
+else
+  result scenario FAIL "no scenario '$1' (l1-scenario.sh)"
+fi
 echo "HOSTDONE $1 failures=$failures"
 rm -rf "$WORK"
 [ $failures -eq 0 ]
