@@ -204,7 +204,7 @@ vdev virtio-entropy loc 0xd0001000 intr myioapic:6"
 }
 
 # Two qvm linked by a peer link; guest A waits, guest B pings it. peer-restart restarts B
-# ${QVMHOST_RESTARTS:-20} times against the same A.
+# ${QVMHOST_RESTARTS:-20} times against the same A, alternately powered off and killed (SIGKILL).
 peer_conf() { # RUN ME OTHER IP PEERIP CHECKS END
   conf "$1" 1 "$IMG/vmlinuz" "$QUIET qvmt=$6 qvmt.ip=$4 qvmt.peer=$5 qvmt.end=$7" \
     "vdev virtio-net loc 0xd0000000 intr myioapic:5 name net0 peer /run/qvm/$3/net0"
@@ -215,9 +215,26 @@ scenario_peer() {
   "$QVM" "@$WORK/a.qvmconf" </dev/null >"$WORK/a.console" 2>"$WORK/a.log" &
   local apid=$!
   for ((i = 1; i <= n; i++)); do
-    peer_conf b b a 10.0.3.2 10.0.3.1 ping poweroff
-    run b 120
-    check peer-b$i.exit "guest B's qvm exit status" 0 "$rc"
+    if ((i % 2)); then
+      # Odd rounds: B powers off (clean exit, its endpoint removed).
+      peer_conf b b a 10.0.3.2 10.0.3.1 ping poweroff
+      run b 120
+      check peer-b$i.exit "guest B's qvm exit status" 0 "$rc"
+    else
+      # Even rounds: B's qvm is killed with SIGKILL once B got its answer (the endpoint socket
+      # stays behind; the next B must replace it and A must accept the new connection).
+      peer_conf b b a 10.0.3.2 10.0.3.1 ping wait
+      "$QVM" "@$WORK/b.qvmconf" </dev/null >"$WORK/b.console" 2>"$WORK/b.log" &
+      local bpid=$! t
+      for ((t = 0; t < 1200; t++)); do
+        grep -q "^QVMT done" "$WORK/b.console" && break
+        sleep 0.1
+      done
+      kill -KILL $bpid
+      wait $bpid
+      check peer-b$i.killed "guest B's qvm ended by SIGKILL" 137 "$?"
+      secs="-"
+    fi
     check peer-b$i.ping "guest B pings guest A over the peer link" ok "$(qvmt b ping | cut -d' ' -f1)"
     echo "HOSTINFO peer-b$i $(qvmt b ping) qvm-wall=${secs}s"
     [ $failures -eq 0 ] || { tails b; break; }
