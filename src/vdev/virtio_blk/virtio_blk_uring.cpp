@@ -261,15 +261,15 @@ bool VirtioBlk::uring_finish(uint32_t slot_id, int res) {
       return false;
     }
   }
-  if (res < 0 || (rw && s.left > 0)) {
-    if (res < 0)
-      log_error("virtio-blk: %s %s: %s", opts_.path.c_str(),
-                !rw ? "fdatasync" : (s.type == blk::kTypeIn ? "readv" : "writev"),
-                std::strerror(-res));
-    else
-      virtio::log_guest_error("virtio-blk: %s stopped at %llu (end of file?)",
-                              s.type == blk::kTypeIn ? "readv" : "writev",
-                              static_cast<unsigned long long>(s.off));
+  // Rate-limited either way: the guest decides how often a failing host file is asked.
+  if (res < 0) {
+    virtio::log_guest_error("virtio-blk: %s %s: %s", opts_.path.c_str(),
+                            !rw ? "fdatasync" : (s.type == blk::kTypeIn ? "readv" : "writev"),
+                            std::strerror(-res));
+  } else if (rw && s.left > 0) {
+    virtio::log_guest_error("virtio-blk: %s stopped at %llu (end of file?)",
+                            s.type == blk::kTypeIn ? "readv" : "writev",
+                            static_cast<unsigned long long>(s.off));
   }
   return true;
 }
