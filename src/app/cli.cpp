@@ -49,7 +49,8 @@ std::string vdev_help(const config::VdevSchema& s) {
   h += "  name NAME           instance name\n  log FILTERS DEST    per-vdev logging\n";
   for (const auto& o : s.options) {
     std::string l = "  " + o.name + (o.kind == config::OptKind::kFlag ? "" : " " + o.arg_name);
-    if (l.size() < 22) l.resize(22, ' ');
+    // A long option and argument gets its help on the next line, aligned.
+    l += l.size() < 22 ? std::string(22 - l.size(), ' ') : "\n" + std::string(22, ' ');
     l += o.help;
     if (o.default_text) l += " (default " + *o.default_text + ")";
     if (o.required) l += " (required)";
