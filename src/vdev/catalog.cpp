@@ -331,8 +331,8 @@ std::vector<VdevSchema> make_schemas() {
         custom("vhost", check_on_off_auto, "kernel data path (/dev/vhost-net) for a TAP peer",
                "auto", "on|off|auto"),
         custom("ioeventfd", check_on_off_auto,
-               "queue notifications via the event loop (on) or the vCPU thread (off); auto: on "
-               "with vhost-net",
+               "queue notifications via the event loop (on) or the vCPU thread (off: fails with "
+               "Linux guests under sustained transmit, under investigation); auto: on",
                "auto", "on|off|auto"),
         legacy},
        true,

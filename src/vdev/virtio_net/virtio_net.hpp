@@ -37,8 +37,8 @@
 // If the kernel refuses anything at DRIVER_OK the device runs the queues itself (logged).
 //
 // Threading: activate/reset/process_queue under the transport lock (device.hpp); process_queue
-// runs on the vCPU thread whose notify-register write exited (no ioeventfd, the default without
-// vhost-net) or on the event loop thread. on_ready() runs on the event loop thread; it services
+// runs on the event loop thread (KVM ioeventfd, the default) or, with `ioeventfd off`, on the vCPU
+// thread whose notify-register write exited. on_ready() runs on the event loop thread; it services
 // the backends under the device's backend lock and then calls the kick hook (machine:
 // transport->handle_notify(q)) without holding it. Lock order: transport, backend_mu_, mu_.
 #pragma once
@@ -125,7 +125,8 @@ class VirtioNet final : public virtio::VirtioDevice {
     std::string name = "virtio-net";  // for logs
     // Queue notifications through KVM ioeventfds (processed on the event loop thread) rather
     // than on the vCPU thread that wrote the notify register. vhost-net always uses them.
-    bool ioeventfd = false;
+    // false (`ioeventfd off`) is opt-in: see docs/networking.md for the known failure.
+    bool ioeventfd = true;
   };
   struct Stats {
     uint64_t tx_frames = 0, tx_bytes = 0, tx_malformed = 0, tx_dropped = 0;

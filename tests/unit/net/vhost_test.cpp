@@ -384,7 +384,11 @@ TEST(VhostSetup, IoeventfdOption) {
   s.system = "sys";
   auto d = vdev::open_virtio_net(s);
   ASSERT_TRUE(d.ok());
-  EXPECT_FALSE((*d)->wants_ioeventfd());  // auto without vhost-net: notify on the vCPU thread
+  EXPECT_TRUE((*d)->wants_ioeventfd());  // auto = on, also without vhost-net
+  s.ioeventfd = "off";
+  d = vdev::open_virtio_net(s);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE((*d)->wants_ioeventfd());  // explicit opt-in: notify on the vCPU thread
   s.ioeventfd = "on";
   d = vdev::open_virtio_net(s);
   ASSERT_TRUE(d.ok());
