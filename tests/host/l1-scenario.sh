@@ -251,7 +251,8 @@ scenario_peer-restart() { scenario_peer "${QVMHOST_RESTARTS:-20}"; }
 # bench: the same L2 kernel and initramfs under qvm and under QEMU (microvm, virtio-mmio, KVM in
 # L1) in interleaved rounds: boot (L2 uptime when its init runs, and the VMM's wall time from exec
 # to exit after poweroff), O_DIRECT 1 MiB read/write of the disk (a file in L1's tmpfs, page
-# cache on both sides: tmpfs has no O_DIRECT), nc throughput over a TAP.
+# cache on both sides: tmpfs has no O_DIRECT), nc throughput over a TAP with vhost-net on both
+# sides (qvm's `vhost auto` finds /dev/vhost-net in L1; QEMU is given vhost=on).
 # Prints `HOSTBENCH vmm round metric value unit`; bench/host.py takes the medians and ratios.
 bench_qemu() { # RUN CMDLINE: QEMU with the same devices qvm gets in bench_qvm
   local t0 t1
@@ -262,7 +263,7 @@ bench_qemu() { # RUN CMDLINE: QEMU with the same devices qvm gets in bench_qvm
     -global virtio-mmio.force-legacy=false \
     -drive "if=none,id=d0,file=$WORK/bench.img,format=raw,cache=writeback,aio=io_uring" \
     -device virtio-blk-device,drive=d0 \
-    -netdev tap,id=n0,ifname=qvmtap0,script=no,downscript=no,vhost=off \
+    -netdev tap,id=n0,ifname=qvmtap0,script=no,downscript=no,vhost=on \
     -device virtio-net-device,netdev=n0,mac=52:54:00:12:34:56 </dev/null >"$WORK/$1.log" 2>&1
   rc=$?
   t1=$(date +%s.%N)
