@@ -3,32 +3,14 @@
 #include <sys/mman.h>
 
 #include <cerrno>
-#include <cstdint>
 
 namespace qvm::memory {
 
-namespace {
-constexpr size_t kHugePage = size_t{2} << 20;
-}  // namespace
-
 Result<MmapRegion> MmapRegion::anonymous(size_t size) {
-  // Guest RAM of 2 MiB or more starts on a 2 MiB boundary and asks for transparent huge pages
-  // (as QEMU does for its RAM blocks): fewer TLB misses and page faults for the guest and for
-  // qvm's own copies. Measured (docs/performance.md, virtio-blk engines): O_DIRECT 1 MiB reads at
-  // QD4 went from 0.38x to 0.94x of QEMU with THP. Best effort: without THP it is plain memory.
-  const bool huge = size >= kHugePage;
-  const size_t span = huge ? size + kHugePage : size;
-  void* p = ::mmap(nullptr, span, PROT_READ | PROT_WRITE,
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return Error::from_errno("mmap of guest memory", errno);
-  if (!huge) return MmapRegion(p, size);
-  auto* base = static_cast<uint8_t*>(p);
-  const uintptr_t at = reinterpret_cast<uintptr_t>(base);
-  const size_t head = ((at + kHugePage - 1) & ~(kHugePage - 1)) - at;
-  if (head != 0) ::munmap(base, head);
-  if (const size_t tail = kHugePage - head; tail != 0) ::munmap(base + head + size, tail);
-  (void)::madvise(base + head, size, MADV_HUGEPAGE);
-  return MmapRegion(base + head, size);
+  return MmapRegion(p, size);
 }
 
 Result<MmapRegion> MmapRegion::shared(int fd, size_t size, size_t offset) {
