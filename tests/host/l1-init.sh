@@ -1,7 +1,7 @@
 #!/bin/sh
 # /init of the virtual test host (L1; docs/testing.md). Loads the modules listed in /etc/modules,
 # mounts the host's root read-only over 9p (mount tag "hostroot"), makes it usable as a chroot
-# (proc, sys, dev, tmpfs for /tmp and /run) and runs the scenario script named on the kernel
+# (proc, sys, dev, a tmpfs on /run) and runs the scenario script named on the kernel
 # command line from the project's tree:
 #   qvmhost.repo=DIR qvmhost.qvm=FILE qvmhost.scenario=NAME qvmhost.images=DIR [qvmhost.env=K=V,...]
 # Every line the scenario prints goes to the console (L1's serial); the host-side runner reads it.
@@ -22,12 +22,13 @@ if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host
   mount -t devtmpfs dev /host/dev
   mkdir -p /dev/pts 2>/dev/null
   mount -t devpts devpts /host/dev/pts 2>/dev/null
-  mount -t tmpfs -o size=1200m tmpfs /host/tmp
-  mount -t tmpfs tmpfs /host/run
+  # Writable space is a tmpfs on /run only: the host's /tmp stays visible (read-only), because the
+  # tree under test and its build may live there (CI clones into temporary folders).
+  mount -t tmpfs -o size=1200m tmpfs /host/run
   echo "L1: up $(cut -d' ' -f1 /proc/uptime) s, kvm=$([ -c /dev/kvm ] && echo yes || echo no)" \
     "vhost-net=$([ -c /dev/vhost-net ] && echo yes || echo no)"
   # qvmhost.env=K=V,K=V: scenario knobs (QVMHOST_*) from run.py --env
-  chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp $(arg qvmhost.env | tr ',' ' ') \
+  chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/run TMPDIR=/run $(arg qvmhost.env | tr ',' ' ') \
     QVMHOST_REPO="$(arg qvmhost.repo)" QVMHOST_QVM="$(arg qvmhost.qvm)" \
     QVMHOST_IMAGES="$(arg qvmhost.images)" \
     /bin/bash "$(arg qvmhost.repo)/tests/host/l1-scenario.sh" "$(arg qvmhost.scenario)"

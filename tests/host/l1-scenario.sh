@@ -8,7 +8,7 @@
 set -u
 QVM=$QVMHOST_QVM
 IMG=$QVMHOST_IMAGES
-WORK=$(mktemp -d /tmp/qvmhost.XXXXXX)
+WORK=$(mktemp -d /run/qvmhost.XXXXXX) # /run: L1's tmpfs (l1-init.sh)
 failures=0
 result() { # NAME PASS|FAIL DETAIL...
   local name=$1 status=$2
