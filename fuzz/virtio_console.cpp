@@ -15,45 +15,21 @@
 #include <memory>
 #include <vector>
 
+#include "fuzz_input.hpp"
 #include "virtio/queue/testing/mock_driver.hpp"
 #include "virtio/virtio_defs.hpp"
 
 namespace {
+
+using qvm::fuzz::check;
+using qvm::fuzz::Input;
+using qvm::fuzz::NullInterrupt;
 
 using qvm::virtio::testing::MockDriver;
 using VC = qvm::vdev::VirtioConsole;
 constexpr uint16_t kQueue = 16;
 constexpr uint16_t kQueues = 8;  // 3 ports: 2 * (3 + 1)
 constexpr size_t kMaxBuffered = 256;
-
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-struct NullInterrupt final : qvm::virtio::VirtioInterrupt {
-  void signal_used(uint16_t) override {}
-  void signal_config() override {}
-};
-
-class Input {
- public:
-  Input(const uint8_t* d, size_t n) : d_(d), n_(n) {}
-  bool empty() const { return i_ >= n_; }
-  uint8_t u8() { return i_ < n_ ? d_[i_++] : 0; }
-  uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
-  uint32_t u32() { return static_cast<uint32_t>(u16() | (uint32_t{u16()} << 16)); }
-  uint64_t u64() { return u32() | (uint64_t{u32()} << 32); }
-  std::vector<uint8_t> bytes(size_t n) {
-    std::vector<uint8_t> v;
-    while (v.size() < n && !empty()) v.push_back(u8());
-    return v;
-  }
-
- private:
-  const uint8_t* d_;
-  size_t n_;
-  size_t i_ = 0;
-};
 
 }  // namespace
 

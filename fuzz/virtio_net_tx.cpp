@@ -16,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "fuzz_input.hpp"
 #include "net/backend.hpp"
 #include "net/fd_backend.hpp"
 #include "vdev/virtio_net/virtio_net.hpp"
@@ -24,18 +25,13 @@
 
 namespace {
 
+using qvm::fuzz::check;
+using qvm::fuzz::Input;
+using qvm::fuzz::NullInterrupt;
+
 using qvm::virtio::testing::MockDriver;
 namespace net = qvm::net;
 constexpr uint16_t kQueue = 64;
-
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-struct NullInterrupt final : qvm::virtio::VirtioInterrupt {
-  void signal_used(uint16_t) override {}
-  void signal_config() override {}
-};
 
 // Accepts frames, checks them, and pushes back every third one when asked to.
 class Sink final : public net::Backend {
@@ -86,24 +82,6 @@ class Sink final : public net::Backend {
   qvm::UniqueFd efd_;
   uint64_t sends_ = 0;
   net::BackendStats stats_;
-};
-
-class Input {
- public:
-  Input(const uint8_t* d, size_t n) : d_(d), n_(n) {}
-  bool empty() const { return i_ >= n_; }
-  uint8_t u8() { return i_ < n_ ? d_[i_++] : 0; }
-  uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
-  std::vector<uint8_t> bytes(size_t n) {
-    std::vector<uint8_t> v;
-    while (v.size() < n && !empty()) v.push_back(u8());
-    return v;
-  }
-
- private:
-  const uint8_t* d_;
-  size_t n_;
-  size_t i_ = 0;
 };
 
 }  // namespace
