@@ -148,7 +148,7 @@ scenario_net() {
   # QVMHOST_VHOST_MODES: one run per word: a `vhost` value, optionally +more_options (_ = space),
   # e.g. "off+ioeventfd_on".
   local variant extra
-  for variant in ${QVMHOST_VHOST_MODES:-off on}; do
+  for variant in ${QVMHOST_VHOST_MODES:-${1:-off}}; do
     vhost=${variant%%+*}
     extra=""
     [ "$variant" = "$vhost" ] || extra=$(echo "${variant#*+}" | tr '_+' '  ')
@@ -183,6 +183,10 @@ scenario_net() {
     ip link del qvmtap0 2>/dev/null
   done
 }
+
+# The same over vhost-net (L1 has /dev/vhost-net). In check-full only: about one run in three
+# the transfer stops short (issue 6, under investigation).
+scenario_net-vhost() { scenario_net on; }
 
 # virtio-console as the guest's console (hvc0) and virtio-entropy behind /dev/hwrng.
 scenario_console() {
