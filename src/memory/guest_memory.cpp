@@ -19,7 +19,7 @@ Status GuestMemory::add_region(uint64_t gpa, uint64_t size, bool readonly) {
   r.gpa = gpa;
   r.size = size;
   r.readonly = readonly;
-  r.map = QVM_TRY(MmapRegion::anonymous(size));
+  r.map = QVM_TRY(MmapRegion::anonymous(size, gpa));
   regions_.push_back(std::move(r));
   std::sort(regions_.begin(), regions_.end(),
             [](const Region& a, const Region& b) { return a.gpa < b.gpa; });

@@ -13,8 +13,10 @@ class MmapRegion {
  public:
   MmapRegion() = default;
   // Anonymous, private, zero-filled, reserved lazily (MAP_NORESERVE): untouched guest RAM costs
-  // no host memory.
-  static Result<MmapRegion> anonymous(size_t size);
+  // no host memory. From 2 MiB up the mapping asks for transparent huge pages and its start is
+  // congruent with `guest_addr` modulo 2 MiB, so every 2 MiB-aligned guest range is one host
+  // huge page that KVM can map as one large page too.
+  static Result<MmapRegion> anonymous(size_t size, uint64_t guest_addr = 0);
   // A shared mapping of `fd` (memfd, shared-memory regions).
   static Result<MmapRegion> shared(int fd, size_t size, size_t offset = 0);
 

@@ -50,6 +50,25 @@ TEST(GuestMemory, StartsZeroed) {
   EXPECT_EQ(*m.read_obj<uint64_t>(0x8000), 0u);
 }
 
+// RAM of 2 MiB or more is mapped congruent with its guest address modulo 2 MiB (so a 2 MiB
+// guest range is one transparent huge page on the host) and still reads and writes across its
+// whole range, ends included.
+TEST(GuestMemory, LargeRegionsAreHugePageCongruent) {
+  GuestMemory m;
+  ASSERT_TRUE(m.add_region(0x100000, 0x600000, false).ok());
+  ASSERT_TRUE(m.add_region(0x40000000, 0x400000, false).ok());
+  auto r = m.host_range(0x100000, 0x600000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(r->data()) % (2u << 20), 0x100000u);
+  auto r2 = m.host_range(0x40000000, 0x400000);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(r2->data()) % (2u << 20), 0u);
+  ASSERT_TRUE(m.write_obj<uint64_t>(0x100000, 1).ok());
+  ASSERT_TRUE(m.write_obj<uint64_t>(0x6ffff8, 2).ok());
+  EXPECT_EQ(*m.read_obj<uint64_t>(0x100000), 1u);
+  EXPECT_EQ(*m.read_obj<uint64_t>(0x6ffff8), 2u);
+}
+
 // A ring index the guest updates concurrently must never be seen half old, half new (virtio 1.2
 // §2.7.13): 0x00ff -> 0x0100 read bytewise can yield 0x01ff or 0x0000.
 TEST(GuestMemory, AlignedWordsAreSingleCopyAtomic) {
