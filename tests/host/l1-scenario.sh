@@ -49,12 +49,15 @@ CONF
 }
 
 # run RUN TIMEOUT: runs qvm on $WORK/RUN.qvmconf; the guest console goes to RUN.console, qvm's
-# log to RUN.log; sets $rc (124 = timed out) and $secs. On failure the caller prints the tails.
+# log to RUN.log; sets $rc ("timeout", or 137 if qvm ignored SIGQUIT) and $secs. On failure the
+# caller prints the tails.
 run() {
   local t0 t1
   t0=$(date +%s.%N)
-  timeout -s QUIT "$2" "$QVM" "@$WORK/$1.qvmconf" </dev/null >"$WORK/$1.console" 2>"$WORK/$1.log"
+  # SIGQUIT (qvm's power cut, exit 3) at the limit; SIGKILL 20 s later if qvm does not go.
+  timeout -k 20 -s QUIT "$2" "$QVM" "@$WORK/$1.qvmconf" </dev/null >"$WORK/$1.console" 2>"$WORK/$1.log"
   rc=$?
+  [ $rc -ne 137 ] || echo "qvm: (l1-scenario) still running 20 s after SIGQUIT: killed" >>"$WORK/$1.log"
   t1=$(date +%s.%N)
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
   [ $rc -ne 124 ] || rc=timeout
