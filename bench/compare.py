@@ -25,7 +25,8 @@ interleave storage x VMM; medians and qvm/QEMU ratios per storage.
 --qvm-aio inline,io_uring,threads4 (blk): one qvm column per virtio-blk engine, each from a copy
 of kit-virtio.qvmconf whose read-write disk gets `aio inline|threads|io_uring` (`threadsN`: aio
 threads with N workers; a "+dio" suffix adds `dio enable`, O_DIRECT, to compare with QEMU's
-cache=none); rounds interleave every column. Default: the config as it is.
+cache=none; "+pollUSEC" adds `poll USEC`, the io_uring busy-poll window); rounds interleave every
+column. Default: the config as it is.
 """
 
 import argparse
@@ -60,11 +61,12 @@ def machine_description(qemu: str) -> str:
 
 def aio_config(variant: str, out_dir: str) -> str:
     """kit-virtio.qvmconf with `aio ...` on its read-write virtio-blk (the bench disk)."""
-    m = re.fullmatch(r"(inline|io_uring|threads)(\d*)(\+dio)?", variant)
+    m = re.fullmatch(r"(inline|io_uring|threads)(\d*)(\+dio)?(\+poll\d+)?", variant)
     if not m:
-        raise SystemExit(f"--qvm-aio: bad variant {variant!r} (inline, io_uring, threads, threadsN; +dio)")
+        raise SystemExit(f"--qvm-aio: bad variant {variant!r} (inline, io_uring, threads, threadsN; +dio; +pollUSEC)")
     extra = f" aio {m.group(1)}" + (f" threads {m.group(2)}" if m.group(2) else "")
     extra += " dio enable" if m.group(3) else ""
+    extra += f" poll {m.group(4)[5:]}" if m.group(4) else ""
     with open(os.path.join(qvmtest.CONFIGS, "kit-virtio.qvmconf")) as f:
         lines = f.read().split("\n")
     for i, line in enumerate(lines):

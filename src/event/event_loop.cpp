@@ -4,6 +4,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace qvm::event {
@@ -32,10 +33,17 @@ Status EventLoop::remove_fd(int fd) {
   return {};
 }
 
+void EventLoop::add_poller(std::function<bool()> poll, std::chrono::nanoseconds window) {
+  if (window.count() > 0) pollers_.push_back(Poller{std::move(poll), window});
+}
+
 Status EventLoop::run() {
+  using Clock = std::chrono::steady_clock;
   epoll_event evs[32];
+  Clock::time_point poll_until{};
   while (!stopping_) {
-    int n = ::epoll_wait(epfd_.get(), evs, 32, -1);
+    const bool polling = !pollers_.empty() && Clock::now() < poll_until;
+    int n = ::epoll_wait(epfd_.get(), evs, 32, polling ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Error::from_errno("epoll_wait", errno);
@@ -46,6 +54,8 @@ Status EventLoop::run() {
       auto cb = it->second;  // keep alive if the callback removes itself
       (*cb)();
     }
+    for (const Poller& p : pollers_)
+      if (p.poll()) poll_until = std::max(poll_until, Clock::now() + p.window);
   }
   return {};
 }

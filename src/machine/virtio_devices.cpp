@@ -42,6 +42,7 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
         static_cast<uint32_t>(v.number("threads").value_or(vdev::VirtioBlk::kDefaultThreads));
     o.queues = static_cast<uint16_t>(v.number("queues").value_or(1));
     o.serial = v.text("serial").value_or("");
+    o.poll_us = static_cast<uint32_t>(v.number("poll").value_or(vdev::VirtioBlk::kDefaultPollUs));
     const std::string aio = v.text("aio").value_or("");
     if (aio == "inline") o.aio = vdev::VirtioBlk::Aio::kInline;
     if (aio == "threads") o.aio = vdev::VirtioBlk::Aio::kThreads;
@@ -54,8 +55,10 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
     if ((*blk)->completion_fd() >= 0) {
       // io_uring completions are reaped on the event loop (the thread that submits them too).
       vdev::VirtioBlk* raw = blk->get();
-      b.attach = [this, raw](std::function<void(uint16_t)>) -> Status {
+      b.attach = [this, raw](std::function<void(uint16_t)> notify) -> Status {
         if (opts_.dryrun) return {};
+        loop_->add_poller([raw, notify] { return raw->poll(notify); },
+                          std::chrono::microseconds(raw->poll_us()));
         return loop_->add_fd(raw->completion_fd(), [raw] { raw->on_completion(); });
       };
     }

@@ -276,6 +276,10 @@ std::vector<VdevSchema> make_schemas() {
                "threads > 1, else io_uring with dio, inline without)",
                {}, "ENGINE"),
         number("queues", "request queues", 1, 16, "1"),
+        number("poll",
+               "qvm extension, io_uring: event-loop busy-poll window after the last request "
+               "started or finished, in microseconds (0: off)",
+               0, 1000, "50"),
         opt("serial", OptKind::kString, "serial number reported to the guest (max 20 bytes)", {},
             "TEXT"),
         legacy, delayed},

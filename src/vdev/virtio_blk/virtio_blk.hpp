@@ -57,6 +57,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -157,6 +158,9 @@ class VirtioBlk final : public virtio::VirtioDevice {
   static constexpr uint32_t kDiscardAlignment = 8;  // sectors (4 KiB, a file system block)
   // Default for `threads`: inline execution (measurements in the file header).
   static constexpr uint32_t kDefaultThreads = 1;
+  // `poll` default and limit (microseconds): docs/performance.md, "busy polling".
+  static constexpr uint32_t kDefaultPollUs = 50;
+  static constexpr uint32_t kMaxPollUs = 1000;
   // The engine when `aio` is not given (measurements in docs/performance.md): worker threads if
   // threads > 1; io_uring for O_DIRECT (5x inline at queue depth 32, equal at depth 1); inline
   // for buffered I/O (page-cache copies: as fast as io_uring or faster, no thread hand-off).
@@ -175,6 +179,9 @@ class VirtioBlk final : public virtio::VirtioDevice {
     // threads 1: one worker thread instead of inline execution (benchmarks; see the file header).
     bool single_worker = false;
     Aio aio = Aio::kDefault;  // `aio inline|threads|io_uring`
+    // io_uring: the event loop's busy-poll window after the last request started or finished
+    // (`poll USEC`, event::EventLoop::add_poller); 0 = off.
+    uint32_t poll_us = kDefaultPollUs;
   };
 
   // Opens the backing file (error names it), sizes it, starts the worker threads.
@@ -204,6 +211,11 @@ class VirtioBlk final : public virtio::VirtioDevice {
   // other engines); the owner's event loop then calls on_completion().
   int completion_fd() const;
   void on_completion();
+  // io_uring's busy poll: runs each queue through `notify` (the transport, as a notification
+  // would) and reaps completions without waiting for their eventfd. True if a request started
+  // or finished since the last call. Only with io_uring (other engines: false).
+  bool poll(const std::function<void(uint16_t)>& notify);
+  uint32_t poll_us() const { return opts_.poll_us; }
   // One line for dryrun: path, size, mode, threads, queues.
   std::string describe() const;
   // Waits until no request is queued or in progress (tests, benchmarks).

@@ -49,6 +49,7 @@ constexpr uint64_t kNowaitMax = 64 * 1024;
 }  // namespace
 
 struct VirtioBlk::UringState {
+  uint64_t progress = 0;  // requests taken from the rings plus completions reaped (poll())
   struct Slot {
     virtio::DescriptorChain chain;
     std::vector<iovec> iov;  // what is left to transfer starts at iov[first]
@@ -130,6 +131,20 @@ void VirtioBlk::on_completion() {
   if (uring_->inflight > 0) uring_run_locked(false);
 }
 
+bool VirtioBlk::poll(const std::function<void(uint16_t)>& notify) {
+  if (!uring_) return false;
+  uint64_t before = 0;
+  {
+    std::lock_guard lk(uring_mu_);
+    before = uring_->progress;
+  }
+  for (uint16_t i = 0; i < queue_sizes_.size(); ++i) notify(i);
+  std::lock_guard lk(uring_mu_);
+  UringState& u = *uring_;
+  if (u.inflight > 0 && io_uring_cq_ready(&u.ring) > 0) uring_run_locked(false);
+  return u.progress != before;
+}
+
 void VirtioBlk::uring_process(uint16_t index) {
   std::lock_guard lk(uring_mu_);
   UringState& u = *uring_;
@@ -138,6 +153,7 @@ void VirtioBlk::uring_process(uint16_t index) {
   for (uint32_t n = 0; n < room && !u.free.empty(); ++n) {
     auto chain = q.next(*mem_);  // completes malformed chains itself
     if (!chain) break;
+    ++u.progress;
     // Only a lone request tries the synchronous non-blocking path (see uring_start).
     if (uring_start(index, *chain, n == 0 && u.inflight == 0)) continue;
     const uint32_t len = execute(*mem_, *chain, 0, inline_scratch_);
@@ -287,6 +303,7 @@ void VirtioBlk::uring_run_locked(bool wait_all, bool deliver) {
       const int res = cqe->res;
       io_uring_cqe_seen(&u.ring, cqe);
       ++handled;
+      ++u.progress;
       if (id >= u.slots.size()) continue;  // not ours; cannot happen
       const auto slot_id = static_cast<uint32_t>(id);
       if (!uring_finish(slot_id, res)) continue;  // resubmitted for the rest

@@ -1,0 +1,137 @@
+// EventLoop: fd callbacks, timers, and the adaptive busy poll (add_poller) that virtio-blk's
+// io_uring engine uses.
+#include "event/event_loop.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+
+namespace qvm::event {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(EventLoop, CallsBackOnReadableFdAndStops) {
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop.ok());
+  const int efd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(efd, 0);
+  int calls = 0;
+  ASSERT_TRUE(loop->add_fd(efd, [&] {
+                    uint64_t v = 0;
+                    (void)!::read(efd, &v, sizeof v);
+                    ++calls;
+                    loop->stop();
+                  })
+                  .ok());
+  ASSERT_TRUE(loop->run().ok());
+  EXPECT_EQ(calls, 1);
+  ::close(efd);
+}
+
+// A poller that finds work keeps the loop awake with no fd becoming readable: the later calls
+// happen only because the window is open.
+TEST(EventLoop, PollerThatFindsWorkIsCalledAgainWithoutEvents) {
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop.ok());
+  const int efd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);  // one event to start the loop
+  ASSERT_GE(efd, 0);
+  ASSERT_TRUE(loop->add_fd(efd, [efd] {
+                    uint64_t v = 0;
+                    (void)!::read(efd, &v, sizeof v);
+                  })
+                  .ok());
+  int calls = 0;
+  loop->add_poller(
+      [&] {
+        ++calls;
+        if (calls == 5) loop->stop();
+        return true;
+      },
+      std::chrono::nanoseconds(50ms));
+  ASSERT_TRUE(loop->run().ok());
+  EXPECT_EQ(calls, 5);
+  ::close(efd);
+}
+
+// A poller that finds nothing does not spin: it runs once per batch of events, and the loop
+// sleeps in between (the timer fires every 2 ms; 10 expiries = 10 batches).
+TEST(EventLoop, IdlePollerRunsOncePerEventBatch) {
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop.ok());
+  int ticks = 0;
+  auto timer = Timer::create(*loop, [&](uint64_t n) {
+    ticks += static_cast<int>(n);
+    if (ticks >= 10) loop->stop();
+  });
+  ASSERT_TRUE(timer.ok());
+  ASSERT_TRUE((*timer)->arm(2ms).ok());
+  int calls = 0;
+  loop->add_poller(
+      [&] {
+        ++calls;
+        return false;
+      },
+      std::chrono::nanoseconds(1s));
+  ASSERT_TRUE(loop->run().ok());
+  EXPECT_GE(calls, 1);
+  EXPECT_LE(calls, 10);
+}
+
+// After the last find the window closes and the loop goes back to sleep: the poller finds work
+// twice, then never again; over the next 20 ms only the timer's batches call it.
+TEST(EventLoop, WindowClosesAfterLastFind) {
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop.ok());
+  int ticks = 0;
+  auto timer = Timer::create(*loop, [&](uint64_t n) {
+    ticks += static_cast<int>(n);
+    if (ticks >= 10) loop->stop();
+  });
+  ASSERT_TRUE(timer.ok());
+  ASSERT_TRUE((*timer)->arm(2ms).ok());
+  int calls = 0, after_window = 0;
+  auto last_find = std::chrono::steady_clock::now();
+  loop->add_poller(
+      [&] {
+        ++calls;
+        if (calls <= 2) {
+          last_find = std::chrono::steady_clock::now();
+          return true;
+        }
+        if (std::chrono::steady_clock::now() - last_find > 5ms) ++after_window;
+        return false;
+      },
+      std::chrono::nanoseconds(100us));
+  ASSERT_TRUE(loop->run().ok());
+  EXPECT_GT(calls, 2);
+  EXPECT_LE(after_window, 10);  // at most one per timer batch once the window has closed
+}
+
+TEST(EventLoop, ZeroWindowRegistersNoPoller) {
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop.ok());
+  const int efd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(efd, 0);
+  ASSERT_TRUE(loop->add_fd(efd, [&] {
+                    uint64_t v = 0;
+                    (void)!::read(efd, &v, sizeof v);
+                    loop->stop();
+                  })
+                  .ok());
+  int calls = 0;
+  loop->add_poller(
+      [&] {
+        ++calls;
+        return true;
+      },
+      std::chrono::nanoseconds(0));
+  ASSERT_TRUE(loop->run().ok());
+  EXPECT_EQ(calls, 0);
+  ::close(efd);
+}
+
+}  // namespace
+}  // namespace qvm::event
