@@ -19,12 +19,13 @@ TEST(EventLoop, CallsBackOnReadableFdAndStops) {
   const int efd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
   ASSERT_GE(efd, 0);
   int calls = 0;
-  ASSERT_TRUE(loop->add_fd(efd, [&] {
-                    uint64_t v = 0;
-                    (void)!::read(efd, &v, sizeof v);
-                    ++calls;
-                    loop->stop();
-                  })
+  ASSERT_TRUE(loop->add_fd(efd,
+                           [&] {
+                             uint64_t v = 0;
+                             (void)!::read(efd, &v, sizeof v);
+                             ++calls;
+                             loop->stop();
+                           })
                   .ok());
   ASSERT_TRUE(loop->run().ok());
   EXPECT_EQ(calls, 1);
@@ -38,10 +39,11 @@ TEST(EventLoop, PollerThatFindsWorkIsCalledAgainWithoutEvents) {
   ASSERT_TRUE(loop.ok());
   const int efd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);  // one event to start the loop
   ASSERT_GE(efd, 0);
-  ASSERT_TRUE(loop->add_fd(efd, [efd] {
-                    uint64_t v = 0;
-                    (void)!::read(efd, &v, sizeof v);
-                  })
+  ASSERT_TRUE(loop->add_fd(efd,
+                           [efd] {
+                             uint64_t v = 0;
+                             (void)!::read(efd, &v, sizeof v);
+                           })
                   .ok());
   int calls = 0;
   loop->add_poller(
@@ -115,11 +117,12 @@ TEST(EventLoop, ZeroWindowRegistersNoPoller) {
   ASSERT_TRUE(loop.ok());
   const int efd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
   ASSERT_GE(efd, 0);
-  ASSERT_TRUE(loop->add_fd(efd, [&] {
-                    uint64_t v = 0;
-                    (void)!::read(efd, &v, sizeof v);
-                    loop->stop();
-                  })
+  ASSERT_TRUE(loop->add_fd(efd,
+                           [&] {
+                             uint64_t v = 0;
+                             (void)!::read(efd, &v, sizeof v);
+                             loop->stop();
+                           })
                   .ok());
   int calls = 0;
   loop->add_poller(
