@@ -110,7 +110,10 @@ void VirtioNet::stop_vhost() {
     p.vhost_on = false;
     if (p.notify_polled) {  // the device handles this pair's notifications again
       for (uint16_t k = 0; k < 2; ++k)
-        if (auto s = poller_.add(p.notify_fd[k], EPOLLIN, kNotifyTag | (2 * i + k)); !s)
+        // EBADF: the machine is being torn down and closed its ioeventfds before the transport
+        // reset the device (its buses outlive the fds); nothing is left to poll.
+        if (auto s = poller_.add(p.notify_fd[k], EPOLLIN, kNotifyTag | (2 * i + k));
+            !s && s.error().sys_errno != EBADF)
           log_warn("%s: %s", opts_.name.c_str(), s.error().message.c_str());
     }
     // An interrupt the kernel raised meanwhile belongs to the old rings: drop it.
