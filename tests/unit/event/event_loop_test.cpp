@@ -7,29 +7,40 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
+
+#include "base/unique_fd.hpp"
 
 namespace qvm::event {
 namespace {
 
 using namespace std::chrono_literals;
 
+// An eventfd that is readable once (count 1) and a callback that drains it then calls `then`.
+struct OneEvent {
+  UniqueFd fd{::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK)};
+  Status watch(EventLoop& loop, std::function<void()> then = {}) {
+    const int f = fd.get();
+    return loop.add_fd(f, [f, then] {
+      uint64_t v = 0;
+      (void)!::read(f, &v, sizeof v);
+      if (then) then();
+    });
+  }
+};
+
 TEST(EventLoop, CallsBackOnReadableFdAndStops) {
   auto loop = EventLoop::create();
   ASSERT_TRUE(loop.ok());
-  const int efd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
-  ASSERT_GE(efd, 0);
+  OneEvent ev;
+  ASSERT_TRUE(ev.fd);
   int calls = 0;
-  ASSERT_TRUE(loop->add_fd(efd,
-                           [&] {
-                             uint64_t v = 0;
-                             (void)!::read(efd, &v, sizeof v);
-                             ++calls;
-                             loop->stop();
-                           })
-                  .ok());
+  ASSERT_TRUE(ev.watch(*loop, [&] {
+                  ++calls;
+                  loop->stop();
+                }).ok());
   ASSERT_TRUE(loop->run().ok());
   EXPECT_EQ(calls, 1);
-  ::close(efd);
 }
 
 // A poller that finds work keeps the loop awake with no fd becoming readable: the later calls
@@ -37,14 +48,9 @@ TEST(EventLoop, CallsBackOnReadableFdAndStops) {
 TEST(EventLoop, PollerThatFindsWorkIsCalledAgainWithoutEvents) {
   auto loop = EventLoop::create();
   ASSERT_TRUE(loop.ok());
-  const int efd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);  // one event to start the loop
-  ASSERT_GE(efd, 0);
-  ASSERT_TRUE(loop->add_fd(efd,
-                           [efd] {
-                             uint64_t v = 0;
-                             (void)!::read(efd, &v, sizeof v);
-                           })
-                  .ok());
+  OneEvent ev;  // one event to start the loop
+  ASSERT_TRUE(ev.fd);
+  ASSERT_TRUE(ev.watch(*loop).ok());
   int calls = 0;
   loop->add_poller(
       [&] {
@@ -55,7 +61,6 @@ TEST(EventLoop, PollerThatFindsWorkIsCalledAgainWithoutEvents) {
       std::chrono::nanoseconds(50ms));
   ASSERT_TRUE(loop->run().ok());
   EXPECT_EQ(calls, 5);
-  ::close(efd);
 }
 
 // A poller that finds nothing does not spin: it runs once per batch of events, and the loop
@@ -115,15 +120,9 @@ TEST(EventLoop, WindowClosesAfterLastFind) {
 TEST(EventLoop, ZeroWindowRegistersNoPoller) {
   auto loop = EventLoop::create();
   ASSERT_TRUE(loop.ok());
-  const int efd = ::eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
-  ASSERT_GE(efd, 0);
-  ASSERT_TRUE(loop->add_fd(efd,
-                           [&] {
-                             uint64_t v = 0;
-                             (void)!::read(efd, &v, sizeof v);
-                             loop->stop();
-                           })
-                  .ok());
+  OneEvent ev;
+  ASSERT_TRUE(ev.fd);
+  ASSERT_TRUE(ev.watch(*loop, [&] { loop->stop(); }).ok());
   int calls = 0;
   loop->add_poller(
       [&] {
@@ -133,7 +132,6 @@ TEST(EventLoop, ZeroWindowRegistersNoPoller) {
       std::chrono::nanoseconds(0));
   ASSERT_TRUE(loop->run().ok());
   EXPECT_EQ(calls, 0);
-  ::close(efd);
 }
 
 }  // namespace
