@@ -62,7 +62,16 @@ def g2h(vmm, args):
     m = {f"g2h {k} ({u})": v for k, (v, u) in res.bench.items()}
     if not m:
         print(f"# g2h {vmm} failed: {'; '.join(res.problems)[:300]}", file=sys.stderr)
+    elif args.verbose:
+        print_guest_info("g2h", vmm, res.output)
     return m
+
+
+def print_guest_info(scenario, vmm, output):
+    """-v: the guest's own INFO lines (frame counts, notifications sent and left out)."""
+    for ln in output.splitlines():
+        if "INFO bench" in ln:
+            print(f"# {scenario} {vmm}: {ln.strip()}", file=sys.stderr)
 
 
 class _NetHostSeen(qvmtest.NetHost):
@@ -124,6 +133,7 @@ def h2g(vmm, args):
         print(f"# h2g {vmm} failed: {'; '.join(res.problems)[:300]}", file=sys.stderr)
     elif args.verbose:
         print(f"# h2g {vmm}: {out.get('sent')}", file=sys.stderr)
+        print_guest_info("h2g", vmm, res.output)
     return m
 
 

@@ -244,9 +244,14 @@ Status VirtioNet::activate(virtio::ActivationContext& ctx) {
                                      has(negotiated_, kGuestUfo)});
   const bool big = guest_offloads_.tso4 || guest_offloads_.tso6 || guest_offloads_.ufo;
   rx_need_ = guest_hdr_len_ + (big ? net::kMaxFrame : uint64_t{opts_.mtu} + 14 + 4);
-  for (Pair& p : pairs_) {
-    QVM_TRY(p.backend->set_rx_offloads(guest_offloads_));
-    p.tx_blocked = false;
+  for (size_t i = 0; i < pairs_.size(); ++i) {
+    QVM_TRY(pairs_[i].backend->set_rx_offloads(guest_offloads_));
+    pairs_[i].tx_blocked = false;
+    // Both paths pop until the ring is empty or resume by themselves (tx: a blocked backend or
+    // the batch limit; rx: a frame arriving while buffers are held), so the driver need not
+    // notify meanwhile (§2.7.7; what EVENT_IDX does through avail_event).
+    for (size_t qi : {rxq(i), txq(i)})
+      if (qi < nqueues_) queues_[qi].set_notify_suppression(true);
   }
   {
     std::lock_guard lk2(mu_);

@@ -14,6 +14,7 @@ using ull = unsigned long long;
 // Ring field offsets (virtio 1.2 §2.7.6 and §2.7.8).
 constexpr uint64_t kAvailIdx = 2;
 constexpr uint64_t kAvailRing = 4;
+constexpr uint64_t kUsedFlags = 0;
 constexpr uint64_t kUsedIdx = 2;
 constexpr uint64_t kUsedRing = 4;
 
@@ -37,13 +38,13 @@ Queue::Queue(uint16_t max_size)
 void Queue::reset() {
   size_ = max_size_;
   desc_ = avail_ = used_ = 0;
-  ready_ = event_idx_ = indirect_ = broken_ = false;
+  ready_ = event_idx_ = indirect_ = broken_ = no_notify_set_ = false;
   next_avail_ = next_used_ = signalled_used_ = failed_head_ = 0;
 }
 
 void Queue::set_ready(bool r) {
   ready_ = r;
-  broken_ = false;
+  broken_ = no_notify_set_ = false;
   next_avail_ = next_used_ = signalled_used_ = 0;
 }
 
@@ -119,16 +120,30 @@ Status Queue::walk(const memory::GuestMemory& mem, uint16_t head, DescriptorChai
   }
 }
 
+Status Queue::write_used_flags(memory::GuestMemory& mem, bool no_notify) {
+  // virtio 1.2 §2.7.8: used.flags is the device's; bit 0 is VIRTQ_USED_F_NO_NOTIFY.
+  if (!mem.write_obj<uint16_t>(used_ + kUsedFlags, no_notify ? kUsedFlagNoNotify : 0))
+    return fail(true, make_error("used ring not writable"));
+  no_notify_set_ = no_notify;
+  return {};
+}
+
 Result<std::optional<DescriptorChain>> Queue::pop(memory::GuestMemory& mem) {
   if (!ready_ || broken_ || size_ == 0) return std::optional<DescriptorChain>{};
   auto avail_idx = mem.read_obj<uint16_t>(avail_ + kAvailIdx);
   if (!avail_idx) return fail(true, make_error("avail ring not readable"));
   if (*avail_idx == next_avail_) {
-    if (!event_idx_) return std::optional<DescriptorChain>{};
-    // virtio 1.2 §2.7.10: tell the driver which avail index to notify for, then re-check so a
-    // buffer added meanwhile without a notification is not missed.
-    if (!mem.write_obj<uint16_t>(used_ + kUsedRing + 8 * uint64_t{size_}, next_avail_))
-      return fail(true, make_error("used ring not writable"));
+    if (event_idx_) {
+      // virtio 1.2 §2.7.10: tell the driver which avail index to notify for, then re-check so a
+      // buffer added meanwhile without a notification is not missed.
+      if (!mem.write_obj<uint16_t>(used_ + kUsedRing + 8 * uint64_t{size_}, next_avail_))
+        return fail(true, make_error("used ring not writable"));
+    } else if (no_notify_set_) {
+      // §2.7.7: notifications back on, then the same re-check.
+      QVM_TRY(write_used_flags(mem, false));
+    } else {
+      return std::optional<DescriptorChain>{};
+    }
     std::atomic_thread_fence(std::memory_order_seq_cst);
     avail_idx = mem.read_obj<uint16_t>(avail_ + kAvailIdx);
     if (!avail_idx) return fail(true, make_error("avail ring not readable"));
@@ -138,6 +153,8 @@ Result<std::optional<DescriptorChain>> Queue::pop(memory::GuestMemory& mem) {
   if (pending > size_)
     return fail(true, make_error(strprintf("avail index %u is %u entries ahead of %u (size %u)",
                                            *avail_idx, pending, next_avail_, size_)));
+  // Busy from here until the ring is found empty: the driver need not notify (§2.7.7).
+  if (suppress_ && !event_idx_ && !no_notify_set_) QVM_TRY(write_used_flags(mem, true));
   // Read the ring entry and the descriptors only after seeing the index (§2.7.13.3 barrier).
   std::atomic_thread_fence(std::memory_order_acquire);
   auto head = mem.read_obj<uint16_t>(avail_ + kAvailRing + 2 * (uint64_t{next_avail_} % size_));

@@ -10,8 +10,11 @@
 // queue broken: it stops processing and needs_reset() tells the transport to set
 // DEVICE_NEEDS_RESET (§2.1.2). Nothing here asserts or loops without bound on guest data.
 //
-// Not implemented: packed virtqueues (§2.8), VIRTIO_F_IN_ORDER, notification suppression towards
-// the driver without EVENT_IDX (used.flags NO_NOTIFY is never set).
+// Driver notifications are suppressed while the device is busy: with EVENT_IDX through avail_event,
+// otherwise (opt-in per queue, set_notify_suppression) through used.flags VIRTQ_USED_F_NO_NOTIFY
+// (§2.7.7), set when pop() finds work and cleared when it finds the ring empty.
+//
+// Not implemented: packed virtqueues (§2.8), VIRTIO_F_IN_ORDER.
 #pragma once
 
 #include <cstdint>
@@ -60,6 +63,14 @@ class Queue {
   void set_event_idx(bool on) { event_idx_ = on; }
   void set_indirect(bool on) { indirect_ = on; }
   bool event_idx() const { return event_idx_; }
+  // Without EVENT_IDX: set VIRTQ_USED_F_NO_NOTIFY (§2.7.7) from the first chain pop() returns until
+  // pop() next finds the ring empty (then clear it and re-check, so a buffer added meanwhile
+  // is not missed). Only for devices that keep popping until the ring is empty, or resume by
+  // themselves (a blocked backend, a batch limit): while the flag is set the driver need not
+  // notify. A device property: kept across reset().
+  void set_notify_suppression(bool on) { suppress_ = on; }
+  // Whether used.flags currently asks the driver not to notify.
+  bool notifications_suppressed() const { return no_notify_set_; }
 
   // Checks size (power of two, 1..max_size), ring alignment (§2.7: 16/2/4) and that all three
   // rings lie in guest memory. The transport calls it before making the queue ready.
@@ -74,7 +85,7 @@ class Queue {
   // is broken. An error means the chain at the next slot is malformed: that avail entry is
   // consumed and `failed_head()` holds its head (the request should be returned with length 0,
   // which next() does). With EVENT_IDX, an empty ring publishes avail_event (§2.7.10) and
-  // re-checks, so a driver notification is never missed.
+  // re-checks, so a driver notification is never missed; so does clearing NO_NOTIFY.
   Result<std::optional<DescriptorChain>> pop(memory::GuestMemory& mem);
   // pop() that completes malformed chains itself (used length 0, rate-limited log) and carries
   // on; at most `size` malformed chains are skipped per call. What devices normally use.
@@ -100,6 +111,7 @@ class Queue {
   Result<std::optional<DescriptorChain>> pop_once(memory::GuestMemory& mem);
   Status walk(const memory::GuestMemory& mem, uint16_t head, DescriptorChain& out) const;
   Error fail(bool ring_level, const Error& e);
+  Status write_used_flags(memory::GuestMemory& mem, bool no_notify);
 
   uint16_t max_size_;
   uint16_t size_;
@@ -108,6 +120,8 @@ class Queue {
   bool event_idx_ = false;
   bool indirect_ = false;
   bool broken_ = false;
+  bool suppress_ = false;       // set_notify_suppression
+  bool no_notify_set_ = false;  // used.flags has NO_NOTIFY (written by us)
   uint16_t next_avail_ = 0;
   uint16_t next_used_ = 0;
   uint16_t signalled_used_ = 0;  // used idx at the last notification decision

@@ -557,7 +557,12 @@ void vq_set_no_interrupt(struct virtq *q, bool on) { q->avail[0] = on ? VIRTQ_AV
 
 void vq_kick(struct vdev *d, unsigned qi)
 {
-    virt_mb();
+    virt_mb(); /* the avail idx store before the used.flags load (§2.7.13.4) */
+    if (qi < VDEV_MAX_QUEUES && (d->q[qi].used_hdr && (d->q[qi].used_hdr[0] & VIRTQ_USED_F_NO_NOTIFY))) {
+        d->kicks_suppressed++;
+        return;
+    }
+    d->kicks++;
     if (is_pci(d)) mmio_write16(d->notify + (uint64_t)d->qnotify_off[qi] * d->notify_mult, (uint16_t)qi);
     else wr(d, VMMIO_QUEUE_NOTIFY, qi);
 }

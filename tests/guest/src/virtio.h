@@ -63,6 +63,7 @@
 #define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY 1
 
 /* ---- discovery -------------------------------------------------------------------------- */
 #define VMMIO_MAX_SLOTS 16
@@ -202,6 +203,7 @@ struct vdev {
     unsigned nq;
     struct virtq q[VDEV_MAX_QUEUES];
     unsigned vec; /* interrupt vector once vdev_irq_route() was called, else 0 */
+    uint64_t kicks, kicks_suppressed; /* vq_kick: notifications sent / left out (NO_NOTIFY) */
     char err[120];
 };
 
@@ -225,6 +227,9 @@ uint64_t vdev_cfg64(struct vdev *d, unsigned off); /* ConfigGeneration-consisten
 int vq_add(struct virtq *q, const struct vbuf *b, unsigned n);
 /* The same at fixed descriptors head..head+n-1 (caller-managed slots; no wrap). */
 int vq_add_at(struct virtq *q, uint16_t head, const struct vbuf *b, unsigned n);
+/* Notifies queue qi unless the device set VIRTQ_USED_F_NO_NOTIFY (§2.7.7: the driver SHOULD NOT
+ * notify then; read after a full barrier, so a device that clears it and re-checks the ring
+ * misses nothing). */
 void vq_kick(struct vdev *d, unsigned qi);
 bool vq_poll(struct virtq *q, uint32_t *id, uint32_t *len);
 /* Poll the used ring of queue qi for one entry, bounded. */

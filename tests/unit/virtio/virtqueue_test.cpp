@@ -351,6 +351,40 @@ TEST_F(QueueTest, EventIdxPublishesAvailEventWhenRingEmpties) {
   EXPECT_EQ(drv->avail_event(), 3);  // notify me when avail idx moves past 3
 }
 
+TEST_F(QueueTest, NoNotifyIsSetWhileBusyAndClearedWhenTheRingEmpties) {
+  const Seg segs[] = {{4, true}};
+  drv->add_and_publish(segs);
+  ASSERT_TRUE(q.next(mem));
+  EXPECT_EQ(drv->used_flags(), 0);  // suppression is opt-in
+  q.set_notify_suppression(true);
+  for (int i = 0; i < 2; ++i) drv->add_and_publish(segs);
+  ASSERT_TRUE(q.next(mem));
+  EXPECT_EQ(drv->used_flags(), kUsedFlagNoNotify);  // busy: §2.7.7, the driver need not notify
+  EXPECT_TRUE(q.notifications_suppressed());
+  drv->add_and_publish(segs);  // added while suppressed: found without a notification
+  int n = 0;
+  while (q.next(mem)) ++n;
+  EXPECT_EQ(n, 2);
+  EXPECT_EQ(drv->used_flags(), 0);  // ring found empty: notify me again
+  EXPECT_FALSE(q.notifications_suppressed());
+  EXPECT_FALSE(q.next(mem));  // nothing new: stays cleared, no write
+  EXPECT_EQ(drv->used_flags(), 0);
+}
+
+TEST_F(QueueTest, NoNotifyIsNotUsedWithEventIdxAndResetsWithTheQueue) {
+  q.set_notify_suppression(true);
+  q.set_event_idx(true);  // avail_event does the job (§2.7.10)
+  const Seg segs[] = {{4, true}};
+  for (int i = 0; i < 2; ++i) drv->add_and_publish(segs);
+  ASSERT_TRUE(q.next(mem));
+  EXPECT_EQ(drv->used_flags(), 0);
+  q.set_event_idx(false);
+  ASSERT_TRUE(q.next(mem));
+  EXPECT_TRUE(q.notifications_suppressed());
+  q.set_ready(true);  // re-enabled rings start with notifications on
+  EXPECT_FALSE(q.notifications_suppressed());
+}
+
 TEST_F(QueueTest, RingsThatLeaveMemoryBreakTheQueue) {
   Queue bad(16);
   bad.set_desc_addr(0);

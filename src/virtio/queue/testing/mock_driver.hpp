@@ -102,6 +102,7 @@ class MockDriver {
   void set_used_event(uint16_t v) { (void)mem_.write_obj<uint16_t>(avail_ + 4 + 2ull * size_, v); }
 
   uint16_t used_idx() const { return read16(used_ + 2); }
+  uint16_t used_flags() const { return read16(used_); }
   uint16_t avail_event() const { return read16(used_ + 4 + 8ull * size_); }
   VirtqUsedElem used(uint16_t i) const {
     auto e = mem_.read_obj<VirtqUsedElem>(used_ + 4 + 8ull * (i % size_));

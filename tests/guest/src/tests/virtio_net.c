@@ -687,6 +687,7 @@ static void net_bench_tx_one(struct net *n, const char *name, unsigned paylen, u
     if (flen < 60) memset(n->tx + n->hdrlen + flen, 0, 60 - flen), flen = 60;
     for (unsigned i = 0; i < depth; i++) memcpy(txb + (size_t)i * BUFSZ, n->tx, n->hdrlen + flen);
     uint64_t done = 0, t0 = now_us(), end = t0 + ms * 1000, last = t0;
+    const uint64_t kicks0 = n->d.kicks, quiet0 = n->d.kicks_suppressed;
     unsigned inflight = 0;
     uint16_t freel[NTX];
     unsigned nfree = 0;
@@ -719,7 +720,8 @@ static void net_bench_tx_one(struct net *n, const char *name, unsigned paylen, u
     uint64_t dt = now_us() - t0;
     WAIT_US((({ uint32_t id, len; while (vq_poll(q, &id, &len)) inflight--; }), inflight == 0), 1000000);
     if (!dt || !done) return;
-    printk("INFO bench %s: %lu frames of %u bytes in %lu us\n", name, done, flen, dt);
+    printk("INFO bench %s: %lu frames of %u bytes in %lu us, %lu notifications (%lu left out: NO_NOTIFY)\n", name,
+           done, flen, dt, n->d.kicks - kicks0, n->d.kicks_suppressed - quiet0);
     if (paylen >= 1000) bench_report(name, done * paylen / dt, "MBps");
     else bench_report(name, done * 1000000 / dt, "pps");
 }
@@ -760,6 +762,7 @@ static void bench_virtio_net_rx(void)
         if (t - t0 > 60000000) break;
     }
     vdev_reset(&n->d);
+    printk("INFO bench virtio_net_rx: %lu notifications (%lu left out: NO_NOTIFY)\n", n->d.kicks, n->d.kicks_suppressed);
     for (unsigned k = 0; k < 2; k++) {
         uint64_t dt = n->sink_t1[k] - n->sink_t0[k];
         printk("INFO bench virtio_net_rx: class %u: %lu datagrams, %lu payload bytes in %lu us\n", k, n->sink_frames[k],
