@@ -94,6 +94,16 @@ class MachineImpl final : public Machine {
     std::function<bool(uint16_t queue, int fd)> notify_fd;
     // false: no queue ioeventfds; notifications are handled on the vCPU thread (virtio-net).
     bool ioeventfd = true;
+    // Optional, with `ioeventfd`: false for a queue whose notifications should still exit to the
+    // vCPU thread (virtio-net `ioeventfd tx`: the receive queues).
+    std::function<bool(uint16_t queue)> queue_ioeventfd;
+    // For the device line: "" (all queues through ioeventfds), or which notifications exit.
+    std::string notify_text(uint16_t nqueues) const {
+      if (!ioeventfd) return "notify on the vCPU";
+      for (uint16_t q = 0; q < nqueues && queue_ioeventfd; ++q)
+        if (!queue_ioeventfd(q)) return "receive notify on the vCPU";
+      return "";
+    }
   };
   Result<VirtioBuild> make_virtio_device(const config::VdevConfig& v);
   Status add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,

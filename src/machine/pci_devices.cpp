@@ -181,6 +181,7 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
   keep_.push_back(transport);
   if (vm_) {
     for (uint16_t q = 0; q < transport->num_queues() && built.ioeventfd; ++q) {
+      if (built.queue_ioeventfd && !built.queue_ioeventfd(q)) continue;  // exits to the vCPU
       auto m = transport->notify_match(q);
       uint64_t bar_addr = 0;
       for (const auto& [index, at] : placed)
@@ -204,9 +205,10 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
       keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
     }
   }
+  const std::string nt = built.notify_text(transport->num_queues());
   device_lines_.push_back(strprintf("%-11s pci 00:%02x.0%s%s  MSI-X, INTA# gsi %u%s%s",
                                     v.type.c_str(), slot, legacy ? " legacy" : "", bars.c_str(),
-                                    gsi, built.ioeventfd ? "" : " (notify on the vCPU)",
+                                    gsi, nt.empty() ? "" : (" (" + nt + ")").c_str(),
                                     built.summary.c_str()));
   return {};
 }

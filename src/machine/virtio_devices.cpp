@@ -177,6 +177,7 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
     vdev::VirtioNet* raw = dev.get();
     b.notify_fd = [raw](uint16_t q, int fd) { return raw->set_notify_fd(q, fd); };
     b.ioeventfd = dev->wants_ioeventfd() || plan.kernel;
+    b.queue_ioeventfd = [raw](uint16_t q) { return raw->queue_ioeventfd(q); };
     b.attach = [this, raw](std::function<void(uint16_t)> notify) -> Status {
       raw->set_kick(std::move(notify));
       return loop_->add_fd(raw->poll_fd(), [raw] { raw->on_ready(); });
@@ -239,6 +240,7 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
       retry_timer = std::move(timer);
     }
     for (uint16_t q = 0; q < transport->num_queues() && built.ioeventfd; ++q) {
+      if (built.queue_ioeventfd && !built.queue_ioeventfd(q)) continue;  // exits to the vCPU
       UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
       if (!efd) return Error::from_errno("eventfd", errno);
       auto m = transport->notify_match(q);
@@ -262,13 +264,14 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
     }
     if (retry_timer) keep_.push_back(retry_timer);
   }
+  const std::string nt = built.notify_text(transport->num_queues());
   virtio_mmio_.push_back({base, static_cast<uint32_t>(virtio::MmioTransport::kRegionSize), gsi});
   device_lines_.push_back(
       strprintf("%-11s mem 0x%llx-0x%llx  gsi %u  virtio-mmio%s (%s, irqfd)%s", v.type.c_str(),
                 static_cast<unsigned long long>(base),
                 static_cast<unsigned long long>(base + virtio::MmioTransport::kRegionSize - 1), gsi,
-                v.has("legacy") ? " v1 (legacy)" : " v2",
-                built.ioeventfd ? "ioeventfd" : "notify on the vCPU", built.summary.c_str()));
+                v.has("legacy") ? " v1 (legacy)" : " v2", nt.empty() ? "ioeventfd" : nt.c_str(),
+                built.summary.c_str()));
   return {};
 }
 

@@ -81,6 +81,11 @@ Status check_on_off_auto(std::string_view s) {
   return make_error("expected on, off or auto, found '" + std::string(s) + "'");
 }
 
+Status check_ioeventfd(std::string_view s) {
+  if (s == "on" || s == "off" || s == "tx" || s == "auto") return {};
+  return make_error("expected on, off, tx or auto, found '" + std::string(s) + "'");
+}
+
 Status check_create(std::string_view s) {
   auto parts = config::split(s, ',');
   if (parts.size() != 2 || parts[0].empty() || parts[0].size() > 31)
@@ -334,10 +339,11 @@ std::vector<VdevSchema> make_schemas() {
         number("queues", "queue pairs", 1, 8, "1"),
         custom("vhost", check_on_off_auto, "kernel data path (/dev/vhost-net) for a TAP peer",
                "auto", "on|off|auto"),
-        custom("ioeventfd", check_on_off_auto,
-               "queue notifications via the event loop (on) or the vCPU thread (off: fails with "
-               "Linux guests under sustained transmit, under investigation); auto: on",
-               "auto", "on|off|auto"),
+        custom("ioeventfd", check_ioeventfd,
+               "queue notifications via the event loop (on), the vCPU thread (off: fails with "
+               "Linux guests under sustained transmit, under investigation), or transmit via the "
+               "event loop and receive on the vCPU (tx); auto: tx",
+               "auto", "on|off|tx|auto"),
         legacy},
        true,
        false,

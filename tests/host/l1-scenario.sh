@@ -145,9 +145,10 @@ vdev virtio-blk hostdev <$WORK/ro.img"
   done
 }
 
-# virtio-net over a TAP in L1: ping L1, then move ${QVMHOST_NET_MB:-100} MiB with nc into L1.
+# virtio-net over a TAP in L1: ping L1, then move ${QVMHOST_NET_MB:-100} MiB with nc into L1
+# and ${QVMHOST_NET_RX_MB:-100} MiB (0: skip) from L1 into L2.
 scenario_net() {
-  local run=net mb=${QVMHOST_NET_MB:-100} vhost
+  local run=net mb=${QVMHOST_NET_MB:-100} rxmb=${QVMHOST_NET_RX_MB:-100} vhost
   # QVMHOST_VHOST_MODES: one run per word: a `vhost` value, optionally +more_options (_ = space),
   # e.g. "off+ioeventfd_on".
   local variant extra
@@ -163,9 +164,19 @@ scenario_net() {
     (sleep 600 | busybox nc -l -p 5000 | wc -c >"$WORK/nc.count") &
     local opt="$extra"
     [ "$vhost" = default ] || opt="vhost $vhost $extra"
-    conf $run 1 "$IMG/vmlinuz" "$QUIET qvmt=net qvmt.ip=10.0.2.15 qvmt.peer=10.0.2.1 qvmt.mb=$mb" \
+    local rxarg=""
+    [ "$rxmb" = 0 ] || rxarg="qvmt.rxmb=$rxmb"
+    conf $run 1 "$IMG/vmlinuz" "$QUIET qvmt=net qvmt.ip=10.0.2.15 qvmt.peer=10.0.2.1 qvmt.mb=$mb $rxarg" \
       "vdev virtio-net loc 0xd0000000 intr myioapic:5 peer tap:qvmtap0 mac 52:54:00:12:34:56 $opt"
-    run $run 180
+    if [ -n "$rxarg" ]; then
+      # The receive leg's sender: once L2 says rx-ready (bounded wait), rxmb MiB into L2:5001.
+      (for _ in $(seq 300); do
+        grep -q "^QVMT rx-ready" "$WORK/$run.console" 2>/dev/null && break
+        sleep 1
+      done
+      dd if=/dev/zero bs=1M count="$rxmb" 2>/dev/null | timeout 200 busybox nc 10.0.2.15 5001) &
+    fi
+    run $run 300
     sleep 1
     check $run.exit "qvm exit status after poweroff" 0 "$rc"
     check $run.driver "virtio device bound to virtio_net" 1 \
@@ -173,12 +184,14 @@ scenario_net() {
     check $run.mac "the MAC the guest reads" 52:54:00:12:34:56 "$(qvmt $run mac)"
     check $run.ping "L2 pings L1 over the TAP" ok "$(qvmt $run ping)"
     check $run.bytes "bytes L1 received from L2 with nc" $((mb * 1048576)) "$(cat "$WORK/nc.count" 2>/dev/null)"
+    [ -z "$rxarg" ] ||
+      check $run.rxbytes "bytes L2 received from L1 with nc" $((rxmb * 1048576)) "$(qvmt $run rx-bytes | cut -d' ' -f1)"
     if [ "$vhost" != default ]; then
       local kernel_path=no
       grep -q "vhost-net runs the queues" "$WORK/$run.log" && kernel_path=yes
       check $run.vhost "vhost-net ran the queues (vhost $vhost)" "$([ "$vhost" = on ] && echo yes || echo no)" "$kernel_path"
     fi
-    echo "HOSTINFO $run $(sed -n 's/^QVMT nc-status //p' "$WORK/$run.console" | tr -d '\r') qvm-wall=${secs}s"
+    echo "HOSTINFO $run $(sed -n 's/^QVMT nc-status //p' "$WORK/$run.console" | tr -d '\r') rx $(qvmt $run rx-bytes) qvm-wall=${secs}s"
     [ $failures -eq 0 ] || tails $run
     pkill -f "^sleep 600" 2>/dev/null
     pkill -f "nc -l -p 5000" 2>/dev/null

@@ -6,7 +6,8 @@
 #   boot     CPUs, memory, the virtio devices bound to drivers, the console
 #   blk      ext4 on /dev/vda: write 4 MiB, sync, drop caches, read back, print the checksum;
 #            /dev/vdb (read-only hostdev): the kernel's ro flag and a refused write
-#   net      eth0 = qvmt.ip, ping qvmt.peer, send qvmt.mb MiB with nc to qvmt.peer:5000
+#   net      eth0 = qvmt.ip, ping qvmt.peer, send qvmt.mb MiB with nc to qvmt.peer:5000; with
+#            qvmt.rxmb: then listen on 5001 (say rx-ready) and count what L1 sends (rx-bytes)
 #   blkbench /dev/vda: qvmt.blkmb MiB (default 64) read, then written, 1 MiB O_DIRECT requests
 #   rng      /dev/hwrng's source and 64 bytes from it
 #   netup    eth0 = qvmt.ip, up
@@ -68,6 +69,18 @@ for c in $(echo "$(arg qvmt)" | tr ',' ' '); do
         t0=$(cut -d' ' -f1 /proc/uptime)
         dd if=/dev/zero bs=1M count="$mb" 2>/dev/null | nc "$(arg qvmt.peer)" 5000
         say nc-status "$?" seconds "$(awk -v t0="$t0" '{print $1 - t0}' /proc/uptime)"
+      fi
+      rxmb=$(arg qvmt.rxmb)
+      if [ -n "$rxmb" ]; then
+        # Receive leg: L1 sends once it sees rx-ready. The listener's stdin stays open for at most
+        # 150 s (busybox nc stops at its stdin's end), which bounds the wait.
+        (sleep 150 | nc -l -p 5001 | wc -c >/tmp/rx.count) &
+        sleep 0.5
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        say rx-ready
+        i=0 # wc writes the count when nc ends (the job itself lasts as long as its sleep)
+        while [ ! -s /tmp/rx.count ] && [ $i -lt 310 ]; do sleep 0.5; i=$((i + 1)); done
+        say rx-bytes "$(cat /tmp/rx.count)" seconds "$(awk -v t0="$t0" '{print $1 - t0}' /proc/uptime)"
       fi
       ;;
     blkbench)

@@ -37,8 +37,9 @@
 // If the kernel refuses anything at DRIVER_OK the device runs the queues itself (logged).
 //
 // Threading: activate/reset/process_queue under the transport lock (device.hpp); process_queue
-// runs on the event loop thread (KVM ioeventfd, the default) or, with `ioeventfd off`, on the vCPU
-// thread whose notify-register write exited. on_ready() runs on the event loop thread; it services
+// runs on the event loop thread (KVM ioeventfd: transmit queues by default, every queue with
+// `ioeventfd on`) or on the vCPU thread whose notify-register write exited (receive queues by
+// default, every queue with `ioeventfd off`). on_ready() runs on the event loop thread; it services
 // the backends under the device's backend lock and then calls the kick hook (machine:
 // transport->handle_notify(q)) without holding it. Lock order: transport, backend_mu_, mu_.
 #pragma once
@@ -127,6 +128,10 @@ class VirtioNet final : public virtio::VirtioDevice {
     // than on the vCPU thread that wrote the notify register. vhost-net always uses them.
     // false (`ioeventfd off`) is opt-in: see docs/networking.md for the known failure.
     bool ioeventfd = true;
+    // With `ioeventfd`: receive-queue notifications still exit to the vCPU thread (`ioeventfd
+    // tx`). They mean "buffers posted after the device ran dry", and the vCPU fills them from the
+    // backend at once instead of waking the event loop thread (docs/performance.md).
+    bool rx_inline = false;
   };
   struct Stats {
     uint64_t tx_frames = 0, tx_bytes = 0, tx_malformed = 0, tx_dropped = 0;
@@ -165,6 +170,12 @@ class VirtioNet final : public virtio::VirtioDevice {
   // them a notification is an MMIO/PIO exit and the vCPU thread runs the queue itself: no
   // wake-up of the event loop thread per notification (measured in docs/performance.md).
   bool wants_ioeventfd() const { return opts_.ioeventfd || vhost_attached(); }
+  // Per queue: false for receive queues with `ioeventfd tx` (and for all with `off`).
+  bool queue_ioeventfd(uint16_t q) const {
+    if (vhost_attached()) return true;
+    if (!opts_.ioeventfd) return false;
+    return !(opts_.rx_inline && q < 2 * pairs_.size() && q % 2 == 0);
+  }
   bool vhost_running() const;
   uint16_t max_pairs() const { return static_cast<uint16_t>(pairs_.size()); }
   uint16_t active_pairs() const;

@@ -83,12 +83,15 @@ Result<std::shared_ptr<VirtioNet>> open_virtio_net(const NetSetup& s) {
   if (s.queues < 1 || s.queues > net_dev::kMaxPairs)
     return make_error("virtio-net queues must be 1 to 8");
   if (s.peer && s.tapdev) return make_error("virtio-net takes `peer` or `tapdev`, not both");
-  if (s.ioeventfd != "on" && s.ioeventfd != "off" && s.ioeventfd != "auto")
-    return make_error("ioeventfd '" + s.ioeventfd + "': want on, off or auto");
-  // `auto` = on: KVM ioeventfds and the event loop thread. `off` (the queue run on the notifying
-  // vCPU thread) is an explicit opt-in: with Linux guests under sustained transmit it ends in a
-  // triple fault in the virtual test host (docs/networking.md); under investigation.
+  if (s.ioeventfd != "on" && s.ioeventfd != "off" && s.ioeventfd != "tx" && s.ioeventfd != "auto")
+    return make_error("ioeventfd '" + s.ioeventfd + "': want on, off, tx or auto");
+  // `auto` = tx: transmit notifications through KVM ioeventfds to the event loop thread, receive
+  // notifications (buffers posted after the device ran dry) on the notifying vCPU thread, which
+  // fills them at once (docs/networking.md "Who runs the queues"). `off` (every queue on the vCPU
+  // thread) is an explicit opt-in: with Linux guests under sustained transmit it ends in a triple
+  // fault in the virtual test host more often than the others (docs/networking.md).
   o.ioeventfd = s.ioeventfd != "off";
+  o.rx_inline = s.ioeventfd == "tx" || s.ioeventfd == "auto";
   if (s.ioeventfd == "off" && QVM_TRY(parse_vhost(s.vhost)) == VhostMode::kOn)
     return make_error(o.name +
                       ": `vhost on` needs ioeventfds (vhost-net's kick): drop `ioeventfd off`");

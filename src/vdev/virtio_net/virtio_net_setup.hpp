@@ -13,8 +13,9 @@
 //   vhost on|off|auto    TAP only: let the kernel run the queues (/dev/vhost-net). auto (default):
 //                        if /dev/vhost-net opens, else the user-space path (one info line); on:
 //                        an error if it does not open or the peer is not a TAP
-//   ioeventfd on|off|auto  queue notifications through KVM ioeventfds to the event loop (on), or
-//                        handled on the notifying vCPU thread (off); auto (default): on. `off`
+//   ioeventfd on|off|tx|auto  queue notifications through KVM ioeventfds to the event loop (on),
+//                        handled on the notifying vCPU thread (off), or transmit through
+//                        ioeventfds and receive on the vCPU (tx); auto (default): tx. `off`
 //                        fails with Linux guests under sustained transmit (docs/networking.md)
 #pragma once
 
@@ -42,7 +43,7 @@ struct NetSetup {
   uint16_t queues = 1;                // "queues"
   std::string runtime_dir;            // empty: net::runtime_dir()
   std::string vhost = "auto";         // "vhost": on, off or auto
-  std::string ioeventfd = "auto";     // "ioeventfd": on, off or auto (= on)
+  std::string ioeventfd = "auto";     // "ioeventfd": on, off, tx or auto (= tx)
   // Opens vhost-net (tests substitute a recorder); default net::open_vhost_net().
   std::function<Result<std::unique_ptr<net::VhostIoctls>>()> open_vhost;
 };

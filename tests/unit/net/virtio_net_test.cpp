@@ -404,5 +404,28 @@ TEST(NetSetup, BackendSelectionAndErrors) {
   EXPECT_FALSE(vdev::open_virtio_net(s).ok());  // both
 }
 
+TEST(NetSetup, IoeventfdChoosesWhichQueueNotificationsExit) {
+  vdev::NetSetup s;
+  s.system = "a";
+  struct Case {
+    const char* value;
+    bool rx0, tx1;
+  };
+  // auto = tx: receive notifications on the vCPU thread, transmit through an ioeventfd.
+  for (const Case& c : {Case{"auto", false, true}, Case{"tx", false, true}, Case{"on", true, true},
+                        Case{"off", false, false}}) {
+    s.ioeventfd = c.value;
+    auto d = vdev::open_virtio_net(s);
+    ASSERT_TRUE(d.ok()) << c.value;
+    EXPECT_EQ((*d)->queue_ioeventfd(0), c.rx0) << c.value;
+    EXPECT_EQ((*d)->queue_ioeventfd(1), c.tx1) << c.value;
+    EXPECT_EQ((*d)->wants_ioeventfd(), c.tx1) << c.value;
+  }
+  s.ioeventfd = "rx";
+  auto bad = vdev::open_virtio_net(s);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("want on, off, tx or auto"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace qvm::net::testing
