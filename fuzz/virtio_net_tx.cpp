@@ -73,6 +73,7 @@ class Sink final : public net::Backend {
     return r;
   }
   void set_rx_enabled(bool) override {}
+  bool rx_enabled() const override { return false; }
   bool link_up() const override { return true; }
   net::BackendStats stats() const override { return stats_; }
 
@@ -162,6 +163,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < 4 * kQueue; ++i) d->on_ready();
   if (ctrl) d->process_queue(qi);  // the control queue takes at most 64 requests per pass
   check(queues[qi].needs_reset() || tx.used_idx() == published);
+  (void)d->status_text();
   d->reset();
   return 0;
 }

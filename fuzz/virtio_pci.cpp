@@ -93,5 +93,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
     }
   }
+  (void)t->status_report();  // SIGUSR1 report: rings and device state
   return 0;
 }

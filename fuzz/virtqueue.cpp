@@ -81,5 +81,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)q.needs_notification(mem);
     if (round % 7 == 3) q.undo_pop();
   }
+  (void)q.describe(mem);  // SIGUSR1 report: reads the driver's ring fields
   return 0;
 }

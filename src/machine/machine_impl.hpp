@@ -2,11 +2,13 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/clock.hpp"
@@ -136,6 +138,8 @@ class MachineImpl final : public Machine {
   std::vector<std::shared_ptr<void>> keep_;
   std::vector<std::unique_ptr<event::Timer>> timers_;
   std::vector<std::string> device_lines_;
+  // Live state for SIGUSR1 reports, by device_lines_ index (virtio transports: rings, device).
+  std::vector<std::pair<size_t, std::function<std::vector<std::string>()>>> live_status_;
   vdev::AcpiPm* pm_ = nullptr;
   std::mutex* pm_mu_ = nullptr;
   bool has_pit_ = false, has_8259_ = false, uses_stdin_ = false;

@@ -174,7 +174,12 @@ std::string MachineImpl::status_report() const {
                    static_cast<unsigned long long>(st.unclaimed.load()),
                    static_cast<unsigned long long>(st.other.load()));
   }
-  for (const auto& d : device_lines_) s += "\n  " + d;
+  for (size_t i = 0; i < device_lines_.size(); ++i) {
+    s += "\n  " + device_lines_[i];
+    for (const auto& [index, live] : live_status_)
+      if (index == i)
+        for (const std::string& l : live()) s += "\n      " + l;
+  }
   return s;
 }
 

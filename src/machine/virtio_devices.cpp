@@ -266,6 +266,8 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
   }
   const std::string nt = built.notify_text(transport->num_queues());
   virtio_mmio_.push_back({base, static_cast<uint32_t>(virtio::MmioTransport::kRegionSize), gsi});
+  live_status_.emplace_back(device_lines_.size(),
+                            [t = transport.get()] { return t->status_report(); });
   device_lines_.push_back(
       strprintf("%-11s mem 0x%llx-0x%llx  gsi %u  virtio-mmio%s (%s, irqfd)%s", v.type.c_str(),
                 static_cast<unsigned long long>(base),

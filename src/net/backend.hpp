@@ -72,6 +72,7 @@ class Backend {
   virtual int poll_fd() const = 0;
   virtual ServiceResult service() = 0;
   virtual void set_rx_enabled(bool on) = 0;
+  virtual bool rx_enabled() const = 0;  // for status reports
   // Multi-queue backends (a TAP queue): whether the host may steer frames to this queue
   // (TUNSETQUEUE IFF_ATTACH_QUEUE / IFF_DETACH_QUEUE). Others ignore it.
   virtual Status set_queue_attached(bool /*on*/) { return {}; }

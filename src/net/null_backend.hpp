@@ -26,6 +26,7 @@ class NullBackend final : public Backend {
   int poll_fd() const override { return poller_.fd(); }
   ServiceResult service() override { return {}; }
   void set_rx_enabled(bool) override {}
+  bool rx_enabled() const override { return false; }
   bool link_up() const override { return false; }
   BackendStats stats() const override { return stats_; }
 

@@ -63,6 +63,7 @@ class PeerLink final : public Backend {
   int poll_fd() const override { return poller_.fd(); }
   ServiceResult service() override;
   void set_rx_enabled(bool on) override;
+  bool rx_enabled() const override { return rx_enabled_; }
   bool link_up() const override { return out_.valid() && in_.valid(); }
   BackendStats stats() const override { return stats_; }
 

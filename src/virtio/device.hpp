@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "base/result.hpp"
 #include "memory/guest_memory.hpp"
@@ -63,6 +64,8 @@ class VirtioDevice {
   virtual void reset() = 0;
   // The driver notified queue `index` (only called while activated, index in range).
   virtual void process_queue(uint16_t index) = 0;
+  // Device state for status reports (SIGUSR1, spec §8): one line, or "" for nothing to add.
+  virtual std::string status_text() const { return {}; }
 };
 
 }  // namespace qvm::virtio

@@ -71,7 +71,16 @@ sanitizer_check() { # RUN: an ASan/UBSan build of qvm reports into its log (UBSa
 }
 tails() { # RUN: the tails of the L2 console and qvm's log, for a failure's diagnosis
   sed 's/^/  console| /' "$WORK/$1.console" | tail -25
-  sed 's/^/  qvm| /' "$WORK/$1.log" | tail -15
+  grep -v "^  \|status of VM" "$WORK/$1.log" | sed 's/^/  qvm| /' | tail -15
+  # The last two SIGUSR1 reports (status_reports), virtio lines only: which side of a stalled
+  # queue waits (docs/virtio.md, "Status reports").
+  awk '/status of VM/ { n++; buf[n] = "" } n && /^      / { buf[n] = buf[n] "  report " n "| " $0 "\n" }
+       END { for (i = (n > 2 ? n - 1 : 1); i <= n; i++) printf "%s", buf[i] }' "$WORK/$1.log"
+}
+# status_reports RUN &: asks RUN's qvm for a SIGUSR1 status report every 15 s (into its log;
+# tails prints the last two) until killed.
+status_reports() {
+  while sleep 15; do pkill -USR1 -f "^$QVM @$WORK/$1.qvmconf" 2>/dev/null; done
 }
 QUIET="console=ttyS0 quiet loglevel=3 tsc=reliable"
 
@@ -151,7 +160,7 @@ scenario_net() {
   local run=net mb=${QVMHOST_NET_MB:-100} rxmb=${QVMHOST_NET_RX_MB:-100} vhost
   # QVMHOST_VHOST_MODES: one run per word: a `vhost` value, optionally +more_options (_ = space),
   # e.g. "off+ioeventfd_on".
-  local variant extra attempt sender
+  local variant extra attempt sender reporter
   for variant in ${QVMHOST_VHOST_MODES:-${1:-off}}; do
     vhost=${variant%%+*}
     extra=""
@@ -183,7 +192,10 @@ scenario_net() {
         dd if=/dev/zero bs=1M count="$rxmb" 2>/dev/null | timeout 200 busybox nc 10.0.2.15 5001) &
         sender=$!
       fi
+      status_reports $run &
+      reporter=$!
       run $run 200
+      kill $reporter 2>/dev/null
       sleep 1
       [ -z "$sender" ] || kill "$sender" 2>/dev/null # qvm is gone: stop waiting for rx-ready
       pkill -f "^sleep 600" 2>/dev/null

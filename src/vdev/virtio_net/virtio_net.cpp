@@ -189,6 +189,30 @@ VirtioNet::Stats VirtioNet::stats() const {
   return s;
 }
 
+std::string VirtioNet::status_text() const {
+  using ull = unsigned long long;
+  const Stats s = stats();
+  std::string out = strprintf(
+      "link %s, rx %llu frames (%llu bounced, %llu dropped), tx %llu frames (%llu dropped, %llu "
+      "malformed), %llu interrupts",
+      link_up() ? "up" : "down", static_cast<ull>(s.rx_frames), static_cast<ull>(s.rx_bounced),
+      static_cast<ull>(s.rx_dropped), static_cast<ull>(s.tx_frames), static_cast<ull>(s.tx_dropped),
+      static_cast<ull>(s.tx_malformed), static_cast<ull>(s.interrupts));
+  std::lock_guard lk(backend_mu_);
+  for (size_t i = 0; i < pairs_.size(); ++i) {
+    const Pair& p = pairs_[i];
+    if (p.vhost_on) {
+      out += strprintf("; pair %zu: vhost-net", i + 1);
+      continue;
+    }
+    out += strprintf("; pair %zu: rx %s, %zu buffers held (%llu B)%s%s", i + 1,
+                     p.backend->rx_enabled() ? "reading" : "paused", p.spare.size(),
+                     static_cast<ull>(p.spare_bytes), p.held_len ? ", a frame waiting" : "",
+                     p.tx_blocked ? ", tx blocked" : "");
+  }
+  return out;
+}
+
 uint16_t VirtioNet::ctrl_index() const {
   return has(negotiated_, kMq) ? static_cast<uint16_t>(2 * pairs_.size()) : kCtrlQueue;
 }

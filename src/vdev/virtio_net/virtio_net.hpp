@@ -189,6 +189,9 @@ class VirtioNet final : public virtio::VirtioDevice {
   Status activate(virtio::ActivationContext& ctx) override;
   void reset() override;
   void process_queue(uint16_t index) override;
+  // Link, counters and per pair: receive reading or paused, receive buffers held, a frame
+  // waiting for buffers, transmit blocked (a stalled queue shows which side waits).
+  std::string status_text() const override;
 
   Stats stats() const;
   bool link_up() const;

@@ -224,4 +224,29 @@ bool Queue::needs_notification(const memory::GuestMemory& mem) {
   return (*flags & kAvailFlagNoInterrupt) == 0;
 }
 
+std::string Queue::describe(const memory::GuestMemory& mem) const {
+  if (!ready_) return strprintf("size %u, not ready", size_);
+  // The driver's fields (§2.7.6, §2.7.10): unreadable ones are shown as "?".
+  auto field = [&mem](uint64_t gpa) {
+    auto v = mem.read_obj<uint16_t>(gpa);
+    return v ? std::to_string(*v) : std::string("?");
+  };
+  auto aflags = mem.read_obj<uint16_t>(avail_);
+  const uint16_t pending = [&] {
+    auto a = mem.read_obj<uint16_t>(avail_ + kAvailIdx);
+    return a ? static_cast<uint16_t>(*a - next_avail_) : uint16_t{0};
+  }();
+  std::string s = strprintf("size %u avail %s next_avail %u (%u pending) used %u", size_,
+                            field(avail_ + kAvailIdx).c_str(), next_avail_, pending, next_used_);
+  if (event_idx_) {
+    s += " used_event " + field(avail_ + kAvailRing + 2 * uint64_t{size_});
+    s += " avail_event " + field(used_ + kUsedRing + 8 * uint64_t{size_});
+  } else {
+    if (aflags && (*aflags & kAvailFlagNoInterrupt)) s += " NO_INTERRUPT";
+    if (no_notify_set_) s += " NO_NOTIFY";
+  }
+  if (broken_) s += " BROKEN";
+  return s;
+}
+
 }  // namespace qvm::virtio

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "base/result.hpp"
@@ -104,6 +105,10 @@ class Queue {
 
   // Ring corruption seen: processing stopped until reset.
   bool needs_reset() const { return broken_; }
+  // One line for status reports (SIGUSR1): the device's indices and the driver's, read from the
+  // rings (guest memory, so untrusted and shown as read), e.g. "size 256 avail 1200 next_avail
+  // 1200 used 1198 ...". Call under the owner's lock, like every other member.
+  std::string describe(const memory::GuestMemory& mem) const;
   uint16_t next_avail() const { return next_avail_; }
   uint16_t next_used() const { return next_used_; }
 

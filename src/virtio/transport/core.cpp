@@ -173,4 +173,26 @@ bool TransportCore::write_config(uint64_t offset, std::span<const uint8_t> data)
   return false;
 }
 
+std::vector<std::string> TransportCore::status_report() const {
+  static const struct {
+    uint32_t bit;
+    const char* name;
+  } kBits[] = {{kStatusAcknowledge, "ACKNOWLEDGE"},
+               {kStatusDriver, "DRIVER"},
+               {kStatusFeaturesOk, "FEATURES_OK"},
+               {kStatusDriverOk, "DRIVER_OK"},
+               {kStatusDeviceNeedsReset, "DEVICE_NEEDS_RESET"},
+               {kStatusFailed, "FAILED"}};
+  std::string st = strprintf("status 0x%02x", status_);
+  for (const auto& b : kBits)
+    if (status_ & b.bit) st += std::string(" ") + b.name;
+  st += strprintf(", features 0x%llx", static_cast<ull>(driver_features_));
+  std::vector<std::string> out{st};
+  if (!activated_) return out;
+  for (size_t i = 0; i < queues_.size(); ++i)
+    if (queues_[i].ready()) out.push_back(strprintf("queue %zu: ", i) + queues_[i].describe(mem_));
+  if (std::string d = dev_->status_text(); !d.empty()) out.push_back(std::move(d));
+  return out;
+}
+
 }  // namespace qvm::virtio

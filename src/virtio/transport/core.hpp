@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "memory/guest_memory.hpp"
@@ -81,6 +82,10 @@ class TransportCore {
   // zeros for reads) otherwise.
   bool read_config(uint64_t offset, std::span<uint8_t> data) const;
   bool write_config(uint64_t offset, std::span<const uint8_t> data);
+  // Status report lines (SIGUSR1): device status and features, each queue (Queue::describe),
+  // the device's own status_text().
+  std::vector<std::string> status_report() const;
+
   // §2.5.1: changes whenever the device changed its configuration or needs a reset.
   uint32_t config_generation() const { return dev_->config_generation() + generation_; }
 

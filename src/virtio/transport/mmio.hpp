@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "bus/bus.hpp"
@@ -73,6 +74,11 @@ class MmioTransport final : public bus::BusDevice {
   uint64_t driver_features() const;
   bool activated() const;
   VirtioDevice& device() { return core_.device(); }
+  // SIGUSR1 status report lines (TransportCore::status_report), under the transport lock.
+  std::vector<std::string> status_report() const {
+    std::lock_guard lk(mu_);
+    return core_.status_report();
+  }
 
  private:
   class Interrupt;

@@ -55,6 +55,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "bus/bus.hpp"
@@ -158,6 +159,11 @@ class PciTransport final : public pci::PciFunction,
   bool intx_level() const;
   pci::Msix& msix() { return msix_; }
   VirtioDevice& device() { return core_.device(); }
+  // SIGUSR1 status report lines (TransportCore::status_report), under the transport lock.
+  std::vector<std::string> status_report() const {
+    std::lock_guard lk(mu_);
+    return core_.status_report();
+  }
 
  private:
   class Interrupt;

@@ -50,6 +50,7 @@ class FakeDevice final : public VirtioDevice {
     ++resets;
     irq = nullptr;
   }
+  std::string status_text() const override { return "fake: " + std::to_string(processed.size()); }
   void process_queue(uint16_t i) override {
     processed.push_back(i);
     // Drain like a real device so ring corruption is seen.
@@ -191,6 +192,21 @@ TEST_F(MmioTest, QueueSetupActivationNotifyAndInterrupt) {
   t->handle_notify(9);  // no such queue
   wr(0x50, 77);
   EXPECT_EQ(dev->processed.size(), 2u);
+}
+
+TEST_F(MmioTest, StatusReportShowsStatusReadyQueuesAndTheDevice) {
+  EXPECT_EQ(t->status_report(), std::vector<std::string>{"status 0x00, features 0x0"});
+  negotiate(feature_bit(kFeatureVersion1));
+  setup_queue0();
+  wr(0x70, kAll);
+  const MockDriver::Seg segs[] = {{8, true}};
+  drv->add_and_publish(segs);
+  wr(0x50, 0);
+  const std::vector<std::string> want = {
+      "status 0x0f ACKNOWLEDGE DRIVER FEATURES_OK DRIVER_OK, features 0x100000000",
+      "queue 0: size 64 avail 1 next_avail 1 (0 pending) used 1",  // queue 1 is not ready
+      "fake: 1"};
+  EXPECT_EQ(t->status_report(), want);
 }
 
 TEST_F(MmioTest, QueueRegistersLockedWhileReadyAndBadQueuesRefused) {

@@ -396,5 +396,30 @@ TEST_F(QueueTest, RingsThatLeaveMemoryBreakTheQueue) {
   EXPECT_FALSE(bad.next(mem).has_value());
 }
 
+TEST_F(QueueTest, DescribeShowsTheDriversAndTheDevicesIndices) {
+  EXPECT_EQ(Queue(16).describe(mem), "size 16, not ready");
+  q.set_notify_suppression(true);
+  const Seg segs[] = {{4, true}};
+  for (int i = 0; i < 3; ++i) drv->add_and_publish(segs);
+  auto c = q.next(mem);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(q.add_used(mem, c->head, 4).ok());
+  EXPECT_EQ(q.describe(mem), "size 16 avail 3 next_avail 1 (2 pending) used 1 NO_NOTIFY");
+  q.set_event_idx(true);  // the driver's used_event and our avail_event, as the rings hold them
+  const std::string e = q.describe(mem);
+  EXPECT_NE(e.find("used 1 used_event 0 avail_event "), std::string::npos) << e;
+  EXPECT_EQ(e.find("NO_NOTIFY"), std::string::npos) << e;
+}
+
+TEST_F(QueueTest, DescribeShowsUnreadableRingFieldsAndBreakage) {
+  Queue bad(16);
+  bad.set_avail_addr(0x200000);  // unmapped
+  bad.set_used_addr(0x300000);
+  bad.set_ready(true);
+  EXPECT_EQ(bad.describe(mem), "size 16 avail ? next_avail 0 (0 pending) used 0");
+  EXPECT_FALSE(bad.pop(mem).ok());
+  EXPECT_EQ(bad.describe(mem), "size 16 avail ? next_avail 0 (0 pending) used 0 BROKEN");
+}
+
 }  // namespace
 }  // namespace qvm::virtio
