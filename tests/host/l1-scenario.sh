@@ -222,7 +222,7 @@ scenario_net() {
       grep -q "vhost-net runs the queues" "$WORK/$run.log" && kernel_path=yes
       check $run.vhost "vhost-net ran the queues (vhost $vhost)" "$([ "$vhost" = on ] && echo yes || echo no)" "$kernel_path"
     fi
-    echo "HOSTINFO $run $(sed -n 's/^QVMT nc-status //p' "$WORK/$run.console" | tr -d '\r') rx $(qvmt $run rx-bytes) qvm-wall=${secs}s attempts=$attempt"
+    echo "HOSTINFO $run $(sed -n 's/^QVMT nc-status //p' "$WORK/$run.console" | tr -d '\r') rx $(qvmt $run rx-bytes) qvm-wall=${secs}s attempts=$attempt status-reports=$(grep -c "status of VM" "$WORK/$run.log")"
     [ $failures -eq 0 ] || tails $run
   done
 }
