@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "net/fd_backend.hpp"
+#include "net/soft_offload.hpp"
 
 namespace qvm::net {
 
@@ -209,6 +210,8 @@ void PeerLink::drop_out() {
 void PeerLink::drop_in() {
   poller_.remove(in_.get());
   in_.reset();
+  soft_frames_.clear();  // completed frames of a connection that is gone
+  soft_next_ = 0;
 }
 
 void PeerLink::update_in_interest() {
@@ -261,6 +264,8 @@ Status PeerLink::set_rx_offloads(const Offloads& o) {
   rx_offloads_ =
       normalized({o.csum && o_.offloads.csum, o.tso4 && o_.offloads.tso4,
                   o.tso6 && o_.offloads.tso6, o.ecn && o_.offloads.ecn, o.ufo && o_.offloads.ufo});
+  soft_frames_.clear();  // completed for what the guest took before
+  soft_next_ = 0;
   return {};
 }
 
@@ -279,6 +284,8 @@ Result<SendResult> PeerLink::send(std::span<const iovec> iov) {
 
 Result<size_t> PeerLink::receive(std::span<const iovec> iov) {
   if (!in_) return size_t{0};
+  if (soft_next_ < soft_frames_.size()) return deliver_soft(iov);
+  if (soft_offload_possible()) return receive_soft(iov);
   auto r = recv_frame(in_.get(), true, iov, rx_offloads_, stats_);
   if (!r || r->status == RecvStatus::kEof) {
     drop_in();

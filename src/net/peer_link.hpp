@@ -10,6 +10,12 @@
 // whose hello names its configured peer (a newer one replaces an older one). After that, one
 // message = one frame = a 12-byte virtio_net_hdr_v1 + the Ethernet frame.
 //
+// Offloads: a frame may carry what `offloads` allows. When the receiving guest did not negotiate
+// an offload a frame uses (the two guests negotiated differently), receive() completes the
+// checksum or segments the TCP frame in software (net/soft_offload.hpp) and delivers ordinary
+// frames, one per call; a frame that cannot be completed (UDP fragmentation offload, malformed)
+// is dropped and counted.
+//
 // The link is up while both connections exist. While it is down, send() drops frames (counted).
 // When the peer goes away (its connections hang up), the link goes down, the outgoing side
 // reconnects when the peer's endpoint answers again. A stale socket file (nobody listening) at
@@ -17,11 +23,14 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/unique_fd.hpp"
 #include "net/backend.hpp"
@@ -81,6 +90,12 @@ class PeerLink final : public Backend {
   void drop_out();
   void drop_in();
   void update_in_interest();
+  // Software offloads (peer_link.cpp): whether the link may carry what the guest does not take;
+  // the slow path of receive() for such a frame; the next completed frame into `iov`.
+  bool soft_offload_possible() const;
+  Result<size_t> receive_soft(std::span<const iovec> iov);
+  void soft_offload(size_t len);
+  size_t deliver_soft(std::span<const iovec> iov);
 
   PeerLinkOptions o_;
   Poller poller_;
@@ -94,6 +109,13 @@ class PeerLink final : public Backend {
   bool link_reported_ = false;
   Offloads rx_offloads_;
   BackendStats stats_;
+  // receive_soft(): the guest's iovecs plus `spill_` (a frame larger than the guest's buffers
+  // lands there), the gathered frame, and completed frames waiting for delivery
+  // ({offset, length} into soft_buf_, each a VnetHdr + frame).
+  std::vector<iovec> rx_iov_;
+  std::vector<uint8_t> spill_, frame_, soft_buf_;
+  std::vector<std::pair<size_t, size_t>> soft_frames_;
+  size_t soft_next_ = 0;
 };
 
 }  // namespace qvm::net

@@ -185,6 +185,7 @@ VirtioNet::Stats VirtioNet::stats() const {
     s.backend.rx_dropped += b.rx_dropped;
     s.backend.link_changes += b.link_changes;
     s.backend.connects += b.connects;
+    s.backend.rx_soft_offload += b.rx_soft_offload;
   }
   return s;
 }
@@ -198,6 +199,11 @@ std::string VirtioNet::status_text() const {
       link_up() ? "up" : "down", static_cast<ull>(s.rx_frames), static_cast<ull>(s.rx_bounced),
       static_cast<ull>(s.rx_dropped), static_cast<ull>(s.tx_frames), static_cast<ull>(s.tx_dropped),
       static_cast<ull>(s.tx_malformed), static_cast<ull>(s.interrupts));
+  if (s.backend.rx_dropped)
+    out += strprintf(", backend dropped %llu", static_cast<ull>(s.backend.rx_dropped));
+  if (s.backend.rx_soft_offload)
+    out += strprintf(", %llu completed in software (peer offloads)",
+                     static_cast<ull>(s.backend.rx_soft_offload));
   std::lock_guard lk(backend_mu_);
   for (size_t i = 0; i < pairs_.size(); ++i) {
     const Pair& p = pairs_[i];

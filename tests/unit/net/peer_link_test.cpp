@@ -10,6 +10,7 @@
 #include <string>
 
 #include "net_test_util.hpp"
+#include "tcp_frames.hpp"
 
 namespace qvm::net::testing {
 namespace {
@@ -85,6 +86,69 @@ TEST_F(PeerTest, HundredRestartsNoLeaks) {
   }
   EXPECT_EQ(count_fds(), before);
   EXPECT_GE(a->stats().connects, 101u);
+}
+
+// The sending guest negotiated checksum and TSO offloads, the receiving one none (e.g. a
+// minimal RTOS next to Linux): the receiver gets MTU-sized segments with complete checksums,
+// read through buffers as small as that guest posts (the super-frame spills over).
+TEST_F(PeerTest, OffloadsTheReceiverDidNotNegotiateAreDoneInSoftware) {
+  auto a = link("a", "b");
+  auto b = link("b", "a");
+  ASSERT_TRUE(a && b);
+  std::vector<std::vector<std::vector<uint8_t>>> rx;
+  ASSERT_TRUE(pump({a.get(), b.get()}, rx, [&] { return a->link_up() && b->link_up(); }));
+  ASSERT_TRUE(b->set_rx_offloads({}).ok());
+  auto t = tcp_frame(true, false, 20000, 0x18, 1000);  // ACK PSH
+  ASSERT_EQ(send_bytes(*a, with_hdr(gso(kGsoTcpV4, 1448, t), t.f)), SendResult::kSent);
+  // A checksum-only frame too: UDP with the pseudo-header sum in the field.
+  Bytes u(t.f.begin(), t.f.begin() + static_cast<long>(t.l4));
+  u[t.l3 + 9] = 17;
+  u.insert(u.end(), {0x13, 0x88, 0x13, 0x89, 0, 12, 0, 0, 1, 2, 3, 4});
+  Bytes ph(u.begin() + static_cast<long>(t.l3 + 12), u.begin() + static_cast<long>(t.l3 + 20));
+  ph.insert(ph.end(), {0, 17, 0, 12});
+  put16(u, t.l4 + 6, ref_sum(ph));
+  VnetHdr uh{};
+  uh.flags = kHdrFlagNeedsCsum;
+  uh.csum_start = static_cast<uint16_t>(t.l4);
+  uh.csum_offset = 6;
+  ASSERT_EQ(send_bytes(*a, with_hdr(uh, u)), SendResult::kSent);
+
+  std::vector<Bytes> got;
+  Bytes payload;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (got.size() < 15 && std::chrono::steady_clock::now() < end) {
+    (void)readable(b->poll_fd(), 5);
+    (void)b->service();
+    VnetHdr h{};
+    Bytes buf(1514);
+    const iovec v[] = {{&h, sizeof h}, {buf.data(), buf.size()}};
+    auto n = b->receive(v);
+    ASSERT_TRUE(n.ok());
+    if (*n == 0) continue;
+    EXPECT_EQ(h.flags, 0);  // nothing left for the guest to do, nothing claimed
+    EXPECT_EQ(h.gso_type, kGsoNone);
+    buf.resize(*n - sizeof h);
+    got.push_back(buf);
+  }
+  ASSERT_EQ(got.size(), 15u);  // 14 segments of <= 1448 bytes, then the UDP frame
+  for (size_t i = 0; i < 14; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(be32(got[i], t.l4 + 4), 1000 + 1448 * i);
+    EXPECT_EQ(ref_sum(pseudo_and_l4(got[i], t.l3, t.l4, true, 6)), 0xffff);
+    payload.insert(payload.end(), got[i].begin() + static_cast<long>(t.l4 + 20), got[i].end());
+  }
+  EXPECT_EQ(payload, t.payload);
+  EXPECT_EQ(ref_sum(pseudo_and_l4(got[14], t.l3, t.l4, true, 17)), 0xffff);
+  EXPECT_EQ(b->stats().rx_soft_offload, 2u);
+  EXPECT_EQ(b->stats().rx_dropped, 0u);
+
+  // A guest that takes the offloads gets the frame as sent.
+  ASSERT_TRUE(b->set_rx_offloads({true, true, true, true, true}).ok());
+  const Bytes sent = with_hdr(gso(kGsoTcpV4, 1448, t), t.f);
+  ASSERT_EQ(send_bytes(*a, sent), SendResult::kSent);
+  rx.clear();
+  ASSERT_TRUE(pump({a.get(), b.get()}, rx, [&] { return rx[1].size() == 1; }));
+  EXPECT_EQ(rx[1][0], sent);
 }
 
 TEST_F(PeerTest, StaleEndpointIsReplacedLiveOneIsNot) {
