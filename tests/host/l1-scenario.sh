@@ -252,9 +252,9 @@ vdev virtio-entropy loc 0xd0001000 intr myioapic:6"
 
 # Two qvm linked by a peer link; guest A waits, guest B pings it. peer-restart restarts B
 # ${QVMHOST_RESTARTS:-20} times against the same A, alternately powered off and killed (SIGKILL).
-peer_conf() { # RUN ME OTHER IP PEERIP CHECKS END
-  conf "$1" 1 "$IMG/vmlinuz" "$QUIET qvmt=$6 qvmt.ip=$4 qvmt.peer=$5 qvmt.end=$7" \
-    "vdev virtio-net loc 0xd0000000 intr myioapic:5 name net0 peer /run/qvm/$3/net0"
+peer_conf() { # RUN ME OTHER IP PEERIP CHECKS END [MORE-OPTIONS [MORE-CMDLINE]]
+  conf "$1" 1 "$IMG/vmlinuz" "$QUIET qvmt=$6 qvmt.ip=$4 qvmt.peer=$5 qvmt.end=$7 ${9:-}" \
+    "vdev virtio-net loc 0xd0000000 intr myioapic:5 name net0 peer /run/qvm/$3/net0 ${8:-}"
 }
 scenario_peer() {
   local n=${1:-1} i
@@ -298,6 +298,59 @@ scenario_peer() {
   check peer-a.up "guest A ran its init" yes "$([ -n "$(qvmt a up)" ] && echo yes || echo no)"
 }
 scenario_peer-restart() { scenario_peer "${QVMHOST_RESTARTS:-20}"; }
+
+# TCP between two Linux guests over a peer link: B sends ${QVMHOST_PEER_MB:-50} MiB with nc to A.
+# One run per word of QVMHOST_PEER_FEATS, `A:B` = each side's `peerfeats` (`default`: none given).
+# With A at 0 and B offered offloads, B's Linux sends 64 KiB TSO frames with partial checksums
+# and A's qvm must segment and checksum them in software (docs/networking.md, "Peer links whose
+# guests negotiated differently"); A's SIGUSR1 report must say so.
+scenario_peer-tcp() {
+  local mb=${QVMHOST_PEER_MB:-50} pair fa fb oa ob run apid t0
+  for pair in ${QVMHOST_PEER_FEATS:-0:0x19c3 0x19c3:0x19c3 0:0}; do
+    fa=${pair%%:*} fb=${pair#*:} oa="" ob=""
+    [ "$fa" = default ] || oa="peerfeats $fa"
+    [ "$fb" = default ] || ob="peerfeats $fb"
+    run=ptcp-$fa-$fb
+    peer_conf a a b 10.0.3.1 10.0.3.2 sink wait "$oa"
+    "$QVM" "@$WORK/a.qvmconf" </dev/null >"$WORK/a.console" 2>"$WORK/a.log" &
+    apid=$!
+    t0=$SECONDS
+    while ((SECONDS - t0 < 120)) && ! grep -q "^QVMT sink-ready" "$WORK/a.console"; do sleep 0.5; done
+    echo "HOSTINFO $run A listening after $((SECONDS - t0)) s" # also keeps run.py's --silence away
+    peer_conf b b a 10.0.3.2 10.0.3.1 net poweroff "$ob" "qvmt.mb=$mb"
+    status_reports a &
+    local ra=$!
+    status_reports b &
+    local rb=$!
+    run b 150 # with the waits around it, below run.py's --silence (220 s)
+    kill $ra $rb 2>/dev/null
+    echo "HOSTINFO $run B's qvm ended after ${secs}s"
+    t0=$SECONDS # A counts until nc ends; then its report, then the power cut
+    while ((SECONDS - t0 < 30)) && ! grep -q "^QVMT sink-bytes" "$WORK/a.console"; do sleep 0.5; done
+    kill -USR1 $apid 2>/dev/null
+    sleep 1
+    kill -QUIT $apid 2>/dev/null
+    t0=$SECONDS
+    while kill -0 $apid 2>/dev/null && ((SECONDS - t0 < 30)); do sleep 0.2; done
+    kill -KILL $apid 2>/dev/null
+    wait $apid
+    sanitizer_check a
+    cp "$WORK/a.console" "$WORK/$run-a.console"
+    cp "$WORK/a.log" "$WORK/$run-a.log"
+    local soft
+    soft=$(sed -n 's/.* \([0-9]*\) completed in software.*/\1/p' "$WORK/a.log" | tail -1)
+    check $run.exit "guest B's qvm exit status after poweroff" 0 "$rc"
+    check $run.ping "B pings A over the peer link" ok "$(qvmt b ping)"
+    check $run.nc "B's nc exit status" 0 "$(qvmt b nc-status | cut -d' ' -f1)"
+    check $run.bytes "bytes A received from B" $((mb * 1048576)) "$(qvmt a sink-bytes | cut -d' ' -f1)"
+    if [ "$fa" = 0 ] && [ "$fb" != 0 ]; then
+      check $run.soft "A's qvm completed offloads in software" yes "$([ "${soft:-0}" -gt 0 ] && echo yes || echo no)"
+    fi
+    echo "HOSTINFO $run B sent ${mb} MiB in $(qvmt b nc-status | cut -d' ' -f3) s, A counted $(qvmt a sink-bytes) s, A soft-offloaded ${soft:-0} frames"
+    [ $failures -eq 0 ] || { tails b; tails "$run-a"; break; }
+  done
+  wait
+}
 
 
 # bench: the same L2 kernel and initramfs under qvm and under QEMU (microvm, virtio-mmio, KVM in

@@ -11,6 +11,8 @@
 #   blkbench /dev/vda: qvmt.blkmb MiB (default 64) read, then written, 1 MiB O_DIRECT requests
 #   rng      /dev/hwrng's source and 64 bytes from it
 #   netup    eth0 = qvmt.ip, up
+#   sink     eth0 = qvmt.ip, listen with nc on 5000 (say sink-ready), count what arrives
+#            (sink-bytes, within 200 s)
 #   ping     eth0 = qvmt.ip, ping qvmt.peer until it answers (up to 60 tries)
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -98,6 +100,19 @@ for c in $(echo "$(arg qvmt)" | tr ',' ' '); do
     rng)
       say rng-current "$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
       say rng-bytes "$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)"
+      ;;
+    sink)
+      ip link set lo up
+      ip link set eth0 up
+      ip addr add "$(arg qvmt.ip)/24" dev eth0
+      # busybox nc stops at its stdin's end: the sleep keeps it open and bounds the wait.
+      (sleep 200 | nc -l -p 5000 | wc -c >/tmp/sink.count) &
+      sleep 0.5
+      t0=$(cut -d' ' -f1 /proc/uptime)
+      say sink-ready
+      i=0
+      while [ ! -s /tmp/sink.count ] && [ $i -lt 410 ]; do sleep 0.5; i=$((i + 1)); done
+      say sink-bytes "$(cat /tmp/sink.count)" seconds "$(awk -v t0="$t0" '{print $1 - t0}' /proc/uptime)"
       ;;
     netup)
       ip link set eth0 up
