@@ -300,13 +300,14 @@ scenario_peer() {
 scenario_peer-restart() { scenario_peer "${QVMHOST_RESTARTS:-20}"; }
 
 # TCP between two Linux guests over a peer link: B sends ${QVMHOST_PEER_MB:-50} MiB with nc to A.
-# One run per word of QVMHOST_PEER_FEATS, `A:B` = each side's `peerfeats` (`default`: none given).
+# One run per +-separated word of QVMHOST_PEER_FEATS, `A:B` = each side's `peerfeats` (`default`:
+# none given).
 # With A at 0 and B offered offloads, B's Linux sends 64 KiB TSO frames with partial checksums
 # and A's qvm must segment and checksum them in software (docs/networking.md, "Peer links whose
 # guests negotiated differently"); A's SIGUSR1 report must say so.
 scenario_peer-tcp() {
   local mb=${QVMHOST_PEER_MB:-50} pair fa fb oa ob run apid t0
-  for pair in ${QVMHOST_PEER_FEATS:-0:0x19c3 0x19c3:0x19c3 0:0}; do
+  for pair in $(echo "${QVMHOST_PEER_FEATS:-0:0x19c3}" | tr + " "); do
     fa=${pair%%:*} fb=${pair#*:} oa="" ob=""
     [ "$fa" = default ] || oa="peerfeats $fa"
     [ "$fb" = default ] || ob="peerfeats $fb"
