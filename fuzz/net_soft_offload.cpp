@@ -21,15 +21,16 @@ std::vector<uint8_t> template_frame(uint8_t sel, size_t payload) {
   std::vector<uint8_t> f = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1};
   const bool vlan = sel & 4, v6 = sel & 2;
   if (vlan) f.insert(f.end(), {0x81, 0x00, 0x00, 0x07});
-  f.insert(f.end(), {static_cast<uint8_t>(v6 ? 0x86 : 0x08), static_cast<uint8_t>(v6 ? 0xdd : 0x00)});
+  f.insert(f.end(),
+           {static_cast<uint8_t>(v6 ? 0x86 : 0x08), static_cast<uint8_t>(v6 ? 0xdd : 0x00)});
   if (v6) {
     f.insert(f.end(), {0x60, 0, 0, 0, 0, 0, 6, 64});
     f.resize(f.size() + 32, 0x11);
   } else {
     f.insert(f.end(), {0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2});
   }
-  f.insert(f.end(), {0x03, 0xe8, 0x07, 0xd0, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x99, 0xff, 0xff, 0, 0,
-                     0, 0});
+  f.insert(f.end(),
+           {0x03, 0xe8, 0x07, 0xd0, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x99, 0xff, 0xff, 0, 0, 0, 0});
   for (size_t i = 0; i < payload; ++i) f.push_back(static_cast<uint8_t>(i));
   return f;
 }

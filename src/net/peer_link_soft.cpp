@@ -115,8 +115,8 @@ void PeerLink::soft_offload(size_t len) {
   ++stats_.rx_dropped;
   uint64_t skipped = 0;
   if (g_soft_log.allow(std::chrono::steady_clock::now(), &skipped))
-    log_warn("peer link %s: %zu-byte frame dropped: %s (%llu more not shown)",
-             o_.peer_path.c_str(), len - kVnetHdrLen, st.error().message.c_str(),
+    log_warn("peer link %s: %zu-byte frame dropped: %s (%llu more not shown)", o_.peer_path.c_str(),
+             len - kVnetHdrLen, st.error().message.c_str(),
              static_cast<unsigned long long>(skipped));
 }
 

@@ -29,7 +29,8 @@ void put16(std::span<uint8_t> b, size_t off, uint16_t v) {
   b[off + 1] = static_cast<uint8_t>(v);
 }
 void put32(std::span<uint8_t> b, size_t off, uint32_t v) {
-  for (int i = 0; i < 4; ++i) b[off + static_cast<size_t>(i)] = static_cast<uint8_t>(v >> (24 - 8 * i));
+  for (int i = 0; i < 4; ++i)
+    b[off + static_cast<size_t>(i)] = static_cast<uint8_t>(v >> (24 - 8 * i));
 }
 // A checksum field never holds 0 for a computed sum (Linux's CSUM_MANGLED_0).
 uint16_t final_csum(uint32_t sum) {
@@ -39,9 +40,9 @@ uint16_t final_csum(uint32_t sum) {
 
 // Where the layers of a TCP frame start.
 struct TcpLayout {
-  size_t l3 = 0;     // IP header
-  size_t l4 = 0;     // TCP header
-  size_t hlen = 0;   // all headers (the part copied into every segment)
+  size_t l3 = 0;    // IP header
+  size_t l4 = 0;    // TCP header
+  size_t hlen = 0;  // all headers (the part copied into every segment)
   bool v4 = false;
 };
 
@@ -101,8 +102,8 @@ uint16_t csum_fold(uint32_t sum) {
 Status complete_checksum(std::span<uint8_t> frame, const VnetHdr& h) {
   const size_t start = h.csum_start, field = size_t{h.csum_start} + h.csum_offset;
   if (start >= frame.size() || field + 2 > frame.size())
-    return make_error(strprintf("checksum at %zu (from %zu) outside a %zu-byte frame", field,
-                                start, frame.size()));
+    return make_error(strprintf("checksum at %zu (from %zu) outside a %zu-byte frame", field, start,
+                                frame.size()));
   // The field holds the pseudo-header sum; the sum over the rest includes it (§5.1.6.2).
   put16(frame, field, final_csum(csum_partial(frame.subspan(start))));
   return {};
@@ -116,8 +117,8 @@ Result<size_t> segment_tcp(std::span<const uint8_t> frame, const VnetHdr& h,
   const size_t payload = frame.size() - t.hlen;
   const size_t count = payload == 0 ? 1 : (payload + mss - 1) / mss;
   if (count > kMaxSegments)
-    return make_error(strprintf("%zu segments of %zu bytes: more than %zu", count, mss,
-                                kMaxSegments));
+    return make_error(
+        strprintf("%zu segments of %zu bytes: more than %zu", count, mss, kMaxSegments));
   const uint32_t seq0 = be32(frame, t.l4 + 4);
   const uint8_t flags0 = frame[t.l4 + 13];
   const uint16_t id0 = t.v4 ? be16(frame, t.l3 + 4) : 0;
@@ -144,7 +145,8 @@ Result<size_t> segment_tcp(std::span<const uint8_t> frame, const VnetHdr& h,
     if (i > 0) fl &= static_cast<uint8_t>(~kTcpCwr);
     s[t.l4 + 13] = fl;
     // Pseudo header (RFC 9293 §3.1; RFC 8200 §8.1), then the segment.
-    uint32_t sum = t.v4 ? csum_partial(s.subspan(t.l3 + 12, 8)) : csum_partial(s.subspan(t.l3 + 8, 32));
+    uint32_t sum =
+        t.v4 ? csum_partial(s.subspan(t.l3 + 12, 8)) : csum_partial(s.subspan(t.l3 + 8, 32));
     const uint8_t tail[4] = {0, kProtoTcp, static_cast<uint8_t>(tcp_len >> 8),
                              static_cast<uint8_t>(tcp_len)};  // protocol and TCP length
     sum = csum_partial(tail, sum);

@@ -15,7 +15,8 @@ using namespace testing;  // NOLINT: the frame builders
 
 std::vector<Bytes> segments(const Bytes& f, const VnetHdr& h, Result<size_t>* r = nullptr) {
   std::vector<Bytes> out;
-  auto n = segment_tcp(f, h, [&](std::span<const uint8_t> s) { out.emplace_back(s.begin(), s.end()); });
+  auto n =
+      segment_tcp(f, h, [&](std::span<const uint8_t> s) { out.emplace_back(s.begin(), s.end()); });
   if (r) *r = n;
   if (n) {
     EXPECT_EQ(*n, out.size());
@@ -34,7 +35,9 @@ void check_segments(const TcpFrame& t, const std::vector<Bytes>& segs, bool v4, 
     if (v4) {
       EXPECT_EQ(be16(s, t.l3 + 2), s.size() - t.l3);
       EXPECT_EQ(be16(s, t.l3 + 4), 0x1234 + i);
-      EXPECT_EQ(ref_sum(Bytes(s.begin() + static_cast<long>(t.l3), s.begin() + static_cast<long>(t.l4))), 0xffff);
+      EXPECT_EQ(
+          ref_sum(Bytes(s.begin() + static_cast<long>(t.l3), s.begin() + static_cast<long>(t.l4))),
+          0xffff);
     } else {
       EXPECT_EQ(be16(s, t.l3 + 4), s.size() - t.l3 - 40);
     }
@@ -53,7 +56,7 @@ void check_segments(const TcpFrame& t, const std::vector<Bytes>& segs, bool v4, 
 
 TEST(SoftOffload, SegmentsTcpOverIpv4) {
   const uint8_t flags = 0x80 | 0x10 | 0x08 | 0x01;  // CWR ACK PSH FIN
-  const uint32_t seq = 0xfffff000;                   // wraps inside the frame
+  const uint32_t seq = 0xfffff000;                  // wraps inside the frame
   auto t = tcp_frame(true, false, 10000, flags, seq);
   auto segs = segments(t.f, gso(kGsoTcpV4, 1448, t));
   ASSERT_EQ(segs.size(), 7u);

@@ -21,7 +21,9 @@ inline uint16_t ref_sum(const Bytes& b) {
   }
   return static_cast<uint16_t>(s);
 }
-inline uint16_t be16(const Bytes& b, size_t o) { return static_cast<uint16_t>(b[o] << 8 | b[o + 1]); }
+inline uint16_t be16(const Bytes& b, size_t o) {
+  return static_cast<uint16_t>(b[o] << 8 | b[o + 1]);
+}
 inline uint32_t be32(const Bytes& b, size_t o) {
   return uint32_t{b[o]} << 24 | uint32_t{b[o + 1]} << 16 | uint32_t{b[o + 2]} << 8 | b[o + 3];
 }
@@ -35,9 +37,11 @@ inline Bytes pseudo_and_l4(const Bytes& f, size_t l3, size_t l4, bool v4, uint8_
   Bytes p;
   const size_t len = f.size() - l4;
   if (v4) {
-    p.insert(p.end(), f.begin() + static_cast<long>(l3 + 12), f.begin() + static_cast<long>(l3 + 20));
+    p.insert(p.end(), f.begin() + static_cast<long>(l3 + 12),
+             f.begin() + static_cast<long>(l3 + 20));
   } else {
-    p.insert(p.end(), f.begin() + static_cast<long>(l3 + 8), f.begin() + static_cast<long>(l3 + 40));
+    p.insert(p.end(), f.begin() + static_cast<long>(l3 + 8),
+             f.begin() + static_cast<long>(l3 + 40));
     p.insert(p.end(), {0, 0});
   }
   p.insert(p.end(), {0, proto, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)});
@@ -57,7 +61,8 @@ inline TcpFrame tcp_frame(bool v4, bool vlan, size_t payload, uint8_t flags, uin
   Bytes& f = t.f;
   f = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1};
   if (vlan) f.insert(f.end(), {0x81, 0x00, 0x00, 0x05});
-  f.insert(f.end(), {static_cast<uint8_t>(v4 ? 0x08 : 0x86), static_cast<uint8_t>(v4 ? 0x00 : 0xdd)});
+  f.insert(f.end(),
+           {static_cast<uint8_t>(v4 ? 0x08 : 0x86), static_cast<uint8_t>(v4 ? 0x00 : 0xdd)});
   t.l3 = f.size();
   if (v4) {
     f.insert(f.end(), {0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2});
