@@ -353,6 +353,41 @@ scenario_peer-tcp() {
   wait
 }
 
+# The same transfer between two QEMU microvms joined by `-netdev stream` over a Unix socket (no
+# offloads: compare with QVMHOST_PEER_FEATS=0:0): the reference for what this emulated stack does
+# under sustained guest-to-guest traffic (docs/test-host.md). check-full only.
+scenario_peer-tcp-qemu() {
+  local mb=${QVMHOST_PEER_MB:-50} run=ptcp-qemu apid t0 i
+  for ((i = 1; i <= ${QVMHOST_ROUNDS:-1}; i++)); do
+    rm -f "$WORK/qs.sock" "$WORK/a.console" "$WORK/b.console"
+    qemu_l2() { # NAME CMDLINE NETDEV MAC
+      timeout -s KILL 150 qemu-system-x86_64 -enable-kvm -cpu host -M microvm -m 256 -smp 1 \
+        -nodefaults -no-user-config -display none -no-reboot -serial "file:$WORK/$1.console" \
+        -kernel "$IMG/vmlinuz" -initrd "$IMG/l2.cpio.gz" -append "$2" \
+        -global virtio-mmio.force-legacy=false -netdev "$3" \
+        -device virtio-net-device,netdev=n0,mac=$4 </dev/null >"$WORK/$1.log" 2>&1
+    }
+    qemu_l2 a "$QUIET qvmt=sink qvmt.ip=10.0.3.1 qvmt.end=wait" \
+      "stream,id=n0,server=on,addr.type=unix,addr.path=$WORK/qs.sock" 52:54:00:00:03:01 &
+    apid=$!
+    t0=$SECONDS
+    while ((SECONDS - t0 < 120)) && ! grep -q "^QVMT sink-ready" "$WORK/a.console" 2>/dev/null; do sleep 0.5; done
+    echo "HOSTINFO $run A listening after $((SECONDS - t0)) s"
+    t0=$SECONDS
+    qemu_l2 b "$QUIET qvmt=net qvmt.ip=10.0.3.2 qvmt.peer=10.0.3.1 qvmt.mb=$mb qvmt.end=poweroff" \
+      "stream,id=n0,server=off,addr.type=unix,addr.path=$WORK/qs.sock" 52:54:00:00:03:02
+    echo "HOSTINFO $run B's QEMU ended after $((SECONDS - t0)) s"
+    t0=$SECONDS
+    while ((SECONDS - t0 < 30)) && ! grep -q "^QVMT sink-bytes" "$WORK/a.console"; do sleep 0.5; done
+    kill -KILL $apid 2>/dev/null
+    wait $apid 2>/dev/null
+    check $run$i.ping "B pings A over the stream netdev" ok "$(qvmt b ping)"
+    check $run$i.nc "B's nc exit status" 0 "$(qvmt b nc-status | cut -d' ' -f1)"
+    check $run$i.bytes "bytes A received from B" $((mb * 1048576)) "$(qvmt a sink-bytes | cut -d' ' -f1)"
+    echo "HOSTINFO $run$i B sent ${mb} MiB in $(qvmt b nc-status | cut -d' ' -f3) s, A counted $(qvmt a sink-bytes) s"
+    [ $failures -eq 0 ] || { tails b; tails a; }
+  done
+}
 
 # bench: the same L2 kernel and initramfs under qvm and under QEMU (microvm, virtio-mmio, KVM in
 # L1) in interleaved rounds: boot (L2 uptime when its init runs, and the VMM's wall time from exec
