@@ -36,7 +36,6 @@ Offloads normalized(Offloads o) {
   return o;
 }
 
-namespace {
 VnetHdr header_of(std::span<const iovec> iov) {
   VnetHdr h{};
   // SAFETY: VnetHdr is trivially copyable; its bytes are gathered from the iovecs.
@@ -50,7 +49,6 @@ VnetHdr header_of(std::span<const iovec> iov) {
   }
   return h;
 }
-}  // namespace
 
 Result<RecvOne> recv_frame(int fd, bool is_socket, std::span<const iovec> iov,
                            const Offloads& allowed, BackendStats& st) {

@@ -60,6 +60,8 @@ class FdBackend : public Backend {
 
 // Whether a frame's header uses only offloads in `allowed`.
 bool frame_offloads_allowed(const VnetHdr& h, const Offloads& allowed);
+// The virtio-net header at the start of a frame spread over `iov` (zeros where it is short).
+VnetHdr header_of(std::span<const iovec> iov);
 // Offloads made consistent (virtio 1.2 §5.1.3.1, TUNSETOFFLOAD): TSO/UFO need csum, ECN needs TSO.
 Offloads normalized(Offloads o);
 

@@ -66,12 +66,9 @@ Result<size_t> PeerLink::receive_soft(std::span<const iovec> iov) {
       return size_t{0};
     }
     if (r->status != RecvStatus::kFrame) return size_t{0};
-    VnetHdr h{};
-    std::vector<uint8_t>& f = frame_;
-    gather(rx_iov_, std::min<size_t>(r->len, sizeof h), f);
-    std::memcpy(&h, f.data(), std::min(f.size(), sizeof h));
-    if (r->len <= cap && frame_offloads_allowed(h, rx_offloads_)) return r->len;  // as it came
-    gather(rx_iov_, r->len, f);
+    if (r->len <= cap && frame_offloads_allowed(header_of(rx_iov_), rx_offloads_))
+      return r->len;  // as it came
+    gather(rx_iov_, r->len, frame_);
     soft_offload(r->len);
     if (soft_next_ < soft_frames_.size()) return deliver_soft(iov);
   }

@@ -232,12 +232,11 @@ std::string Queue::describe(const memory::GuestMemory& mem) const {
     return v ? std::to_string(*v) : std::string("?");
   };
   auto aflags = mem.read_obj<uint16_t>(avail_);
-  const uint16_t pending = [&] {
-    auto a = mem.read_obj<uint16_t>(avail_ + kAvailIdx);
-    return a ? static_cast<uint16_t>(*a - next_avail_) : uint16_t{0};
-  }();
-  std::string s = strprintf("size %u avail %s next_avail %u (%u pending) used %u", size_,
-                            field(avail_ + kAvailIdx).c_str(), next_avail_, pending, next_used_);
+  auto avail = mem.read_obj<uint16_t>(avail_ + kAvailIdx);
+  const auto pending = static_cast<uint16_t>(avail ? *avail - next_avail_ : 0);
+  std::string s =
+      strprintf("size %u avail %s next_avail %u (%u pending) used %u", size_,
+                avail ? std::to_string(*avail).c_str() : "?", next_avail_, pending, next_used_);
   if (event_idx_) {
     s += " used_event " + field(avail_ + kAvailRing + 2 * uint64_t{size_});
     s += " avail_event " + field(used_ + kUsedRing + 8 * uint64_t{size_});
