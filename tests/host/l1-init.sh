@@ -11,16 +11,15 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-# No transparent huge pages in L1. With qvm's guest RAM backed by THP (qvm asks for them with
-# MADV_HUGEPAGE, as QEMU does), an L2 Linux sending 100 MiB through a TAP triple-faulted in
-# every run, once L1 itself died (QEMU exited), also with THP defrag off (no compaction, no page
-# migration seen): a fault of this emulated stack (TCG's SVM under L1's kvm_amd), since a user
-# process cannot crash L1's kernel. Without THP the same qvm passes. docs/test-host.md.
-echo never >/sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null
+arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+# Transparent huge pages in L1 (run.py --thp, default madvise: qvm asks for them on guest RAM with
+# MADV_HUGEPAGE, as QEMU does). With QEMU 7.2 as L1 they had to be off (L2 faults under traffic,
+# its nested-SVM bugs; docs/test-host.md, "Which QEMU").
+thp=$(arg qvmhost.thp)
+echo "${thp:-madvise}" >/sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null
 for m in $(cat /etc/modules); do
   modprobe "$m" || echo "L1: modprobe $m failed"
 done
-arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 mkdir -p /host
 if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /host; then
   mount -t proc proc /host/proc
@@ -32,7 +31,8 @@ if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host
   # tree under test and its build may live there (CI clones into temporary folders).
   mount -t tmpfs -o size=1200m tmpfs /host/run
   echo "L1: up $(cut -d' ' -f1 /proc/uptime) s, kvm=$([ -c /dev/kvm ] && echo yes || echo no)" \
-    "vhost-net=$([ -c /dev/vhost-net ] && echo yes || echo no)"
+    "vhost-net=$([ -c /dev/vhost-net ] && echo yes || echo no)" \
+    "thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled)"
   # qvmhost.env=K=V,K=V: scenario knobs (QVMHOST_*) from run.py --env
   chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/run TMPDIR=/run $(arg qvmhost.env | tr ',' ' ') \
     QVMHOST_REPO="$(arg qvmhost.repo)" QVMHOST_QVM="$(arg qvmhost.qvm)" \

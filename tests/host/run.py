@@ -37,6 +37,11 @@ def main():
     ap.add_argument("--mem", default="2G")
     ap.add_argument("--silence", type=int, default=220,
                     help="seconds without any L1 output that count as an emulator hang (retried once)")
+    ap.add_argument("--thp", choices=("madvise", "never", "always"), default="madvise",
+                    help="L1's transparent huge pages (qvm asks for them on guest RAM with MADV_HUGEPAGE)")
+    ap.add_argument("--tcg-thread", choices=("multi", "single"), default="multi",
+                    help="QEMU TCG threading for L1; single is the fallback for a QEMU whose "
+                         "multi-threaded TCG hangs L1 (docs/test-host.md, \"Which QEMU\")")
     ap.add_argument("--env", action="append", default=[], metavar="QVMHOST_X=V",
                     help="a knob for the scenario (l1-scenario.sh); no spaces or commas")
     a = ap.parse_args()
@@ -51,14 +56,14 @@ def main():
             print("FAIL: %s missing (tests/host/build-images.sh builds the images)" % f)
             return 1
     append = ("console=ttyS0 quiet qvmhost.repo=%s qvmhost.qvm=%s qvmhost.scenario=%s qvmhost.images=%s"
-              % (REPO, qvm, a.scenario, os.path.realpath(images)))
+              " qvmhost.thp=%s" % (REPO, qvm, a.scenario, os.path.realpath(images), a.thp))
     for e in a.env:
         if not e.startswith("QVMHOST_") or "=" not in e or any(c in e for c in " ,"):
             print("FAIL: --env %r: want QVMHOST_NAME=VALUE without spaces or commas" % e)
             return 1
     if a.env:
         append += " qvmhost.env=" + ",".join(a.env)
-    cmd = [qemu, "-accel", "tcg", "-cpu", "max", "-M", "pc", "-m", a.mem, "-smp", str(a.smp),
+    cmd = [qemu, "-accel", "tcg,thread=" + a.tcg_thread, "-cpu", "max", "-M", "pc", "-m", a.mem, "-smp", str(a.smp),
            "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
            "-kernel", images + "/vmlinuz", "-initrd", images + "/l1.cpio.gz", "-append", append,
            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"]
@@ -78,6 +83,11 @@ def main():
         print("retrying the scenario once in a new L1", flush=True)
     elapsed = time.monotonic() - start
     passed, failed, lines = res["passed"], res["failed"], res["lines"]
+    # The L1 knobs must have taken effect: L1's init reports its THP mode.
+    up = [l for l in lines if l.startswith("L1: up")]
+    if up and ("thp=%s" % a.thp) not in up[0]:
+        print("FAIL: L1 did not take --thp %s: %s" % (a.thp, up[0]))
+        return 1
     ok = res["why"] == "" and failed == 0 and passed > 0
     if not ok:
         why = ("timed out after %.0f s" % a.timeout if res["why"] == "timeout" else
