@@ -17,6 +17,15 @@ Status check_hostdev(std::string_view s) {
   return {};
 }
 
+// virtio-blk: a disk image is opened for reading and writing, or read-only with `<`. The
+// character-device form `>PATH` (output only) names no disk (spec §6.4.1).
+Status check_disk(std::string_view s) {
+  if (!s.empty() && s[0] == '>')
+    return make_error("expected [<]PATH (a disk image; '<' opens it read-only), found '" +
+                      std::string(s) + "': '>' is for output-only character devices");
+  return check_hostdev(s);
+}
+
 Status check_delayed(std::string_view s) {
   if (s == "forever") return {};
   auto n = config::parse_number(s);
@@ -272,7 +281,7 @@ std::vector<VdevSchema> make_schemas() {
        true});
   add({"virtio-blk",
        "virtio block device",
-       {required(custom("hostdev", check_hostdev, "backing file or block device (<PATH: read-only)",
+       {required(custom("hostdev", check_disk, "backing file or block device (<PATH: read-only)",
                         {}, "[<]PATH")),
         custom("dio", check_dio, "O_DIRECT I/O to the host file", "disable", "enable|disable"),
         number("threads", "worker threads servicing requests", 1, 32, "1"),
