@@ -4,20 +4,9 @@
 #include <string>
 #include <vector>
 
-namespace qvm::app {
+#include "base/exit_code.hpp"
 
-// Exit codes (spec §8.3; documented in docs/exit-codes.md).
-enum ExitCode : int {
-  kExitGuestStop = 0,
-  kExitPowerCut = 3,
-  kExitWatchdog = 4,
-  kExitUnsupported = 5,
-  kExitVdevError = 6,
-  kExitOtherError = 7,
-  kExitFatalBeforeStart = 64,
-  kExitConfigError = 65,
-  kExitFatalAfterStart = 96,
-};
+namespace qvm::app {
 
 std::string usage();
 std::string version_text();

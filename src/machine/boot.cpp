@@ -21,8 +21,9 @@
 namespace qvm::machine {
 namespace {
 
-constexpr uint64_t kAcpiBase = 0xe0000, kAcpiLimit = 0xf0000;
-constexpr uint64_t kMpTableAddr = 0xf0000;
+constexpr uint64_t kAcpiBase = arch::x86::kBoard.acpi_base,
+                   kAcpiLimit = arch::x86::kBoard.acpi_limit;
+constexpr uint64_t kMpTableAddr = arch::x86::kBoard.mptable_addr;
 constexpr uint64_t kMaxImage = 1ull << 30;
 
 Result<std::vector<uint8_t>> read_file(const std::string& path, const config::SrcLoc& loc) {
@@ -193,7 +194,7 @@ Status MachineImpl::write_fdt(const std::string& path, uint64_t initrd_addr, uin
   for (const auto& r : mem_.regions())
     if (!r.readonly) m.memory.push_back({r.gpa, r.size});
   m.bootargs = cfg_.cmdline.value_or("");
-  m.intc.reg = {0xfec00000, 0x1000};
+  m.intc.reg = {arch::x86::kBoard.ioapic_addr, 0x1000};
   if (initrd_size) m.initrd = fdt::FdtRange{initrd_addr, initrd_size};
   for (const auto& v : cfg_.vdevs) {
     if (v.type != "ser8250") continue;

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 
+#include "arch/x86/board.hpp"
 #include "base/log.hpp"
 #include "config/values.hpp"
 #include "machine/machine_impl.hpp"
@@ -27,9 +28,10 @@ struct Bundle {
   void attach() { adapter = std::make_shared<vdev::ByteRegisterDevice<Model>>(*model, mu); }
 };
 
-constexpr uint16_t kPmBase = 0x600;         // PM1a_EVT_BLK (4 bytes) + PM1a_CNT_BLK (2 bytes)
-constexpr uint64_t kEcamBase = 0xb0000000;  // below the 32-bit PCI MMIO window
-constexpr uint32_t kSciGsi = 9;
+using arch::x86::kBoard;
+constexpr uint16_t kPmBase = kBoard.pm_base;  // PM1a_EVT_BLK (4 bytes) + PM1a_CNT_BLK (2 bytes)
+constexpr uint64_t kEcamBase = kBoard.ecam_base;
+constexpr uint32_t kSciGsi = kBoard.sci_gsi;
 
 }  // namespace
 
@@ -45,7 +47,7 @@ Status MachineImpl::build_devices() {
   auto pm = std::make_shared<Bundle<vdev::AcpiPm>>();
   pm->irq = std::make_unique<KvmIrqLine>(vm_ ? &*vm_ : nullptr, kSciGsi);
   pm->model = std::make_unique<vdev::AcpiPm>(
-      *pm->irq, [this] { request_stop(0, "guest powered off (ACPI S5)"); });
+      *pm->irq, [this] { request_stop(kExitGuestStop, "guest powered off (ACPI S5)"); });
   pm->attach();
   QVM_TRY(add_io(kPmBase, 6, pm->adapter, "acpi-pm"));
   pm_ = pm->model.get();
@@ -56,8 +58,8 @@ Status MachineImpl::build_devices() {
   // PCI bus 0 with its host bridge: configuration mechanism #1 at 0xCF8 (which also carries the
   // reset control register 0xCF9 that the FADT names) and ECAM, described by MCFG.
   auto rst = std::make_shared<Bundle<vdev::ResetControl>>();
-  rst->model =
-      std::make_unique<vdev::ResetControl>([this] { request_stop(0, "guest reset (port 0xcf9)"); });
+  rst->model = std::make_unique<vdev::ResetControl>(
+      [this] { request_stop(kExitGuestStop, "guest reset (port 0xcf9)"); });
   keep_.push_back(rst);
   Bundle<vdev::ResetControl>* r = rst.get();
   auto cf8 = std::make_shared<pci::PioConfigAccess>(
@@ -73,12 +75,12 @@ Status MachineImpl::build_devices() {
   QVM_TRY(add_io(0xcf8, 8, cf8, "pci-config"));
   keep_.push_back(cf8);
   auto ecam = std::make_shared<pci::EcamAccess>(*pci_);
-  QVM_TRY(mmio_.insert(kEcamBase, 1u << 20, ecam, "pci-ecam"));
+  QVM_TRY(mmio_.insert(kEcamBase, kBoard.ecam_size, ecam, "pci-ecam"));
   keep_.push_back(ecam);
   device_lines_.push_back(
       strprintf("pci         io 0xcf8-0xcff (incl. reset 0xcf9), ECAM mem 0x%llx-0x%llx, bus 0",
                 static_cast<unsigned long long>(kEcamBase),
-                static_cast<unsigned long long>(kEcamBase + (1u << 20) - 1)));
+                static_cast<unsigned long long>(kEcamBase + kBoard.ecam_size - 1)));
   return {};
 }
 
@@ -86,8 +88,8 @@ Status MachineImpl::add_device(const config::VdevConfig& v) {
   kvm::Vm* vm = vm_ ? &*vm_ : nullptr;
   const std::string& t = v.type;
   if (t == "ioapic") {
-    uint64_t addr = v.location ? v.location->addr : 0xfec00000;
-    if (addr != 0xfec00000)
+    uint64_t addr = v.location ? v.location->addr : kBoard.ioapic_addr;
+    if (addr != kBoard.ioapic_addr)
       log_warn(
           "%s: the in-kernel IOAPIC is fixed at 0xfec00000; loc 0x%llx is ignored (ACPI describes "
           "the real "
@@ -202,12 +204,13 @@ Status MachineImpl::add_device(const config::VdevConfig& v) {
     // The PS/2 system control port (A20, fast reset) belongs to the same legacy block.
     auto a = std::make_shared<Bundle<vdev::SystemControlA>>();
     a->model = std::make_unique<vdev::SystemControlA>(
-        [this] { request_stop(0, "guest reset (port 0x92)"); });
+        [this] { request_stop(kExitGuestStop, "guest reset (port 0x92)"); });
     a->attach();
     QVM_TRY(add_io(0x92, 1, a->adapter, "system-control-a"));
     keep_.push_back(a);
     auto b = std::make_shared<Bundle<vdev::I8042>>();
-    b->model = std::make_unique<vdev::I8042>([this] { request_stop(0, "guest reset (i8042)"); });
+    b->model = std::make_unique<vdev::I8042>(
+        [this] { request_stop(kExitGuestStop, "guest reset (i8042)"); });
     b->attach();
     uint64_t port = device_port(v);
     QVM_TRY(add_io(port, 5, b->adapter, "pckeyboard"));
@@ -219,8 +222,9 @@ Status MachineImpl::add_device(const config::VdevConfig& v) {
   }
   if (t == "testdev") {
     auto b = std::make_shared<Bundle<vdev::TestDev>>();
-    b->model = std::make_unique<vdev::TestDev>(
-        [this](int code) { request_stop(code, strprintf("testdev: guest wrote %d", code - 32)); });
+    b->model = std::make_unique<vdev::TestDev>([this](int code) {
+      request_stop(code, strprintf("testdev: guest wrote %d", code - kExitGuestDefinedFirst));
+    });
     b->attach();
     uint64_t port = device_port(v);
     QVM_TRY(add_io(port, 4, b->adapter, "testdev"));

@@ -23,7 +23,7 @@ std::unique_ptr<Machine> Machine::build(const config::VmConfig& cfg, const Build
   auto m = std::make_unique<MachineImpl>(cfg);
   if (auto s = m->build(opts, err); !s) {
     if (err->message.empty()) {
-      err->exit_code = 64;
+      err->exit_code = kExitFatalBeforeStart;
       err->message = s.error().message;
     }
     return nullptr;
@@ -61,7 +61,7 @@ Status MachineImpl::build(const BuildOptions& opts, BuildError* err) {
   QVM_TRY(build_memory());
   if (!opts.dryrun) {
     if (auto s = build_kvm(); !s) {
-      err->exit_code = 64;
+      err->exit_code = kExitFatalBeforeStart;
       err->message = s.error().message;
       return s;
     }
@@ -69,7 +69,7 @@ Status MachineImpl::build(const BuildOptions& opts, BuildError* err) {
   if (auto s = build_devices(); !s) {
     // The configuration itself was valid (the parser checked it); what failed here is building a
     // device from it (a missing disk, a taken slot): a fatal error before the guest started.
-    err->exit_code = 64;
+    err->exit_code = kExitFatalBeforeStart;
     err->message = s.error().message;
     return s;
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -11,7 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "arch/x86/board.hpp"
 #include "base/clock.hpp"
+#include "base/exit_code.hpp"
 #include "base/unique_fd.hpp"
 #include "bus/bus.hpp"
 #include "config/vm_config.hpp"
@@ -99,6 +102,9 @@ class MachineImpl final : public Machine {
     // Optional, with `ioeventfd`: false for a queue whose notifications should still exit to the
     // vCPU thread (virtio-net `ioeventfd tx`: the receive queues).
     std::function<bool(uint16_t queue)> queue_ioeventfd;
+    // Optional: a device that stops for lack of a host resource (rate-limited entropy) says how
+    // long until it can go on; the wiring resumes it then (virtio_wiring.cpp).
+    std::function<std::optional<std::chrono::nanoseconds>()> retry_after;
     // For the device line: "" (all queues through ioeventfds), or which notifications exit.
     std::string notify_text(uint16_t nqueues) const {
       if (!ioeventfd) return "notify on the vCPU";
@@ -108,6 +114,23 @@ class MachineImpl final : public Machine {
     }
   };
   Result<VirtioBuild> make_virtio_device(const config::VdevConfig& v);
+  // Where a queue's notify register decodes, for its ioeventfd.
+  struct NotifyAt {
+    uint64_t addr;
+    uint32_t len;
+    bool io;
+    std::optional<uint64_t> datamatch;
+  };
+  struct WiredNotify {
+    int fd;
+    uint16_t queue;
+  };
+  // The notification path of a virtio device on any transport (virtio_wiring.cpp): one
+  // ioeventfd per queue that wants one, run by the event loop through `handle`, plus the
+  // device's retry timer. Returns what was registered (PCI moves them with their BAR).
+  Result<std::vector<WiredNotify>> wire_virtio(const VirtioBuild& built, uint16_t nqueues,
+                                               const std::function<NotifyAt(uint16_t)>& where,
+                                               std::function<void(uint16_t)> handle);
   Status add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
                 const std::string& name);
   Result<uint32_t> resolve_gsi(const config::IntrRef& r) const;
@@ -159,8 +182,7 @@ class MachineImpl final : public Machine {
   std::mutex deferred_mu_;
   std::vector<std::function<void()>> deferred_;
   std::atomic<bool> has_deferred_{false};
-  uint64_t mmio_next_ = 0xc0000000;  // 32-bit PCI MMIO window for BARs, up to 0xfec00000  //
-                                     // described in the DSDT (LNRO0005)
+  uint64_t mmio_next_ = arch::x86::kBoard.pci_mmio_base;  // next free address in the BAR window
   StopState stop_;
   UniqueFd stop_efd_;
 };

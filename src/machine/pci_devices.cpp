@@ -13,8 +13,9 @@
 #include <cerrno>
 #include <mutex>
 
-#include "arch/x86/layout.hpp"
+#include "arch/x86/board.hpp"
 #include "base/log.hpp"
+#include "base/qnx_ids.hpp"
 #include "machine/machine_impl.hpp"
 #include "pci/pci_root.hpp"
 #include "virtio/transport/pci.hpp"
@@ -22,10 +23,11 @@
 namespace qvm::machine {
 
 namespace {
-constexpr uint64_t kMmioWindowEnd = 0xfec00000;  // the IOAPIC and LAPIC pages follow
-constexpr uint32_t kFirstPciGsi = 16;            // IOAPIC pins 16-23: PCI INTx (level)
-constexpr uint64_t kIoWindowStart = 0xc000;      // PCI I/O BARs (as SeaBIOS and QEMU use)
-constexpr uint64_t kIoWindowEnd = 0x10000;
+using arch::x86::kBoard;
+constexpr uint64_t kMmioWindowEnd = kBoard.pci_mmio_end;
+constexpr uint32_t kFirstPciGsi = kBoard.pci_intx_gsi_base;  // IOAPIC pins 16-23, level
+constexpr uint64_t kIoWindowStart = kBoard.pci_io_base;
+constexpr uint64_t kIoWindowEnd = kBoard.pci_io_end;
 
 // A naturally aligned free port range of `size` bytes in the I/O window: not `reserve loc io:`
 // and not on the port bus already.
@@ -108,7 +110,7 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
       [vm, gsi](bool level) {
         if (vm) (void)vm->set_irq_line(gsi, level);
       },
-      virtio::PciOptions{.subsystem_vendor = 0x1c05, .class_code = {}, .legacy = legacy});
+      virtio::PciOptions{.subsystem_vendor = kQnxPciVendor, .class_code = {}, .legacy = legacy});
   transport->config().write(0x3c, 1, gsi);  // Interrupt Line: as firmware would fill it in
   std::string bars;
   std::vector<std::pair<uint8_t, uint64_t>> placed;
@@ -174,35 +176,24 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
       }
     });
   });
-  if (built.attach) {
-    virtio::PciTransport* tp = transport.get();
-    QVM_TRY(built.attach([tp](uint16_t q) { tp->handle_notify(q); }));
-  }
+  virtio::PciTransport* tp = transport.get();
+  if (built.attach) QVM_TRY(built.attach([tp](uint16_t q) { tp->handle_notify(q); }));
   keep_.push_back(transport);
-  if (vm_) {
-    for (uint16_t q = 0; q < transport->num_queues() && built.ioeventfd; ++q) {
-      if (built.queue_ioeventfd && !built.queue_ioeventfd(q)) continue;  // exits to the vCPU
-      auto m = transport->notify_match(q);
-      uint64_t bar_addr = 0;
-      for (const auto& [index, at] : placed)
-        if (index == m.bar) bar_addr = at;
-      UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!efd) return Error::from_errno("eventfd", errno);
-      QVM_TRY(vm_->add_ioeventfd(efd.get(), bar_addr + m.offset, m.len, m.io, m.datamatch));
-      state->notifies.push_back({efd.get(), m.bar, m.offset, m.len, m.datamatch});
-      if (built.notify_fd && built.notify_fd(q, efd.get())) {  // the device polls it itself
-        keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
-        continue;
-      }
-      int fd = efd.get();
-      virtio::PciTransport* t = transport.get();
-      QVM_TRY(loop_->add_fd(fd, [fd, t, q] {
-        uint64_t n = 0;
-        ssize_t r = ::read(fd, &n, sizeof n);
-        (void)r;
-        t->handle_notify(q);
-      }));
-      keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
+  auto wired = QVM_TRY(wire_virtio(
+      built, transport->num_queues(),
+      [tp, &placed](uint16_t q) {
+        auto m = tp->notify_match(q);
+        uint64_t bar_addr = 0;
+        for (const auto& [index, at] : placed)
+          if (index == m.bar) bar_addr = at;
+        return NotifyAt{bar_addr + m.offset, m.len, m.io, m.datamatch};
+      },
+      [tp](uint16_t q) { tp->handle_notify(q); }));
+  {
+    std::lock_guard lk(state->mu);
+    for (const auto& w : wired) {
+      auto m = tp->notify_match(w.queue);
+      state->notifies.push_back({w.fd, m.bar, m.offset, m.len, m.datamatch});
     }
   }
   const std::string nt = built.notify_text(transport->num_queues());

@@ -12,6 +12,7 @@
 
 #include "base/log.hpp"
 #include "machine/machine_impl.hpp"
+#include "machine/x86_cpu.hpp"
 #include "vdev/platform/acpi_pm.hpp"
 
 namespace qvm::machine {
@@ -20,9 +21,6 @@ namespace {
 // Breaks a vCPU thread out of KVM_RUN; the handler does nothing, the EINTR is the point.
 const int kKickSignal = SIGRTMIN + 1;
 void kick_handler(int) {}
-
-constexpr int kExitUnsupported = 5;
-constexpr int kExitAfterStart = 96;
 
 }  // namespace
 
@@ -53,8 +51,9 @@ void MachineImpl::vcpu_thread(size_t index) {
   VcpuStats& st = *stats_[index];
   if (index < cfg_.cpus.size()) {
     if (auto s = apply_cpu_placement(cfg_.cpus[index]); !s) {
-      request_stop(64, strprintf("vCPU %zu: %s (at %s)", index, s.error().message.c_str(),
-                                 cfg_.cpus[index].loc.str().c_str()));
+      request_stop(kExitFatalBeforeStart,
+                   strprintf("vCPU %zu: %s (at %s)", index, s.error().message.c_str(),
+                             cfg_.cpus[index].loc.str().c_str()));
       return;
     }
   }
@@ -67,7 +66,8 @@ void MachineImpl::vcpu_thread(size_t index) {
   while (!stop_.stopping) {
     auto ex = vcpu.run();
     if (!ex) {
-      request_stop(kExitAfterStart, "vCPU " + std::to_string(index) + ": " + ex.error().message);
+      request_stop(kExitFatalAfterStart,
+                   "vCPU " + std::to_string(index) + ": " + ex.error().message);
       break;
     }
     ++st.exits;
@@ -94,16 +94,21 @@ void MachineImpl::vcpu_thread(size_t index) {
     } else if (std::holds_alternative<kvm::HltExit>(e)) {
       ++st.other;  // only without an in-kernel LAPIC; nothing to wait for here
     } else if (std::holds_alternative<kvm::ShutdownExit>(e)) {
-      request_stop(0, "guest reset (triple fault on vCPU " + std::to_string(index) + ")");
+      // A guest that triple-faults usually did not mean to: say where it was (once per run,
+      // since the VM stops here).
+      log_warn("vCPU %zu triple fault: %s", index, describe_cpu_state(vcpu).c_str());
+      request_stop(kExitGuestStop,
+                   "guest reset (triple fault on vCPU " + std::to_string(index) + ")");
     } else if (const auto* se = std::get_if<kvm::SystemEventExit>(&e)) {
-      request_stop(0, se->type == KVM_SYSTEM_EVENT_RESET ? "guest reset" : "guest powered off");
+      request_stop(kExitGuestStop,
+                   se->type == KVM_SYSTEM_EVENT_RESET ? "guest reset" : "guest powered off");
     } else if (const auto* ie = std::get_if<kvm::InternalErrorExit>(&e)) {
       auto regs = vcpu.regs();
       std::string where =
           regs ? strprintf(" at rip 0x%llx", static_cast<unsigned long long>(regs->rip)) : "";
       bool emulation = ie->suberror == KVM_INTERNAL_ERROR_EMULATION;
       request_stop(
-          emulation ? kExitUnsupported : kExitAfterStart,
+          emulation ? kExitUnsupported : kExitFatalAfterStart,
           "vCPU " + std::to_string(index) + ": " + kvm::describe(e) + where +
               (emulation
                    ? " (KVM's instruction emulator cannot run this instruction; on PVM hosts guest "
@@ -111,7 +116,7 @@ void MachineImpl::vcpu_thread(size_t index) {
                    : ""));
     } else {
       ++st.other;
-      request_stop(kExitAfterStart, "vCPU " + std::to_string(index) + ": " + kvm::describe(e));
+      request_stop(kExitFatalAfterStart, "vCPU " + std::to_string(index) + ": " + kvm::describe(e));
     }
   }
   st.state = 2;
@@ -145,7 +150,7 @@ void MachineImpl::handle_signal(int sig) {
       }
       break;
     case SIGQUIT:
-      request_stop(3, "SIGQUIT: power cut");
+      request_stop(kExitPowerCut, "SIGQUIT: power cut");
       break;
     case SIGUSR1:
       log_info("%s", status_report().c_str());
@@ -199,7 +204,7 @@ int MachineImpl::run() {
   UniqueFd sfd(::signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sfd) {
     log_fatal("signalfd: %s", std::strerror(errno));
-    return 64;
+    return kExitFatalBeforeStart;
   }
   auto st1 = loop_->add_fd(sfd.get(), [this, &sfd] {
     signalfd_siginfo si{};
@@ -209,14 +214,14 @@ int MachineImpl::run() {
   auto st2 = loop_->add_fd(stop_efd_.get(), [this] { loop_->stop(); });
   if (!st1 || !st2) {
     log_fatal("event loop set-up failed");
-    return 64;
+    return kExitFatalBeforeStart;
   }
   if (uses_stdin_) RawTerminal::enable();
 
   for (size_t i = 0; i < vcpus_.size(); ++i) threads_.emplace_back([this, i] { vcpu_thread(i); });
   log_debug("VM '%s' running with %zu vCPU(s)", cfg_.system_name().c_str(), vcpus_.size());
-  if (auto s = loop_->run(); !s) request_stop(kExitAfterStart, s.error().message);
-  if (!stop_.stopping) request_stop(kExitAfterStart, "event loop ended");
+  if (auto s = loop_->run(); !s) request_stop(kExitFatalAfterStart, s.error().message);
+  if (!stop_.stopping) request_stop(kExitFatalAfterStart, "event loop ended");
 
   // Kick every vCPU out of KVM_RUN and wait for it.
   for (auto& v : vcpus_) v->request_exit();
@@ -225,7 +230,8 @@ int MachineImpl::run() {
   threads_.clear();
   RawTerminal::restore();
   std::lock_guard lk(stop_.mu);
-  if (stop_.exit_code == 0 || (stop_.exit_code >= 32 && stop_.exit_code < 64)) {
+  if (stop_.exit_code == kExitGuestStop ||
+      (stop_.exit_code >= kExitGuestDefinedFirst && stop_.exit_code <= kExitGuestDefinedLast)) {
     log_info("VM '%s' stopped: %s (exit %d)", cfg_.system_name().c_str(), stop_.reason.c_str(),
              stop_.exit_code);
   } else {

@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "base/log.hpp"
+#include "base/qnx_ids.hpp"
 #include "config/values.hpp"
 #include "machine/machine_impl.hpp"
 #include "vdev/virtio_blk/virtio_blk.hpp"
@@ -24,7 +25,10 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
   if (v.type == "virtio-entropy") {
     vdev::VirtioEntropy::Options o;
     o.rate_bytes_per_sec = v.number("rate").value_or(0);
-    b.device = std::make_shared<vdev::VirtioEntropy>(clock_, o);
+    auto dev = std::make_shared<vdev::VirtioEntropy>(clock_, o);
+    b.device = dev;
+    // A rate-limited device resumes when its token bucket refills.
+    if (o.rate_bytes_per_sec) b.retry_after = [raw = dev.get()] { return raw->retry_after(); };
     return b;
   }
   if (v.type == "virtio-blk") {
@@ -215,55 +219,20 @@ Status MachineImpl::add_virtio(const config::VdevConfig& v) {
         ssize_t n = ::write(ifd, &one, sizeof one);  // the kernel injects the edge (irqfd)
         (void)n;
       },
-      virtio::MmioOptions{v.has("legacy"), 0x1c05});
+      virtio::MmioOptions{v.has("legacy"), kQnxPciVendor});
   QVM_TRY(mmio_.insert(base, virtio::MmioTransport::kRegionSize, transport, v.type));
-  if (built.attach) {
-    virtio::MmioTransport* tp = transport.get();
-    QVM_TRY(built.attach([tp](uint16_t q) { tp->handle_notify(q); }));
-  }
+  virtio::MmioTransport* tp = transport.get();
+  if (built.attach) QVM_TRY(built.attach([tp](uint16_t q) { tp->handle_notify(q); }));
   keep_.push_back(std::make_shared<UniqueFd>(std::move(irqfd)));
   keep_.push_back(transport);
 
-  if (vm_) {
-    auto* entropy = dynamic_cast<vdev::VirtioEntropy*>(dev.get());
-    std::shared_ptr<event::Timer> retry_timer;
-    if (entropy) {
-      // A rate-limited entropy device resumes when its token bucket refills.
-      virtio::MmioTransport* t = transport.get();
-      auto holder = std::make_shared<event::Timer*>(nullptr);
-      auto timer = QVM_TRY(event::Timer::create(*loop_, [t, entropy, holder](uint64_t) {
-        t->handle_notify(0);
-        if (*holder)
-          (void)(*holder)->arm(entropy->retry_after().value_or(std::chrono::nanoseconds(0)));
-      }));
-      *holder = timer.get();
-      retry_timer = std::move(timer);
-    }
-    for (uint16_t q = 0; q < transport->num_queues() && built.ioeventfd; ++q) {
-      if (built.queue_ioeventfd && !built.queue_ioeventfd(q)) continue;  // exits to the vCPU
-      UniqueFd efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!efd) return Error::from_errno("eventfd", errno);
-      auto m = transport->notify_match(q);
-      QVM_TRY(vm_->add_ioeventfd(efd.get(), base + m.offset, 4, false, m.value));
-      if (built.notify_fd && built.notify_fd(q, efd.get())) {  // the device polls it itself
-        keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
-        continue;
-      }
-      int fd = efd.get();
-      virtio::MmioTransport* t = transport.get();
-      event::Timer* rt = retry_timer.get();
-      QVM_TRY(loop_->add_fd(fd, [fd, t, q, entropy, rt] {
-        uint64_t n = 0;
-        ssize_t r = ::read(fd, &n, sizeof n);  // drain the count; one pass handles them all
-        (void)r;
-        t->handle_notify(q);
-        if (entropy && rt)
-          (void)rt->arm(entropy->retry_after().value_or(std::chrono::nanoseconds(0)));
-      }));
-      keep_.push_back(std::make_shared<UniqueFd>(std::move(efd)));
-    }
-    if (retry_timer) keep_.push_back(retry_timer);
-  }
+  QVM_TRY(wire_virtio(
+      built, transport->num_queues(),
+      [tp, base](uint16_t q) {
+        auto m = tp->notify_match(q);
+        return NotifyAt{base + m.offset, 4, false, m.value};
+      },
+      [tp](uint16_t q) { tp->handle_notify(q); }));
   const std::string nt = built.notify_text(transport->num_queues());
   virtio_mmio_.push_back({base, static_cast<uint32_t>(virtio::MmioTransport::kRegionSize), gsi});
   live_status_.emplace_back(device_lines_.size(),

@@ -1,5 +1,7 @@
 #include "machine/x86_cpu.hpp"
 
+#include "base/log.hpp"
+
 namespace qvm::machine {
 namespace {
 
@@ -72,6 +74,21 @@ Status setup_boot_vcpu(kvm::Vcpu& vcpu, const arch::x86::BootPlan& plan) {
   r.rbx = plan.rbx;
   r.rsi = plan.rsi;
   return vcpu.set_regs(r);
+}
+
+std::string describe_cpu_state(const kvm::Vcpu& vcpu) {
+  auto r = vcpu.regs();
+  auto s = vcpu.sregs();
+  if (!r || !s) return "registers unavailable";
+  using ull = unsigned long long;
+  return strprintf(
+      "rip 0x%llx rsp 0x%llx rflags 0x%llx cs 0x%x ss 0x%x cr0 0x%llx cr2 0x%llx cr3 0x%llx "
+      "cr4 0x%llx efer 0x%llx idt 0x%llx+0x%x gdt 0x%llx+0x%x tr 0x%x",
+      static_cast<ull>(r->rip), static_cast<ull>(r->rsp), static_cast<ull>(r->rflags),
+      s->cs.selector, s->ss.selector, static_cast<ull>(s->cr0), static_cast<ull>(s->cr2),
+      static_cast<ull>(s->cr3), static_cast<ull>(s->cr4), static_cast<ull>(s->efer),
+      static_cast<ull>(s->idt.base), s->idt.limit, static_cast<ull>(s->gdt.base), s->gdt.limit,
+      s->tr.selector);
 }
 
 }  // namespace qvm::machine

@@ -1,10 +1,12 @@
 #include "pci/pci_root.hpp"
 
+#include "base/qnx_ids.hpp"
+
 namespace qvm::pci {
 
 HostBridge::HostBridge() : cfg_(0x1b36, 0x0008, 0x060000) {
   // A generic PCIe host bridge ID (no chipset quirks in guests); subsystem: QNX's vendor ID.
-  cfg_.set_subsystem(0x1c05, 0x0000);
+  cfg_.set_subsystem(kQnxPciVendor, 0x0000);
 }
 
 PciRoot::PciRoot() {

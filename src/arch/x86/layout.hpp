@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "arch/x86/board.hpp"
+
 namespace qvm::arch::x86 {
 
 // A guest-physical range [base, base + size).
@@ -35,10 +37,10 @@ struct IsaIrqOverride {
 
 // The IOAPIC (82093AA). The builders assume one IOAPIC; its pins are GSIs gsi_base..+pins-1.
 struct IoApicInfo {
-  uint64_t mmio_addr = 0xfec00000;
+  uint64_t mmio_addr = kBoard.ioapic_addr;
   uint8_t id = 0;  // APIC ID of the IOAPIC (MADT, MP table). Distinct from the vCPUs' ids ideally.
   uint32_t gsi_base = 0;
-  uint32_t pins = 24;
+  uint32_t pins = kBoard.ioapic_pins;
 };
 
 // A legacy device described in the DSDT under \_SB (ACPI 6.4 §6.1.5 _HID, §6.2.2 _CRS).
@@ -62,16 +64,18 @@ struct VirtioMmioInfo {
 // The PCI host bridge's ECAM window (PCIe 4.0 §7.2.2; ACPI MCFG). Reserved in E820 so guests
 // trust it (Linux checks MMCONFIG areas against E820 or motherboard resources).
 struct PciHostInfo {
-  uint64_t ecam_base = 0xb0000000;
+  uint64_t ecam_base = kBoard.ecam_base;
   uint8_t bus_start = 0;
   uint8_t bus_end = 0;
   uint64_t ecam_size() const { return (static_cast<uint64_t>(bus_end - bus_start) + 1) << 20; }
   // Windows the root bridge decodes for BARs (the DSDT's PCI0 _CRS).
-  uint32_t mmio_base = 0xc0000000, mmio_limit = 0xfebfffff;
-  uint16_t io_base = 0xc000, io_limit = 0xffff;
+  uint32_t mmio_base = static_cast<uint32_t>(kBoard.pci_mmio_base),
+           mmio_limit = static_cast<uint32_t>(kBoard.pci_mmio_end - 1);
+  uint16_t io_base = static_cast<uint16_t>(kBoard.pci_io_base),
+           io_limit = static_cast<uint16_t>(kBoard.pci_io_end - 1);
   // INTx routing (PCI0 _PRT): pin P (0 = INTA#) of slot S goes to GSI intx_gsi_base + (S + P) % 8,
   // IOAPIC pins 16-23, level-triggered, active low (ACPI defaults for _PRT GSIs).
-  uint32_t intx_gsi_base = 16;
+  uint32_t intx_gsi_base = kBoard.pci_intx_gsi_base;
   static uint32_t intx_gsi(uint32_t base, uint32_t slot, uint32_t pin) {
     return base + (slot + pin) % 8;
   }
@@ -88,7 +92,7 @@ struct MachineLayout {
   std::vector<MemRange> reserved;
 
   IoApicInfo ioapic;
-  uint64_t lapic_addr = 0xfee00000;  // MADT Local Interrupt Controller Address
+  uint64_t lapic_addr = kBoard.lapic_addr;  // MADT Local Interrupt Controller Address
 
   bool has_8259 = true;  // dual 8259 present: MADT flag PCAT_COMPAT, MP ExtINT entries
   bool has_pit = true;   // 8254 present: expect an IRQ0 -> GSI2 override in irq_overrides
@@ -98,14 +102,15 @@ struct MachineLayout {
 
   // ACPI fixed hardware (ACPI 6.4 §4.8.1): PM1a event block (status + enable, 2 bytes each) and
   // PM1a control block (SLP_TYP bits 12:10, SLP_EN bit 13), both I/O ports. No PM timer, no GPE.
-  uint16_t pm1a_evt_port = 0x600;
+  uint16_t pm1a_evt_port = kBoard.pm_base;
   uint8_t pm1_evt_len = 4;
-  uint16_t pm1a_cnt_port = 0x604;
+  uint16_t pm1a_cnt_port = kBoard.pm_base + 4;
   uint8_t pm1_cnt_len = 2;
-  uint32_t sci_gsi = 9;  // FADT SCI_INT; level-triggered, active high (override in MADT)
+  uint32_t sci_gsi =
+      kBoard.sci_gsi;  // FADT SCI_INT; level-triggered, active high (override in MADT)
 
   // FADT RESET_REG (an I/O port GAS) and RESET_VALUE (ACPI 6.4 §4.8.3.6).
-  uint16_t reset_port = 0xcf9;
+  uint16_t reset_port = kBoard.reset_port;
   uint8_t reset_value = 0x06;
 
   std::vector<IsaDevice> isa_devices;

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "base/qnx_ids.hpp"
 #include "bus/bus.hpp"
 #include "memory/guest_memory.hpp"
 #include "virtio/device.hpp"
@@ -33,8 +34,8 @@
 namespace qvm::virtio {
 
 struct MmioOptions {
-  bool legacy = false;          // register layout version 1 (§4.2.4)
-  uint32_t vendor_id = 0x1c05;  // VendorID register (QNX's PCI vendor id)
+  bool legacy = false;                 // register layout version 1 (§4.2.4)
+  uint32_t vendor_id = kQnxPciVendor;  // VendorID register
 };
 
 class MmioTransport final : public bus::BusDevice {

@@ -58,6 +58,7 @@
 #include <string>
 #include <vector>
 
+#include "base/qnx_ids.hpp"
 #include "bus/bus.hpp"
 #include "memory/guest_memory.hpp"
 #include "pci/config_space.hpp"
@@ -69,7 +70,7 @@
 namespace qvm::virtio {
 
 struct PciOptions {
-  uint16_t subsystem_vendor = 0x1c05;  // QNX
+  uint16_t subsystem_vendor = kQnxPciVendor;
   std::optional<uint32_t> class_code;  // default by device type
   bool legacy = false;                 // virtio 0.9.5 legacy interface in I/O BAR 0
 };

@@ -79,6 +79,9 @@ GROUPS: dict[str, dict] = {
     "virtio_pci": {"tests": ["virtio_pci", "virtio_pci_entropy", "virtio_pci_blk", "virtio_pci_console",
                              "virtio_pci_msix", "virtio_pci_intx"],
                    "devices": "virtio_pci"},
+    # rate-limited virtio-entropy (vrate=256 bytes/s): 3 x the rate must arrive, in ~2 s, MMIO / PCI
+    "virtio_rate": {"tests": ["virtio_entropy_rate"], "devices": "virtio_rate"},
+    "virtio_pci_rate": {"tests": ["virtio_pci_entropy_rate"], "devices": "virtio_pci_rate"},
 }
 TERMINAL_TESTS = {"poweroff", "reset_i8042", "reset_acpi"}
 # Tests whose PENDING line tells the runner to kill the VMM with SIGKILL (kill -9); they pass only
@@ -584,6 +587,7 @@ QEMU_VIRTIO_ARGS = [
     "-device", "virtserialport,chardev=vp1,name=org.qvm.kit,nr=1",
 ]
 VIRTIO_NET_ALL = {"virtio_net", "virtio_net_arp_icmp", "virtio_net_udp"}
+VRATE = 256   # bytes/s of the rate-limited entropy devices (device sets virtio_rate, virtio_pci_rate)
 VIRTIO_ALL = {"virtio_mmio", "virtio_entropy", "virtio_blk", "virtio_console", "virtio_blk_durable",
               "virtio_console_multiport"}
 QEMU_MICROVM_DEVSETS = {
@@ -602,6 +606,12 @@ QEMU_MICROVM_DEVSETS = {
                              "-netdev", "tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off",
                              "-device", "virtio-net-device,netdev=n0,mac={mac}"],
                             host=False, net=True, bench={"virtio_net_tx"}),
+    # one virtio-rng limited to 256 bytes per 1000 ms window (QEMU's rate limit: max-bytes per
+    # period); the guest asks for 3 x 256 bytes: one window now, one per second after
+    "virtio_rate": DeviceSet({"virtio_entropy_rate"}, [f"vrate={VRATE}"],
+                             ["-global", "virtio-mmio.force-legacy=false",
+                              "-device", f"virtio-rng-device,max-bytes={VRATE},period=1000"],
+                             host=False),
 }
 # QEMU q35 virtio-pci device set: the same devices as modern-only PCI functions on bus 0
 # (disable-legacy=on: device ids 0x1040+type, no I/O BAR); SeaBIOS assigns the BARs and fills
@@ -629,6 +639,10 @@ QEMU_Q35_DEVSETS = {
                                  "-device", "virtio-net-pci,netdev=n0,mac={mac},disable-legacy=on,"
                                  "disable-modern=off"],
                                 host=False, net=True),
+    "virtio_pci_rate": DeviceSet({"virtio_pci_entropy_rate"}, [f"vrate={VRATE}"],
+                                 ["-device", f"virtio-rng-pci,max-bytes={VRATE},period=1000,"
+                                  "disable-legacy=on,disable-modern=off"],
+                                 host=False),
 }
 # qvm: configs/kit-virtio.qvmconf (entropy, blk, read-only blk, console; in DSDT order).
 QVM_DEVSETS = {
@@ -655,6 +669,12 @@ QVM_DEVSETS = {
                             bench={"virtio_net_tx"}),
     "virtio_pci_net": DeviceSet(VIRTIO_NET_ALL, [], qvm_config="kit-virtio-pci-net.qvmconf",
                                 host=False, net=True),
+    # configs/kit-virtio-rate.qvmconf: `vdev virtio-entropy ... rate 256` once on virtio-mmio and
+    # once on PCI; each group drives the first entropy device of its transport
+    "virtio_rate": DeviceSet({"virtio_entropy_rate"}, [f"vrate={VRATE}"],
+                             qvm_config="kit-virtio-rate.qvmconf", host=False),
+    "virtio_pci_rate": DeviceSet({"virtio_pci_entropy_rate"}, [f"vrate={VRATE}"],
+                                 qvm_config="kit-virtio-rate.qvmconf", host=False),
 }
 
 

@@ -175,6 +175,30 @@ class VirtioRunnerTests(unittest.TestCase):
         self.assertTrue(cfg.endswith("kit-virtio-pci.qvmconf"), cfg)
         self.assertTrue(os.path.isfile(cfg), cfg)
 
+    def test_rate_device_sets_agree_on_the_rate(self):
+        # vrate= (what the guest holds the device to) = QEMU's max-bytes per 1000 ms = qvm's `rate`
+        want = f"vrate={qvmtest.VRATE}"
+        for vmm, group in (("qemu-microvm", "virtio_rate"), ("qemu-q35", "virtio_pci_rate")):
+            ds = qvmtest.MACHINES[vmm].device_sets[group]
+            self.assertIn(want, ds.cmdline)
+            rng = [a for a in ds.qemu_args if a.startswith("virtio-rng-")]
+            self.assertEqual(len(rng), 1, ds.qemu_args)
+            self.assertIn(f"max-bytes={qvmtest.VRATE},period=1000", rng[0])
+            for t in qvmtest.GROUPS[group]["tests"]:
+                self.assertTrue(qvmtest.MACHINES[vmm].offers(t, group), t)
+        qvm = qvmtest.MACHINES["qvm"]
+        for group in ("virtio_rate", "virtio_pci_rate"):
+            ds = qvm.device_sets[group]
+            self.assertIn(want, ds.cmdline)
+            for t in qvmtest.GROUPS[group]["tests"]:
+                self.assertTrue(qvm.offers(t, group), t)
+            with open(os.path.join(qvmtest.CONFIGS, ds.qvm_config)) as f:
+                ent = [ln.split() for ln in f if ln.startswith("vdev virtio-entropy")]
+            self.assertEqual(len(ent), 2)   # one on virtio-mmio (loc), one on PCI
+            self.assertEqual(sorted("loc" in e for e in ent), [False, True])
+            for e in ent:
+                self.assertEqual(e[e.index("rate") + 1], str(qvmtest.VRATE), e)
+
     def test_host_check_catches_wrong_disk_contents(self):
         host = qvmtest.VirtioHost(qvmtest.QEMU_MICROVM_DEVSETS["virtio"])
         try:

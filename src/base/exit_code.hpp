@@ -1,0 +1,21 @@
+// qvm's exit codes (spec §8.3, the QNX qvm's guest.h values; docs/exit-codes.md). One list for
+// every layer: the machine stops the VM with them, the command line returns them.
+#pragma once
+
+namespace qvm {
+
+enum ExitCode : int {
+  kExitGuestStop = 0,  // ACPI S5, a guest reset request, a triple fault (the reason is logged)
+  kExitPowerCut = 3,   // SIGQUIT
+  kExitWatchdog = 4,
+  kExitUnsupported = 5,  // `unsupported ... abort`
+  kExitVdevError = 6,
+  kExitOtherError = 7,
+  kExitGuestDefinedFirst = 32,  // 32-63: guest- or vdev-defined (testdev: 32 + value)
+  kExitGuestDefinedLast = 63,
+  kExitFatalBeforeStart = 64,
+  kExitConfigError = 65,  // nothing was started
+  kExitFatalAfterStart = 96,
+};
+
+}  // namespace qvm
