@@ -1,6 +1,7 @@
-// Shared harness of the virtio device fuzz targets (virtio_blk, virtio_console, virtio_net_tx): a
-// byte reader over the fuzzer's input, an interrupt sink, and the abort that reports a violated
-// property to libFuzzer.
+// Shared harness of the fuzz targets (the virtio devices virtio_blk, virtio_console,
+// virtio_net_tx; the register streams uart16550, mc146818, i8042, pci_config): a byte reader over
+// the fuzzer's input, a virtio interrupt sink, and the abort that reports a violated property to
+// libFuzzer.
 #pragma once
 
 #include <cstddef>
