@@ -70,35 +70,67 @@ void Mc146818::write(uint64_t offset, uint8_t value) {
   write_reg(index_, value);
 }
 
+struct tm Mc146818::now_tm() const {
+  time_t t = static_cast<time_t>(now());
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  return tm;
+}
+
+// Time register `r` (0-9 or the PC/AT century byte 0x32) of the time `tm`, in the format register
+// B selects (datasheet table 3).
+uint8_t Mc146818::time_reg(const struct tm& tm, uint8_t r) const {
+  switch (r) {
+    case 0:
+      return encode(tm.tm_sec);
+    case 2:
+      return encode(tm.tm_min);
+    case 4: {
+      if (reg_b_ & kB24h) return encode(tm.tm_hour);
+      int h = tm.tm_hour % 12 == 0 ? 12 : tm.tm_hour % 12;
+      return static_cast<uint8_t>(encode(h) | (tm.tm_hour >= 12 ? 0x80 : 0));
+    }
+    case 6:
+      return encode(tm.tm_wday + 1);
+    case 7:
+      return encode(tm.tm_mday);
+    case 8:
+      return encode(tm.tm_mon + 1);
+    case 9:
+      return encode(tm.tm_year % 100);
+    case 0x32:
+      return encode((tm.tm_year + 1900) / 100);
+    default:
+      return 0;  // alarm bytes 1, 3, 5 are not counters
+  }
+}
+
+Mc146818::TimeRegs Mc146818::time_regs(const struct tm& tm) const {
+  TimeRegs t{};
+  for (uint8_t i = 0; i < t.size(); ++i) t[i] = time_reg(tm, i);
+  return t;
+}
+
+// The guest set the clock to `t` (registers 0-9 in register B's format) in `century`: keep the
+// difference to the host clock from now on. Day of week (register 6) follows the date. Values
+// out of table 3's ranges carry over as the calendar arithmetic goes (the datasheet leaves them
+// undefined).
+void Mc146818::set_time(const TimeRegs& t, int64_t century) {
+  int hour = decode(t[4] & 0x7f);
+  if (!(reg_b_ & kB24h)) hour = hour % 12 + ((t[4] & 0x80) ? 12 : 0);
+  int64_t days = days_from_civil(century * 100 + decode(t[9]), static_cast<unsigned>(decode(t[8])),
+                                 static_cast<unsigned>(decode(t[7])));
+  int64_t secs = days * 86400 + hour * 3600 + decode(t[2]) * 60 + decode(t[0]);
+  offset_ = secs - clock_.wall_seconds();
+}
+
 uint8_t Mc146818::read_reg(uint8_t r) {
+  // Alarm bytes are plain registers: SET freezes only the time counters, so they read back what
+  // was last written in either state (datasheet "Time, Calendar and Alarm Locations").
+  if (r == 1 || r == 3 || r == 5) return cmos_[r];
   if (r <= 9 || r == 0x32) {
     if (reg_b_ & kBSet) return r <= 9 ? shadow_[r] : cmos_[r];
-    time_t t = static_cast<time_t>(now());
-    struct tm tm {};
-    gmtime_r(&t, &tm);
-    switch (r) {
-      case 0:
-        return encode(tm.tm_sec);
-      case 2:
-        return encode(tm.tm_min);
-      case 4: {
-        if (reg_b_ & kB24h) return encode(tm.tm_hour);
-        int h = tm.tm_hour % 12 == 0 ? 12 : tm.tm_hour % 12;
-        return static_cast<uint8_t>(encode(h) | (tm.tm_hour >= 12 ? 0x80 : 0));
-      }
-      case 6:
-        return encode(tm.tm_wday + 1);
-      case 7:
-        return encode(tm.tm_mday);
-      case 8:
-        return encode(tm.tm_mon + 1);
-      case 9:
-        return encode(tm.tm_year % 100);
-      case 0x32:
-        return encode((tm.tm_year + 1900) / 100);
-      default:
-        return cmos_[r];  // alarm registers 1, 3, 5
-    }
+    return time_reg(now_tm(), r);
   }
   switch (r) {
     case 0x0a:
@@ -119,12 +151,23 @@ uint8_t Mc146818::read_reg(uint8_t r) {
 }
 
 void Mc146818::write_reg(uint8_t r, uint8_t v) {
+  if (r == 1 || r == 3 || r == 5) {
+    cmos_[r] = v;  // alarm bytes: writable at any time
+    return;
+  }
   if (r <= 9) {
-    if (r == 1 || r == 3 || r == 5) {
-      cmos_[r] = v;
-    } else if (reg_b_ & kBSet) {
-      shadow_[r] = v;
+    if (reg_b_ & kBSet) {
+      shadow_[r] = v;  // held until SET clears
+      return;
     }
+    // Every time byte is writable at any time (datasheet "Time, Calendar and Alarm Locations");
+    // register B's SET only holds off the update cycle ("Register B", SET) so that a multi-byte
+    // write is not torn by an update. With the clock running the byte takes effect at once, the
+    // other bytes and the century keep their current values (QEMU does the same).
+    struct tm tm = now_tm();
+    TimeRegs t = time_regs(tm);
+    t[r] = v;
+    set_time(t, (int64_t{tm.tm_year} + 1900) / 100);
     return;
   }
   switch (r) {
@@ -134,20 +177,10 @@ void Mc146818::write_reg(uint8_t r, uint8_t v) {
       return;
     case 0x0b: {
       bool was_set = reg_b_ & kBSet;
-      if (!was_set && (v & kBSet)) {
-        for (uint8_t i = 0; i <= 9; ++i) shadow_[i] = read_reg(i);
-      }
+      if (!was_set && (v & kBSet)) shadow_ = time_regs(now_tm());
       reg_b_ = v;
-      if (was_set && !(v & kBSet)) {
-        // The guest set the clock: keep the difference to the host clock from now on.
-        int hour = decode(shadow_[4] & 0x7f);
-        if (!(v & kB24h)) hour = hour % 12 + ((shadow_[4] & 0x80) ? 12 : 0);
-        int year = decode(shadow_[9]);
-        int64_t days = days_from_civil(year + 2000, static_cast<unsigned>(decode(shadow_[8])),
-                                       static_cast<unsigned>(decode(shadow_[7])));
-        int64_t t = days * 86400 + hour * 3600 + decode(shadow_[2]) * 60 + decode(shadow_[0]);
-        offset_ = t - clock_.wall_seconds();
-      }
+      if (was_set && !(v & kBSet)) set_time(shadow_, 20);
+      update_irq();  // enable bits changed: IRQF follows at once
       if (on_timer_config) on_timer_config();
       return;
     }
@@ -170,12 +203,19 @@ std::optional<std::chrono::nanoseconds> Mc146818::periodic_period() const {
 
 void Mc146818::raise(uint8_t flag) {
   reg_c_ |= flag;
-  bool enabled = ((flag & kCPf) && (reg_b_ & kBPie)) || ((flag & kCAf) && (reg_b_ & kBAie)) ||
-                 ((flag & kCUf) && (reg_b_ & kBUie));
-  if (enabled && !(reg_c_ & kCIrqf)) {
-    reg_c_ |= kCIrqf;
-    irq_.set_level(true);
-  }
+  update_irq();
+}
+
+// Register C, IRQF = PF*PIE + AF*AIE + UF*UIE, and the IRQ pin is driven whenever IRQF is set
+// (datasheet "Register C", "Interrupts"): evaluated whenever a flag or an enable bit changes, so
+// enabling an interrupt whose flag is already set asserts IRQ at once and disabling the last
+// pending one releases it. Reading register C clears IRQF and the flags.
+void Mc146818::update_irq() {
+  static_assert(kBPie == kCPf && kBAie == kCAf && kBUie == kCUf);
+  const bool irqf = (reg_c_ & reg_b_ & (kCPf | kCAf | kCUf)) != 0;
+  if (irqf == ((reg_c_ & kCIrqf) != 0)) return;
+  reg_c_ = static_cast<uint8_t>(irqf ? reg_c_ | kCIrqf : reg_c_ & ~kCIrqf);
+  irq_.set_level(irqf);
 }
 
 void Mc146818::periodic_tick() {

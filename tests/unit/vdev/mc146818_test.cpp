@@ -69,6 +69,71 @@ TEST_F(RtcTest, FlagsWithoutEnableRaiseNoIrq) {
   EXPECT_EQ(reg(0x0c), 0x10);  // UF only
 }
 
+// Datasheet "Time, Calendar and Alarm Locations": the time bytes are writable while the clock
+// runs; SET (register B) only holds off the update cycle.
+TEST_F(RtcTest, TimeWrittenWithoutSetTakesEffect) {
+  set(0x02, 0x45);  // 22:45:20
+  EXPECT_EQ(reg(0x02), 0x45);
+  EXPECT_EQ(reg(0x00), 0x20);
+  EXPECT_EQ(reg(0x04), 0x22);
+  set(0x07, 0x01);  // 2023-11-01
+  EXPECT_EQ(reg(0x07), 0x01);
+  EXPECT_EQ(reg(0x08), 0x11);
+  EXPECT_EQ(reg(0x09), 0x23);
+  EXPECT_EQ(reg(0x32), 0x20);
+  EXPECT_EQ(reg(0x06), 0x04);  // 2023-11-01 was a Wednesday
+  clock.wall += 60;
+  EXPECT_EQ(reg(0x02), 0x46);  // and the clock runs on from there
+  EXPECT_EQ(reg(0x07), 0x01);
+}
+
+// Alarm bytes are not time counters: SET does not freeze them.
+TEST_F(RtcTest, AlarmReadsBackWhileSet) {
+  set(0x03, 0x10);
+  set(0x0b, 0x82);  // SET
+  EXPECT_EQ(reg(0x03), 0x10);
+  set(0x01, 0x30);
+  set(0x03, 0x15);
+  set(0x05, 0xc0);
+  EXPECT_EQ(reg(0x01), 0x30);
+  EXPECT_EQ(reg(0x03), 0x15);
+  EXPECT_EQ(reg(0x05), 0xc0);
+  set(0x0b, 0x02);
+  EXPECT_EQ(reg(0x03), 0x15);
+}
+
+// Datasheet "Interrupts": a flag already set when its interrupt becomes enabled asserts IRQ at
+// once (register C: IRQF = PF*PIE + AF*AIE + UF*UIE).
+TEST_F(RtcTest, EnablingWithFlagPendingRaisesIrq) {
+  rtc.periodic_tick();
+  rtc.second_tick();
+  EXPECT_FALSE(irq.level);
+  set(0x0b, 0x12);  // UIE
+  EXPECT_TRUE(irq.level);
+  EXPECT_EQ(reg(0x0c), 0xd0);  // IRQF | PF | UF
+  EXPECT_FALSE(irq.level);
+  rtc.periodic_tick();
+  set(0x0b, 0x32);  // AIE | UIE: no AF or UF pending
+  EXPECT_FALSE(irq.level);
+  set(0x0b, 0x72);  // PIE too
+  EXPECT_TRUE(irq.level);
+  EXPECT_EQ(reg(0x0c), 0xc0);
+}
+
+// The same equation: clearing the enable bit of the only pending flag drops IRQF and the line.
+TEST_F(RtcTest, DisablingLowersIrq) {
+  set(0x0b, 0x52);  // PIE | UIE
+  rtc.periodic_tick();
+  rtc.second_tick();
+  EXPECT_TRUE(irq.level);
+  set(0x0b, 0x42);  // PF still enabled
+  EXPECT_TRUE(irq.level);
+  set(0x0b, 0x02);
+  EXPECT_FALSE(irq.level);
+  EXPECT_EQ(reg(0x0c), 0x50);  // PF | UF, no IRQF
+  EXPECT_FALSE(irq.level);
+}
+
 TEST_F(RtcTest, MemorySizeFields) {
   rtc.set_memory_sizes(128ull << 20, 1ull << 30, 2);
   EXPECT_EQ(reg(0x15) | (reg(0x16) << 8), 640);
