@@ -92,7 +92,7 @@ def main():
     if not ok:
         why = ("timed out after %.0f s" % a.timeout if res["why"] == "timeout" else
                "L1 printed nothing for %d s" % a.silence if res["why"] == "silent" else
-               "the scenario did not finish" if res["why"] == "eof" else
+               "the scenario did not finish (L1's QEMU %s)" % qemu_status(res["rc"]) if res["why"] == "eof" else
                "no check ran" if passed == 0 else "%d check(s) failed" % failed)
         print("FAIL: scenario %s: %s; L1 console tail:" % (a.scenario, why))
         for line in lines[-80:]:
@@ -105,7 +105,7 @@ def main():
 def run_l1(cmd, deadline, silence, t0):
     """One L1 boot; why = "" (HOSTDONE seen), "timeout", "silent" or "eof"."""
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    res = {"lines": [], "passed": 0, "failed": 0, "why": "eof"}
+    res = {"lines": [], "passed": 0, "failed": 0, "why": "eof", "rc": None}
     buf = b""
     last = time.monotonic()
     try:
@@ -139,8 +139,17 @@ def run_l1(cmd, deadline, silence, t0):
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.wait()
+        res["rc"] = proc.wait()
     return res
+
+
+def qemu_status(rc):
+    """How L1's QEMU ended: with -no-reboot an L1 triple fault or reset is a clean exit 0."""
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        return "died of signal %d" % -rc
+    return "exited with %d%s" % (rc, " (L1 reset, triple fault or power-off)" if rc == 0 else "")
 
 if __name__ == "__main__":
     sys.exit(main())
