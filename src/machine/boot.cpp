@@ -67,18 +67,13 @@ Status MachineImpl::build_boot() {
   // The in-kernel PIT raises GSI 0; with KVM's default routing that is IOAPIC pin 0, so IRQ0 needs
   // no override (configured as `timer8254 intr myioapic:0`).
   layout.irq_overrides = x86::standard_irq_overrides(has_pit_ && pit_pin_ == 2, layout.sci_gsi);
-  for (const auto& v : cfg_.vdevs) {
-    if (v.type == "ser8250" || v.type == "mc146818" || v.type == "pckeyboard") {
-      x86::IsaDevice d;
-      d.hid = v.type == "ser8250" ? "PNP0501" : v.type == "mc146818" ? "PNP0B00" : "PNP0303";
-      d.io_base = static_cast<uint16_t>(device_port(v));
-      d.io_len = v.type == "ser8250" ? 8 : v.type == "mc146818" ? 2 : 1;
-      auto gsi = device_gsi(v, v.type == "mc146818"     ? std::optional<uint32_t>(8u)
-                               : v.type == "pckeyboard" ? std::optional<uint32_t>(1u)
-                                                        : std::nullopt);
-      if (gsi && *gsi < 16) d.irq = static_cast<uint8_t>(*gsi);
-      layout.isa_devices.push_back(d);
-    }
+  for (const auto& d : acpi_devices_) {
+    x86::IsaDevice isa;
+    isa.hid = d.hid;
+    isa.io_base = d.io_base;
+    isa.io_len = d.io_len;
+    isa.irq = d.irq;
+    layout.isa_devices.push_back(isa);
   }
 
   if (pci_) layout.pci = x86::PciHostInfo{};
@@ -196,20 +191,8 @@ Status MachineImpl::write_fdt(const std::string& path, uint64_t initrd_addr, uin
   m.bootargs = cfg_.cmdline.value_or("");
   m.intc.reg = {arch::x86::kBoard.ioapic_addr, 0x1000};
   if (initrd_size) m.initrd = fdt::FdtRange{initrd_addr, initrd_size};
-  for (const auto& v : cfg_.vdevs) {
-    if (v.type != "ser8250") continue;
-    uint64_t port = device_port(v);
-    auto gsi = device_gsi(v, std::nullopt);
-    fdt::FdtDevice d;
-    d.node_name = "serial";
-    d.compatible = "ns16550a";
-    d.reg = {port, 8};
-    if (gsi) d.interrupts = {*gsi, 3};  // edge, rising
-    d.clock_frequency = 1843200;
-    if (!m.stdout_path)
-      m.stdout_path = strprintf("/serial@%llx", static_cast<unsigned long long>(port));
-    m.devices.push_back(d);
-  }
+  m.devices = fdt_devices_;
+  m.stdout_path = fdt_stdout_;
   auto blob = QVM_TRY(fdt::build_fdt(m));
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(reinterpret_cast<const char*>(blob.data()),

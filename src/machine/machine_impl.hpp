@@ -25,6 +25,7 @@
 #include "machine/host_io.hpp"
 #include "machine/machine.hpp"
 #include "memory/guest_memory.hpp"
+#include "vdev/api/context.hpp"
 #include "vdev/common/irq_line.hpp"
 
 namespace qvm::vdev {
@@ -68,7 +69,9 @@ struct VcpuStats {
 // What the boot loader produced, for describe() and vCPU set-up (filled by boot.cpp).
 struct BootState;
 
-class MachineImpl final : public Machine {
+// The machine is the devices' VdevContext (device_context.cpp): factories place themselves
+// through it and never see the rest.
+class MachineImpl final : public Machine, private vdev::VdevContext {
  public:
   explicit MachineImpl(const config::VmConfig& cfg) : cfg_(cfg) {}
   ~MachineImpl() override;
@@ -78,7 +81,7 @@ class MachineImpl final : public Machine {
   int run() override;
 
   // Called by devices and signal handlers from any thread.
-  void request_stop(int exit_code, const std::string& reason);
+  void request_stop(int exit_code, const std::string& reason) override;
 
  private:
   Status build_memory();
@@ -136,6 +139,29 @@ class MachineImpl final : public Machine {
   Result<uint32_t> resolve_gsi(const config::IntrRef& r) const;
   Result<uint32_t> device_gsi(const config::VdevConfig& v, std::optional<uint32_t> fallback) const;
   uint64_t device_port(const config::VdevConfig& v) const;
+  // vdev::VdevContext (device_context.cpp).
+  bool dryrun() const override { return opts_.dryrun; }
+  const Clock& clock() const override { return clock_; }
+  MemorySummary memory() const override;
+  Result<uint32_t> gsi(const config::VdevConfig& v, std::optional<uint32_t> fallback) override;
+  Result<vdev::Interrupt> interrupt(const config::VdevConfig& v,
+                                    std::optional<uint32_t> fallback) override;
+  uint64_t port(const config::VdevConfig& v) const override { return device_port(v); }
+  Status add_pio(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
+                 const std::string& name) override {
+    return add_io(base, len, std::move(dev), name);
+  }
+  uint64_t ioapic_address() const override;
+  void in_kernel_pic() override { has_8259_ = true; }
+  Status in_kernel_pit(uint32_t pin) override;
+  event::EventLoop& loop() override { return *loop_; }
+  Result<vdev::CharEndpoints> open_char(const std::vector<std::string>& hostdevs) override;
+  void uses_terminal() override { uses_stdin_ = true; }
+  void keep(std::shared_ptr<void> what) override { keep_.push_back(std::move(what)); }
+  void add_acpi_device(vdev::AcpiIsaDevice d) override { acpi_devices_.push_back(std::move(d)); }
+  void add_fdt_device(fdt::FdtDevice d, bool console) override;
+  void describe(std::string line) override { device_lines_.push_back(std::move(line)); }
+
   Status build_boot();  // boot.cpp: loaders, ACPI, MP table, vCPU registers
   Status create_vcpus();
   Status write_fdt(const std::string& path, uint64_t initrd_addr, uint64_t initrd_size);
@@ -159,8 +185,11 @@ class MachineImpl final : public Machine {
 
   // Everything devices need kept alive, in creation order.
   std::vector<std::shared_ptr<void>> keep_;
-  std::vector<std::unique_ptr<event::Timer>> timers_;
   std::vector<std::string> device_lines_;
+  // What the devices asked the firmware tables to describe, in configuration order.
+  std::vector<vdev::AcpiIsaDevice> acpi_devices_;
+  std::vector<fdt::FdtDevice> fdt_devices_;
+  std::optional<std::string> fdt_stdout_;
   // Live state for SIGUSR1 reports, by device_lines_ index (virtio transports: rings, device).
   std::vector<std::pair<size_t, std::function<std::vector<std::string>()>>> live_status_;
   vdev::AcpiPm* pm_ = nullptr;

@@ -81,11 +81,12 @@ Result<MachineImpl::VirtioBuild> MachineImpl::make_virtio_device(const config::V
                                   vdev::VirtioConsole::kMaxPorts,
                                   vdev::VirtioConsole::kMaxPorts - 1));
     auto holder = std::make_shared<std::function<void(uint16_t)>>();
-    std::vector<std::shared_ptr<CharEndpoints>> eps;
+    std::vector<std::shared_ptr<vdev::CharEndpoints>> eps;
     std::vector<vdev::VirtioConsole::Port> ports;
     b.summary = "";
     for (size_t i = 0; i < specs.size(); ++i) {
-      auto ep = std::make_shared<CharEndpoints>(QVM_TRY(open_char_endpoints(specs[i].second)));
+      auto ep = std::make_shared<vdev::CharEndpoints>(
+          QVM_TRY(vdev::open_char_endpoints(specs[i].second)));
       int out = ep->out;
       vdev::VirtioConsole::Port port;
       port.name = specs[i].first;

@@ -1,0 +1,60 @@
+#include "vdev/api/char_endpoints.hpp"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/log.hpp"
+
+namespace qvm::vdev {
+namespace {
+
+Result<UniqueFd> open_path(const std::string& path, int flags) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC | O_NOCTTY, 0644));
+  if (!fd) return Error::from_errno("cannot open hostdev '" + path + "'", errno);
+  return fd;
+}
+
+}  // namespace
+
+Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostdevs) {
+  CharEndpoints ep;
+  for (const auto& h : hostdevs) {
+    char dir = 0;
+    std::string path = h;
+    if (!path.empty() && (path[0] == '<' || path[0] == '>')) {
+      dir = path[0];
+      path = path.substr(1);
+    }
+    if (path == "-") {
+      if (dir != '>') ep.in = STDIN_FILENO;
+      if (dir != '<') ep.out = STDOUT_FILENO;
+      ep.description += " stdio";
+      continue;
+    }
+    if (path == "pty" && dir == 0) {
+      UniqueFd m(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+      if (!m || ::grantpt(m.get()) != 0 || ::unlockpt(m.get()) != 0)
+        return Error::from_errno("cannot create a pseudo-terminal", errno);
+      const char* name = ::ptsname(m.get());
+      log_info("serial port on pseudo-terminal %s", name ? name : "?");
+      ep.in = ep.out = m.get();
+      ep.description += std::string(" pty:") + (name ? name : "?");
+      ep.owned.push_back(std::move(m));
+      continue;
+    }
+    int flags = dir == '<'   ? O_RDONLY
+                : dir == '>' ? (O_WRONLY | O_CREAT | O_APPEND)
+                             : (O_RDWR | O_CREAT);
+    UniqueFd fd = QVM_TRY(open_path(path, flags));
+    if (dir != '>') ep.in = fd.get();
+    if (dir != '<') ep.out = fd.get();
+    ep.description += " " + h;
+    ep.owned.push_back(std::move(fd));
+  }
+  return ep;
+}
+
+}  // namespace qvm::vdev

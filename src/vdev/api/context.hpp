@@ -1,0 +1,99 @@
+// The device interface (design §3.7, crosvm's device modules): a vdev type is a factory, its
+// `create(config, context)` builds the device from its validated `vdev` entry and places it through
+// the VdevContext, which offers what a device may use and nothing more. The machine implements the
+// context; it never names a device type. Built-in factories are listed in registry.cpp (no static
+// constructors).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "base/result.hpp"
+#include "bus/bus.hpp"
+#include "config/vm_config.hpp"
+#include "event/event_loop.hpp"
+#include "fdt/fdt.hpp"
+#include "vdev/api/char_endpoints.hpp"
+#include "vdev/common/irq_line.hpp"
+
+namespace qvm::vdev {
+
+// A legacy device the firmware tables describe (DSDT under \_SB: ACPI 6.4 §6.1.5 _HID, §6.2.2
+// _CRS): one I/O range and an optional ISA IRQ.
+struct AcpiIsaDevice {
+  std::string hid;  // EISA id, e.g. "PNP0501"
+  uint16_t io_base = 0;
+  uint8_t io_len = 0;
+  std::optional<uint8_t> irq;
+};
+
+// A device's interrupt: the line it drives and the GSI it is wired to (for tables and logs).
+struct Interrupt {
+  std::unique_ptr<IrqLine> line;
+  uint32_t gsi = 0;
+};
+
+class VdevContext {
+ public:
+  virtual ~VdevContext() = default;
+
+  // dryrun: everything is built and placed, but nothing is opened on the host that the run would
+  // not need to describe itself, and no KVM state exists.
+  virtual bool dryrun() const = 0;
+  virtual const Clock& clock() const = 0;
+  // Guest RAM below and above 4 GiB, and the vCPU count (CMOS reports them).
+  struct MemorySummary {
+    uint64_t below_4g = 0, above_4g = 0;
+    uint32_t cpus = 1;
+  };
+  virtual MemorySummary memory() const = 0;
+
+  // The GSI of the vdev's first `intr` (spec §5), or `fallback` when it has none; an error names
+  // what is missing.
+  virtual Result<uint32_t> gsi(const config::VdevConfig& v, std::optional<uint32_t> fallback) = 0;
+  // A line driving that GSI on the in-kernel irqchip.
+  virtual Result<Interrupt> interrupt(const config::VdevConfig& v,
+                                      std::optional<uint32_t> fallback) = 0;
+  // The vdev's `loc` port, or its schema's default location.
+  virtual uint64_t port(const config::VdevConfig& v) const = 0;
+  virtual Status add_pio(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
+                         const std::string& name) = 0;
+
+  // The in-kernel interrupt controllers and PIT (KVM): the IOAPIC's fixed address on this
+  // board, the 8259 pair's presence (MADT PCAT_COMPAT), the PIT on IOAPIC pin 0 or 2.
+  virtual uint64_t ioapic_address() const = 0;
+  virtual void in_kernel_pic() = 0;
+  virtual Status in_kernel_pit(uint32_t pin) = 0;
+
+  // The main thread's event loop (timers, host fds); devices own what they add to it.
+  virtual event::EventLoop& loop() = 0;
+  // Host ends of a character device (`hostdev` values); a device reading the terminal says so.
+  virtual Result<CharEndpoints> open_char(const std::vector<std::string>& hostdevs) = 0;
+  virtual void uses_terminal() = 0;
+
+  // Ends the VM with `exit_code` (spec §8.3), from any thread; the first request wins.
+  virtual void request_stop(int exit_code, const std::string& reason) = 0;
+
+  // Keeps `what` alive as long as the VM (models, adapters, timers, fds), in creation order.
+  virtual void keep(std::shared_ptr<void> what) = 0;
+  // Firmware-table descriptions of the device.
+  virtual void add_acpi_device(AcpiIsaDevice d) = 0;
+  // `console`: the device is the guest's console (/chosen stdout-path) unless one came first.
+  virtual void add_fdt_device(fdt::FdtDevice d, bool console) = 0;
+  // The device's line in `dryrun` and in the status report (SIGUSR1).
+  virtual void describe(std::string line) = 0;
+};
+
+// One vdev type.
+struct VdevFactory {
+  std::string_view type;
+  std::function<Status(const config::VdevConfig&, VdevContext&)> create;
+};
+
+}  // namespace qvm::vdev

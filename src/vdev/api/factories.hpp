@@ -1,0 +1,22 @@
+// The built-in vdev factories (each defined in its device's folder) and the registry that lists
+// them (registry.cpp: an explicit list, no static constructors; design §3.7).
+#pragma once
+
+#include <string_view>
+
+#include "vdev/api/context.hpp"
+
+namespace qvm::vdev {
+
+extern const VdevFactory kSer8250Factory;     // uart/factory.cpp
+extern const VdevFactory kMc146818Factory;    // rtc/factory.cpp
+extern const VdevFactory kPckeyboardFactory;  // platform/factory.cpp
+extern const VdevFactory kTestdevFactory;
+extern const VdevFactory kIoapicFactory;
+extern const VdevFactory k8259Factory;
+extern const VdevFactory kTimer8254Factory;
+
+// The factory of a vdev type, or nullptr.
+const VdevFactory* find_factory(std::string_view type);
+
+}  // namespace qvm::vdev

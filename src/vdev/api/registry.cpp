@@ -1,0 +1,17 @@
+#include <array>
+
+#include "vdev/api/factories.hpp"
+
+namespace qvm::vdev {
+
+const VdevFactory* find_factory(std::string_view type) {
+  static const std::array<const VdevFactory*, 7> kAll{
+      &kIoapicFactory,  &k8259Factory,       &kTimer8254Factory, &kMc146818Factory,
+      &kSer8250Factory, &kPckeyboardFactory, &kTestdevFactory,
+  };
+  for (const VdevFactory* f : kAll)
+    if (f->type == type) return f;
+  return nullptr;
+}
+
+}  // namespace qvm::vdev
