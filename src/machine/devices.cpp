@@ -81,15 +81,6 @@ Status MachineImpl::build_devices() {
 Status MachineImpl::add_device(const config::VdevConfig& v) {
   const std::string& t = v.type;
   if (const vdev::VdevFactory* f = vdev::find_factory(t)) return f->create(v, *this);
-  if (t.rfind("virtio-", 0) == 0) {
-    auto st = add_virtio(v);
-    if (st || st.error().sys_errno != ENOSYS) return st;
-    if (!opts_.dryrun) return st;
-    log_warn("%s: vdev %s: %s: qvm would refuse to start this VM", v.loc.str().c_str(), t.c_str(),
-             st.error().message.c_str());
-    device_lines_.push_back(t + " (" + st.error().message + ")");
-    return {};
-  }
   // Types the configuration language knows but this qvm cannot build yet (see README status).
   if (opts_.dryrun) {
     log_warn("%s: vdev %s is not implemented yet: qvm would refuse to start this VM",

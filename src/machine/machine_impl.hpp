@@ -88,35 +88,11 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   Status build_kvm();
   Status build_devices();
   Status add_device(const config::VdevConfig& v);
-  Status add_virtio(const config::VdevConfig& v);
-  Status add_virtio_pci(const config::VdevConfig& v);
+  Status add_virtio(const config::VdevConfig& v, vdev::VirtioDeviceBuild built) override;
+  Status add_virtio_mmio(const config::VdevConfig& v, vdev::VirtioDeviceBuild built);
+  Status add_virtio_pci(const config::VdevConfig& v, vdev::VirtioDeviceBuild built);
   Result<uint64_t> alloc_mmio(uint64_t size);
   Result<uint8_t> pci_slot(const config::VdevConfig& v);
-  struct VirtioBuild {
-    std::shared_ptr<virtio::VirtioDevice> device;
-    // After the transport exists: how to run the device's queue processing (for host input).
-    std::function<Status(std::function<void(uint16_t)>)> attach;
-    std::string summary;  // for describe()
-    // Optional: told each queue's notify ioeventfd once it exists (vhost-net's kick); true if the
-    // device polls it itself (then the machine does not add it to the event loop).
-    std::function<bool(uint16_t queue, int fd)> notify_fd;
-    // false: no queue ioeventfds; notifications are handled on the vCPU thread (virtio-net).
-    bool ioeventfd = true;
-    // Optional, with `ioeventfd`: false for a queue whose notifications should still exit to the
-    // vCPU thread (virtio-net `ioeventfd tx`: the receive queues).
-    std::function<bool(uint16_t queue)> queue_ioeventfd;
-    // Optional: a device that stops for lack of a host resource (rate-limited entropy) says how
-    // long until it can go on; the wiring resumes it then (virtio_wiring.cpp).
-    std::function<std::optional<std::chrono::nanoseconds>()> retry_after;
-    // For the device line: "" (all queues through ioeventfds), or which notifications exit.
-    std::string notify_text(uint16_t nqueues) const {
-      if (!ioeventfd) return "notify on the vCPU";
-      for (uint16_t q = 0; q < nqueues && queue_ioeventfd; ++q)
-        if (!queue_ioeventfd(q)) return "receive notify on the vCPU";
-      return "";
-    }
-  };
-  Result<VirtioBuild> make_virtio_device(const config::VdevConfig& v);
   // Where a queue's notify register decodes, for its ioeventfd.
   struct NotifyAt {
     uint64_t addr;
@@ -131,7 +107,8 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   // The notification path of a virtio device on any transport (virtio_wiring.cpp): one
   // ioeventfd per queue that wants one, run by the event loop through `handle`, plus the
   // device's retry timer. Returns what was registered (PCI moves them with their BAR).
-  Result<std::vector<WiredNotify>> wire_virtio(const VirtioBuild& built, uint16_t nqueues,
+  Result<std::vector<WiredNotify>> wire_virtio(const vdev::VirtioDeviceBuild& built,
+                                               uint16_t nqueues,
                                                const std::function<NotifyAt(uint16_t)>& where,
                                                std::function<void(uint16_t)> handle);
   Status add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
@@ -141,6 +118,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   uint64_t device_port(const config::VdevConfig& v) const;
   // vdev::VdevContext (device_context.cpp).
   bool dryrun() const override { return opts_.dryrun; }
+  const std::string& system_name() const override { return system_name_; }
   const Clock& clock() const override { return clock_; }
   MemorySummary memory() const override;
   Result<uint32_t> gsi(const config::VdevConfig& v, std::optional<uint32_t> fallback) override;
@@ -170,6 +148,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   std::string status_report() const;
 
   config::VmConfig cfg_;
+  std::string system_name_ = cfg_.system_name();
   BuildOptions opts_;
   memory::GuestMemory mem_;
   std::optional<kvm::KvmSystem> kvm_;

@@ -93,9 +93,8 @@ Result<uint8_t> MachineImpl::pci_slot(const config::VdevConfig& v) {
   return make_error("no free PCI slot on bus 0");
 }
 
-Status MachineImpl::add_virtio_pci(const config::VdevConfig& v) {
+Status MachineImpl::add_virtio_pci(const config::VdevConfig& v, vdev::VirtioDeviceBuild built) {
   uint8_t slot = QVM_TRY(pci_slot(v));
-  VirtioBuild built = QVM_TRY(make_virtio_device(v));
   const bool legacy = v.has("legacy");
   if (legacy && !virtio::PciTransport::legacy_device_id(built.device->device_type()))
     return make_error(v.type + ": this device type has no legacy (transitional) PCI device ID");

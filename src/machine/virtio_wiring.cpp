@@ -14,8 +14,8 @@
 namespace qvm::machine {
 
 Result<std::vector<MachineImpl::WiredNotify>> MachineImpl::wire_virtio(
-    const VirtioBuild& built, uint16_t nqueues, const std::function<NotifyAt(uint16_t)>& where,
-    std::function<void(uint16_t)> handle) {
+    const vdev::VirtioDeviceBuild& built, uint16_t nqueues,
+    const std::function<NotifyAt(uint16_t)>& where, std::function<void(uint16_t)> handle) {
   std::vector<WiredNotify> wired;
   if (!vm_) return wired;  // dryrun: nothing is registered with KVM
   auto run = std::make_shared<std::function<void(uint16_t)>>(std::move(handle));

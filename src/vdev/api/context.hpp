@@ -5,6 +5,7 @@
 // constructors).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "fdt/fdt.hpp"
 #include "vdev/api/char_endpoints.hpp"
 #include "vdev/common/irq_line.hpp"
+#include "virtio/device.hpp"
 
 namespace qvm::vdev {
 
@@ -39,6 +41,36 @@ struct Interrupt {
   uint32_t gsi = 0;
 };
 
+// A virtio device ready for its transport: the machine places it on virtio-mmio (with `loc` and
+// `intr`) or on PCI (spec §5) and wires its notifications the same way on both
+// (machine/virtio_wiring.cpp).
+struct VirtioDeviceBuild {
+  std::shared_ptr<virtio::VirtioDevice> device;
+  // Optional: once the transport exists, `notify(queue)` runs the device's queue processing
+  // through the transport (for host input); hook the device's fds to the event loop here.
+  std::function<Status(std::function<void(uint16_t)>)> attach;
+  std::string summary;  // appended to the device's dryrun/status line
+  // Optional: told each queue's notify ioeventfd once it exists (vhost-net's kick); true if the
+  // device polls it itself (then the machine does not add it to the event loop).
+  std::function<bool(uint16_t queue, int fd)> notify_fd;
+  // false: no queue ioeventfds; notifications are handled on the vCPU thread (virtio-net).
+  bool ioeventfd = true;
+  // Optional, with `ioeventfd`: false for a queue whose notifications should still exit to the
+  // vCPU thread (virtio-net `ioeventfd tx`: the receive queues).
+  std::function<bool(uint16_t queue)> queue_ioeventfd;
+  // Optional: a device that stops for lack of a host resource (rate-limited entropy) says how
+  // long until it can go on; the transport's retry timer resumes it then.
+  std::function<std::optional<std::chrono::nanoseconds>()> retry_after;
+  // For the device line: "" (all queues through ioeventfds), or which notifications exit.
+  std::string notify_text(uint16_t nqueues) const {
+    if (!ioeventfd) return "notify on the vCPU";
+    for (uint16_t q = 0; q < nqueues && queue_ioeventfd; ++q)
+      if (!queue_ioeventfd(q)) return "receive notify on the vCPU";
+    return "";
+  }
+};
+
+// The context outlives every device built through it: callbacks may keep a reference to it.
 class VdevContext {
  public:
   virtual ~VdevContext() = default;
@@ -46,6 +78,7 @@ class VdevContext {
   // dryrun: everything is built and placed, but nothing is opened on the host that the run would
   // not need to describe itself, and no KVM state exists.
   virtual bool dryrun() const = 0;
+  virtual const std::string& system_name() const = 0;  // `system` (spec §3.1)
   virtual const Clock& clock() const = 0;
   // Guest RAM below and above 4 GiB, and the vCPU count (CMOS reports them).
   struct MemorySummary {
@@ -86,6 +119,8 @@ class VdevContext {
   virtual void add_acpi_device(AcpiIsaDevice d) = 0;
   // `console`: the device is the guest's console (/chosen stdout-path) unless one came first.
   virtual void add_fdt_device(fdt::FdtDevice d, bool console) = 0;
+  // Places a virtio device on its transport and describes it (its line and status report).
+  virtual Status add_virtio(const config::VdevConfig& v, VirtioDeviceBuild build) = 0;
   // The device's line in `dryrun` and in the status report (SIGUSR1).
   virtual void describe(std::string line) = 0;
 };

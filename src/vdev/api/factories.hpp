@@ -15,6 +15,10 @@ extern const VdevFactory kTestdevFactory;
 extern const VdevFactory kIoapicFactory;
 extern const VdevFactory k8259Factory;
 extern const VdevFactory kTimer8254Factory;
+extern const VdevFactory kVirtioBlkFactory;      // virtio_blk/factory.cpp
+extern const VdevFactory kVirtioConsoleFactory;  // virtio_console/factory.cpp
+extern const VdevFactory kVirtioEntropyFactory;  // virtio_entropy/factory.cpp
+extern const VdevFactory kVirtioNetFactory;      // virtio_net/factory.cpp
 
 // The factory of a vdev type, or nullptr.
 const VdevFactory* find_factory(std::string_view type);

@@ -5,9 +5,10 @@
 namespace qvm::vdev {
 
 const VdevFactory* find_factory(std::string_view type) {
-  static const std::array<const VdevFactory*, 7> kAll{
-      &kIoapicFactory,  &k8259Factory,       &kTimer8254Factory, &kMc146818Factory,
-      &kSer8250Factory, &kPckeyboardFactory, &kTestdevFactory,
+  static const std::array<const VdevFactory*, 11> kAll{
+      &kIoapicFactory,        &k8259Factory,          &kTimer8254Factory, &kMc146818Factory,
+      &kSer8250Factory,       &kPckeyboardFactory,    &kTestdevFactory,   &kVirtioBlkFactory,
+      &kVirtioConsoleFactory, &kVirtioEntropyFactory, &kVirtioNetFactory,
   };
   for (const VdevFactory* f : kAll)
     if (f->type == type) return f;

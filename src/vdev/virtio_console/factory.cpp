@@ -1,0 +1,98 @@
+// vdev virtio-console (spec §6.4.2; virtio 1.2 §5.3): port 0 from `hostdev`, ports 1.. from `port`
+// (MULTIPORT), host input read on the event loop.
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/log.hpp"
+#include "config/values.hpp"
+#include "vdev/api/factories.hpp"
+#include "vdev/virtio_console/virtio_console.hpp"
+
+namespace qvm::vdev {
+namespace {
+
+Status create(const config::VdevConfig& v, VdevContext& ctx) {
+  VirtioDeviceBuild b;
+  // Port 0 from `hostdev`; `port NAME[,HOSTDEV[,HOSTDEV]]` adds ports 1.. (MULTIPORT).
+  std::vector<std::pair<std::string, std::vector<std::string>>> specs{{"", v.all("hostdev")}};
+  for (const auto& p : v.all("port")) {
+    auto parts = config::split(p, ',');
+    std::vector<std::string> hd(parts.begin() + 1, parts.end());
+    specs.emplace_back(std::string(parts[0]), std::move(hd));
+  }
+  if (specs.size() > VirtioConsole::kMaxPorts)
+    return make_error(strprintf("virtio-console: at most %u ports (port 0 and %u `port`s)",
+                                VirtioConsole::kMaxPorts, VirtioConsole::kMaxPorts - 1));
+  auto holder = std::make_shared<std::function<void(uint16_t)>>();
+  std::vector<std::shared_ptr<CharEndpoints>> eps;
+  std::vector<VirtioConsole::Port> ports;
+  b.summary = "";
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto ep = std::make_shared<CharEndpoints>(QVM_TRY(open_char_endpoints(specs[i].second)));
+    int out = ep->out;
+    VirtioConsole::Port port;
+    port.name = specs[i].first;
+    port.host_connected = ep->in >= 0 || ep->out >= 0;
+    port.output = [out](std::span<const uint8_t> bytes) {
+      size_t done = 0;
+      while (out >= 0 && done < bytes.size()) {
+        ssize_t n = ::write(out, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+    };
+    ports.push_back(std::move(port));
+    const std::string desc = ep->description.empty() ? std::string(" none") : ep->description;
+    b.summary +=
+        i == 0 ? " hostdev:" + desc : strprintf(", port %zu %s:", i, specs[i].first.c_str()) + desc;
+    if (ep->in == STDIN_FILENO) ctx.uses_terminal();
+    eps.push_back(std::move(ep));
+  }
+  auto console = std::make_shared<VirtioConsole>(
+      VirtioConsole::Options{},
+      [holder](uint16_t q) {
+        if (*holder) (*holder)(q);
+      },
+      std::move(ports));
+  b.device = console;
+  b.attach = [&ctx, eps, holder, console](std::function<void(uint16_t)> notify) -> Status {
+    *holder = std::move(notify);
+    for (size_t i = 0; i < eps.size(); ++i) {
+      ctx.keep(eps[i]);
+      if (eps[i]->in < 0 || ctx.dryrun()) continue;
+      int in = eps[i]->in;
+      const auto port = static_cast<uint32_t>(i);
+      // Input the device refuses (no room) is dropped with a rate-limited warning: each port
+      // buffers 4 KiB while the guest has no receive buffers posted (or, ports >= 1, has not
+      // opened the port).
+      auto added = ctx.loop().add_fd(in, [&ctx, in, console, port] {
+        uint8_t buf[256];
+        ssize_t n = ::read(in, buf, sizeof buf);
+        if (n <= 0) {
+          if (n == 0 || (errno != EINTR && errno != EAGAIN)) (void)ctx.loop().remove_fd(in);
+          return;
+        }
+        size_t took = console->receive(std::span<const uint8_t>(buf, static_cast<size_t>(n)), port);
+        if (took < static_cast<size_t>(n)) {
+          static RateLimit rl;
+          uint64_t supp = 0;
+          if (rl.allow(std::chrono::steady_clock::now(), &supp))
+            log_warn("virtio-console: guest is not reading port %u; %zd input bytes dropped", port,
+                     n - static_cast<ssize_t>(took));
+        }
+      });
+      if (!added)
+        log_debug("virtio-console input is not pollable: %s", added.error().message.c_str());
+    }
+    return {};
+  };
+  return ctx.add_virtio(v, std::move(b));
+}
+
+}  // namespace
+
+const VdevFactory kVirtioConsoleFactory{"virtio-console", create};
+
+}  // namespace qvm::vdev

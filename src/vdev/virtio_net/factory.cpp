@@ -1,0 +1,56 @@
+// vdev virtio-net (spec §6.4.3; virtio 1.2 §5.1): its backend (TAP, peer link, vhost-net) opened
+// from the options; dryrun opens none of them and says what the run would.
+#include "vdev/api/factories.hpp"
+#include "vdev/virtio_net/virtio_net_setup.hpp"
+
+namespace qvm::vdev {
+namespace {
+
+Status create(const config::VdevConfig& v, VdevContext& ctx) {
+  VirtioDeviceBuild b;
+  NetSetup ns;
+  ns.system = ctx.system_name();
+  ns.vdev_name = v.name.value_or("");
+  ns.unique_id = v.loc.str();
+  if (v.has("mac")) ns.mac = v.text("mac");
+  if (v.has("peer")) ns.peer = v.text("peer");
+  if (v.has("tapdev")) ns.tapdev = v.text("tapdev");
+  if (v.has("peerfeats")) ns.peerfeats = v.number("peerfeats");
+  ns.bind_mode = v.text("bind-mode").value_or("0600");
+  ns.mtu = static_cast<uint16_t>(v.number("mtu").value_or(1500));
+  ns.queues = static_cast<uint16_t>(v.number("queues").value_or(1));
+  ns.vhost = v.text("vhost").value_or("auto");
+  ns.ioeventfd = v.text("ioeventfd").value_or("auto");
+  VhostPlan plan;
+  if (ctx.dryrun()) plan = QVM_TRY(vhost_plan(ns));
+  std::string intended = ns.peer.value_or(ns.tapdev ? "tap:" + *ns.tapdev : "none");
+  if (ctx.dryrun()) {
+    // dryrun creates nothing on the host (no TAP, no socket): a device without a backend.
+    ns.peer.reset();
+    ns.tapdev.reset();
+    if (ns.queues > 1) intended += ", queues " + std::to_string(ns.queues);
+    ns.queues = 1;
+  }
+  auto net = open_virtio_net(ns);
+  if (!net) return make_error(net.error().message);
+  std::shared_ptr<VirtioNet> dev = *net;
+  b.device = dev;
+  b.summary =
+      " " + dev->describe() +
+      (ctx.dryrun() ? " (dryrun: peer " + intended + " not opened, " + plan.text + ")" : "");
+  VirtioNet* raw = dev.get();
+  b.notify_fd = [raw](uint16_t q, int fd) { return raw->set_notify_fd(q, fd); };
+  b.ioeventfd = dev->wants_ioeventfd() || plan.kernel;
+  b.queue_ioeventfd = [raw](uint16_t q) { return raw->queue_ioeventfd(q); };
+  b.attach = [&ctx, raw](std::function<void(uint16_t)> notify) -> Status {
+    raw->set_kick(std::move(notify));
+    return ctx.loop().add_fd(raw->poll_fd(), [raw] { raw->on_ready(); });
+  };
+  return ctx.add_virtio(v, std::move(b));
+}
+
+}  // namespace
+
+const VdevFactory kVirtioNetFactory{"virtio-net", create};
+
+}  // namespace qvm::vdev
