@@ -161,7 +161,7 @@ scenario_net() {
   local run=net mb=${QVMHOST_NET_MB:-100} rxmb=${QVMHOST_NET_RX_MB:-100} vhost
   # QVMHOST_VHOST_MODES: one run per word: a `vhost` value, optionally +more_options (_ = space),
   # e.g. "off+ioeventfd_on".
-  local variant extra sender reporter
+  local variant extra attempt sender reporter
   for variant in ${QVMHOST_VHOST_MODES:-${1:-off}}; do
     vhost=${variant%%+*}
     extra=""
@@ -171,38 +171,48 @@ scenario_net() {
     [ "$vhost" = default ] || opt="vhost $vhost $extra"
     local rxarg=""
     [ "$rxmb" = 0 ] || rxarg="qvmt.rxmb=$rxmb"
-    rm -f "$WORK/nc.count"
-    ip tuntap add dev qvmtap0 mode tap vnet_hdr
-    ip addr add 10.0.2.1/24 dev qvmtap0
-    ip link set qvmtap0 up
-    # The listener's stdin must stay open: busybox nc stops at its stdin's end.
-    (sleep 600 | busybox nc -l -p 5000 | wc -c >"$WORK/nc.count") &
-    conf $run 1 "$IMG/vmlinuz" "$QUIET qvmt=net qvmt.ip=10.0.2.15 qvmt.peer=10.0.2.1 qvmt.mb=$mb $rxarg" \
-      "vdev virtio-net loc 0xd0000000 intr myioapic:5 peer tap:qvmtap0 mac 52:54:00:12:34:56 $opt"
-    sender=""
-    if [ -n "$rxarg" ]; then
-      # The receive leg's sender: once L2 says rx-ready (bounded wait), rxmb MiB into L2:5001.
-      (for _ in $(seq 300); do
-        grep -q "^QVMT rx-ready" "$WORK/$run.console" 2>/dev/null && break
-        sleep 1
-      done
-      dd if=/dev/zero bs=1M count="$rxmb" 2>/dev/null | timeout 200 busybox nc 10.0.2.15 5001) &
-      sender=$!
-    fi
-    status_reports $run &
-    reporter=$!
-    run $run 200
-    kill $reporter 2>/dev/null
-    sleep 1
-    [ -z "$sender" ] || kill "$sender" 2>/dev/null # qvm is gone: stop waiting for rx-ready
-    pkill -f "^sleep 600" 2>/dev/null
-    pkill -f "nc -l -p 5000" 2>/dev/null
-    pkill -f "busybox nc 10.0.2.15" 2>/dev/null
-    wait
-    ip link del qvmtap0 2>/dev/null
-    # An L2 triple fault is a failure (QEMU 7.2 as L1 produced them under sustained traffic and
-    # this run was repeated once; QEMU >= 9.1 does not: docs/test-host.md, "Which QEMU").
-    check $run.fault "L2 triple faults" 0 "$(grep -c "guest reset (triple fault" "$WORK/$run.log")"
+    # L2 triple-faults now and then under sustained traffic in this emulated stack, whatever runs
+    # the queues (qvm's event loop, its vCPU thread, or L1's vhost-net with qvm out of the data
+    # path), with QEMU 7.2 and still with 10.0 as L1 (docs/test-host.md, "Which QEMU"): such a run
+    # is reported (HOSTINFO, which tally.py counts) and repeated once with a fresh qvm; a second
+    # fault fails the checks below.
+    for attempt in 1 2; do
+      rm -f "$WORK/nc.count"
+      ip tuntap add dev qvmtap0 mode tap vnet_hdr
+      ip addr add 10.0.2.1/24 dev qvmtap0
+      ip link set qvmtap0 up
+      # The listener's stdin must stay open: busybox nc stops at its stdin's end.
+      (sleep 600 | busybox nc -l -p 5000 | wc -c >"$WORK/nc.count") &
+      conf $run 1 "$IMG/vmlinuz" "$QUIET qvmt=net qvmt.ip=10.0.2.15 qvmt.peer=10.0.2.1 qvmt.mb=$mb $rxarg" \
+        "vdev virtio-net loc 0xd0000000 intr myioapic:5 peer tap:qvmtap0 mac 52:54:00:12:34:56 $opt"
+      sender=""
+      if [ -n "$rxarg" ]; then
+        # The receive leg's sender: once L2 says rx-ready (bounded wait), rxmb MiB into L2:5001.
+        (for _ in $(seq 300); do
+          grep -q "^QVMT rx-ready" "$WORK/$run.console" 2>/dev/null && break
+          sleep 1
+        done
+        dd if=/dev/zero bs=1M count="$rxmb" 2>/dev/null | timeout 200 busybox nc 10.0.2.15 5001) &
+        sender=$!
+      fi
+      status_reports $run &
+      reporter=$!
+      run $run 200
+      kill $reporter 2>/dev/null
+      sleep 1
+      [ -z "$sender" ] || kill "$sender" 2>/dev/null # qvm is gone: stop waiting for rx-ready
+      pkill -f "^sleep 600" 2>/dev/null
+      pkill -f "nc -l -p 5000" 2>/dev/null
+      pkill -f "busybox nc 10.0.2.15" 2>/dev/null
+      wait
+      ip link del qvmtap0 2>/dev/null
+      if [ $attempt = 1 ] && grep -q "guest reset (triple fault" "$WORK/$run.log"; then
+        echo "HOSTINFO $run L2 triple fault after ${secs}s (emulated stack, docs/test-host.md): running it again"
+        continue
+      fi
+      break
+    done
+    check $run.fault "L2 triple faults in the last attempt" 0 "$(grep -c "guest reset (triple fault" "$WORK/$run.log")"
     check $run.exit "qvm exit status after poweroff" 0 "$rc"
     check $run.driver "virtio device bound to virtio_net" 1 \
       "$(grep -c "^QVMT virtio .*device=0x0001 driver=virtio_net" "$WORK/$run.console")"
@@ -216,7 +226,7 @@ scenario_net() {
       grep -q "vhost-net runs the queues" "$WORK/$run.log" && kernel_path=yes
       check $run.vhost "vhost-net ran the queues (vhost $vhost)" "$([ "$vhost" = on ] && echo yes || echo no)" "$kernel_path"
     fi
-    echo "HOSTINFO $run $(sed -n 's/^QVMT nc-status //p' "$WORK/$run.console" | tr -d '\r') rx $(qvmt $run rx-bytes) qvm-wall=${secs}s status-reports=$(grep -c "status of VM" "$WORK/$run.log")"
+    echo "HOSTINFO $run $(sed -n 's/^QVMT nc-status //p' "$WORK/$run.console" | tr -d '\r') rx $(qvmt $run rx-bytes) qvm-wall=${secs}s attempts=$attempt status-reports=$(grep -c "status of VM" "$WORK/$run.log")"
     [ $failures -eq 0 ] || tails $run
   done
 }

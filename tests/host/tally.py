@@ -7,7 +7,8 @@ Each VARIANT is `NAME=ARGS`: a label and the run.py arguments after --qvm/--imag
   'net-ioeventfd-off=--scenario net --env QVMHOST_VHOST_MODES=off+ioeventfd_off'
 Variants run interleaved (round robin), so a slow drift of the machine hits all of them alike.
 Every run's output is kept in --logs; the table at the end gives runs, passes, failures and
-the first failure line of each failed run.
+the first failure line of each failed run, and how many runs met a fault of the emulated
+stack (an L2 triple fault, also one that a repeat then got past, or an L1 that ended early).
 
 usage: tally.py --qvm QVM --images DIR [--runs N] [--logs DIR] VARIANT...
 """
@@ -19,6 +20,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+FAULT_MARKS = ("triple fault", "L1's QEMU exited with 0", "L1's QEMU died")
 
 
 def main():
@@ -45,19 +47,24 @@ def main():
                 rc = subprocess.call([sys.executable, os.path.join(HERE, "run.py"), "--qvm", a.qvm,
                                       "--images", a.images] + args, stdout=out, stderr=subprocess.STDOUT)
             secs = time.monotonic() - t0
+            with open(log, errors="replace") as f:
+                text = f.read()
+            # A fault of the emulated stack, even in a run that passed after a repeat: an L2
+            # triple fault (qvm's log or the scenario's HOSTINFO) or an L1 that ended early.
+            fault = any(k in text for k in FAULT_MARKS)
             why = ""
             if rc != 0:
-                with open(log, errors="replace") as f:
-                    fails = [l.strip() for l in f if "FAIL" in l or "HOSTINFO" in l and "fault" in l]
+                fails = [l.strip() for l in text.splitlines() if "FAIL" in l]
                 why = fails[0] if fails else "exit %d" % rc
-            results[name].append((rc == 0, secs, why, log))
-            print("%-28s run %d: %s in %.0f s %s" % (name, i, "PASS" if rc == 0 else "FAIL", secs, why),
-                  flush=True)
-    print("\n%-28s %5s %5s %5s" % ("variant", "runs", "pass", "fail"))
+            results[name].append((rc == 0, secs, why, log, fault))
+            print("%-28s run %d: %s in %.0f s%s %s" % (name, i, "PASS" if rc == 0 else "FAIL", secs,
+                                                      " (fault)" if fault else "", why), flush=True)
+    print("\n%-28s %5s %5s %5s %6s" % ("variant", "runs", "pass", "fail", "faults"))
     for name, _ in variants:
         r = results[name]
-        print("%-28s %5d %5d %5d" % (name, len(r), sum(ok for ok, *_ in r), sum(not ok for ok, *_ in r)))
-        for ok, _, why, log in r:
+        print("%-28s %5d %5d %5d %6d" % (name, len(r), sum(x[0] for x in r), sum(not x[0] for x in r),
+                                        sum(x[4] for x in r)))
+        for ok, _, why, log, _ in r:
             if not ok:
                 print("    %s: %s" % (os.path.basename(log), why[:160]))
     return 0 if all(ok for r in results.values() for ok, *_ in r) else 1
