@@ -20,7 +20,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FAULT_MARKS = ("triple fault", "L1's QEMU exited with 0", "L1's QEMU died")
+FAULT_MARKS = ("triple fault on vCPU", "L2 triple fault after", "L1's QEMU exited with 0", "L1's QEMU died")
 
 
 def main():
