@@ -58,6 +58,11 @@ Status MachineImpl::build(const BuildOptions& opts, BuildError* err) {
   loop_.emplace(std::move(*ev));
   stop_efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_efd_) return Error::from_errno("eventfd", errno);
+  if (auto s = check_board_ranges(); !s) {
+    err->exit_code = kExitConfigError;  // a statically detectable error of the configuration
+    err->message = s.error().message;
+    return s;
+  }
   QVM_TRY(build_memory());
   if (!opts.dryrun) {
     if (auto s = build_kvm(); !s) {
@@ -74,6 +79,34 @@ Status MachineImpl::build(const BuildOptions& opts, BuildError* err) {
     return s;
   }
   QVM_TRY(build_boot());
+  return {};
+}
+
+// The board's fixed windows (arch/x86/board.hpp) cannot be guest memory: KVM's in-kernel IOAPIC
+// and LAPICs would shadow RAM there, and RAM would shadow ECAM (whose MCFG entry would then lie).
+Status MachineImpl::check_board_ranges() const {
+  namespace x86 = arch::x86;
+  struct Window {
+    const char* name;
+    uint64_t base, size;
+  };
+  const Window windows[] = {
+      {"the PCI ECAM window", x86::kBoard.ecam_base, x86::kBoard.ecam_size},
+      {"the IOAPIC", x86::kBoard.ioapic_addr, 0x1000},
+      {"the local APIC", x86::kBoard.lapic_addr, 0x1000},
+  };
+  for (const auto& m : cfg_.memory) {
+    for (const Window& w : windows) {
+      if (m.start < w.base + w.size && w.base < m.end())
+        return make_error(strprintf(
+            "%s: %s 0x%llx-0x%llx overlaps %s at 0x%llx-0x%llx (spec §6.2; place guest memory "
+            "elsewhere, e.g. above 4 GiB)",
+            m.loc.str().c_str(), m.kind == config::MemConfig::Kind::kRom ? "rom" : "ram",
+            static_cast<unsigned long long>(m.start), static_cast<unsigned long long>(m.end() - 1),
+            w.name, static_cast<unsigned long long>(w.base),
+            static_cast<unsigned long long>(w.base + w.size - 1)));
+    }
+  }
   return {};
 }
 

@@ -84,6 +84,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   void request_stop(int exit_code, const std::string& reason) override;
 
  private:
+  Status check_board_ranges() const;
   Status build_memory();
   Status build_kvm();
   Status build_devices();
