@@ -198,9 +198,10 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v, vdev::VirtioDevi
   const std::string nt = built.notify_text(transport->num_queues());
   live_status_.emplace_back(device_lines_.size(),
                             [t = transport.get()] { return t->status_report(); });
-  device_lines_.push_back(strprintf("%-11s pci 00:%02x.0%s%s  MSI-X, INTA# gsi %u%s%s",
+  // The notification path as on MMIO (virtio_devices.cpp): "ioeventfd", or which ones exit.
+  device_lines_.push_back(strprintf("%-11s pci 00:%02x.0%s%s  MSI-X, INTA# gsi %u (%s)%s",
                                     v.type.c_str(), slot, legacy ? " legacy" : "", bars.c_str(),
-                                    gsi, nt.empty() ? "" : (" (" + nt + ")").c_str(),
+                                    gsi, nt.empty() ? "ioeventfd" : nt.c_str(),
                                     built.summary.c_str()));
   return {};
 }
