@@ -66,6 +66,12 @@ void Parser::include(const Token& t, const std::string& dir, int depth) {
     error(t.loc, "includes nested more than 32 deep");
     return;
   }
+  if (over_budget_) return;  // reported once
+  if (++includes_ > kMaxIncludes) {
+    over_budget_ = true;
+    error(t.loc, "more than 1024 includes in all (does an include graph fan out?)");
+    return;
+  }
   if (in_.loader == nullptr) {
     error(t.loc, "cannot include '" + path + "': no file access");
     return;
@@ -89,8 +95,20 @@ void Parser::include(const Token& t, const std::string& dir, int depth) {
     error(t.loc, text.error().message);
     return;
   }
+  total_bytes_ += text->size();
+  if (total_bytes_ > kMaxTotalBytes) {
+    over_budget_ = true;
+    error(t.loc, "the configuration's files hold more than 64 MiB in all");
+    return;
+  }
   auto file = std::make_shared<const std::string>(path);
   auto toks = lex_file(*text, file, in_.env, out_.diags);
+  total_tokens_ += toks.size();
+  if (total_tokens_ > kMaxTotalTokens) {
+    over_budget_ = true;
+    error(t.loc, "the configuration's files hold more than 4194304 tokens in all");
+    return;
+  }
   std::string sub_dir = ".";
   if (auto slash = canon->rfind('/'); slash != std::string::npos)
     sub_dir = slash == 0 ? "/" : canon->substr(0, slash);

@@ -57,6 +57,9 @@ class Parser {
   bool memory_declared_ = false;
   SrcLoc first_loc_;
   std::vector<std::string> include_stack_;
+  // The whole configuration's budget (source.hpp kMaxIncludes, kMaxTotalBytes, kMaxTotalTokens).
+  size_t includes_ = 0, total_bytes_ = 0, total_tokens_ = 0;
+  bool over_budget_ = false;
 };
 
 }  // namespace qvm::config::detail

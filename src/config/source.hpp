@@ -48,6 +48,11 @@ inline constexpr size_t kMaxFileBytes = 16u << 20;
 inline constexpr size_t kMaxTokenBytes = 1u << 20;
 inline constexpr size_t kMaxTokens = 1u << 20;
 inline constexpr int kMaxIncludeDepth = 32;
+// Across all files of one configuration: an include graph that fans out (each file including the
+// next twice) would otherwise read 2^depth files.
+inline constexpr size_t kMaxIncludes = 1024;
+inline constexpr size_t kMaxTotalBytes = 64u << 20;
+inline constexpr size_t kMaxTotalTokens = 4u << 20;
 inline constexpr size_t kMaxErrors = 50;
 
 }  // namespace qvm::config

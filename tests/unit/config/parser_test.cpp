@@ -114,6 +114,20 @@ TEST(Parser, IncludeCycleIsReported) {
       << errors(o);
 }
 
+TEST(Parser, AnIncludeGraphThatFansOutIsStoppedByTheBudget) {
+  // f0 includes f1 twice, f1 includes f2 twice, ... : 2^31 includes without a total budget.
+  MemLoader fs;
+  for (int i = 0; i < 31; ++i)
+    fs.files["/cwd/f" + std::to_string(i) + ".qvmconf"] =
+        "@f" + std::to_string(i + 1) + ".qvmconf @f" + std::to_string(i + 1) + ".qvmconf";
+  fs.files["/cwd/f31.qvmconf"] = "cpu";
+  auto o = parse_args({"@f0.qvmconf"}, &fs);
+  ASSERT_FALSE(o.ok());
+  EXPECT_NE(errors(o).find("more than 1024 includes in all"), std::string::npos) << errors(o);
+  // Reported once (the second error is the missing RAM of this test configuration).
+  EXPECT_EQ(o.diags.error_count(), 2u) << errors(o);
+}
+
 TEST(Parser, SelfIncludeIsACycle) {
   MemLoader fs;
   fs.files["/cwd/a.qvmconf"] = "@a.qvmconf";
