@@ -29,7 +29,9 @@ Result<std::string> FileSourceLoader::canonical(const std::string& path) {
 }
 
 Result<std::string> FileSourceLoader::read(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; only regular files are
+  // read (for which the flag changes nothing).
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) return Error::from_errno("cannot open '" + path + "'", errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno("cannot stat '" + path + "'", errno);

@@ -27,7 +27,8 @@ constexpr uint64_t kMpTableAddr = arch::x86::kBoard.mptable_addr;
 constexpr uint64_t kMaxImage = 1ull << 30;
 
 Result<std::vector<uint8_t>> read_file(const std::string& path, const config::SrcLoc& loc) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO or device must not block the open; only regular files are read.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) return Error::from_errno(loc.str() + ": cannot load '" + path + "'", errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
