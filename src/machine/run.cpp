@@ -142,8 +142,12 @@ void MachineImpl::handle_signal(int sig) {
   switch (sig) {
     case SIGTERM:
     case SIGINT:
-      // spec §8.1: the power button; the guest decides what to do.
-      log_info("%s: pressing the ACPI power button", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    case SIGHUP:
+      // spec §8.1: the power button; the guest decides what to do. SIGHUP (the terminal or
+      // session went away) asks the same orderly stop.
+      log_info("%s: pressing the ACPI power button", sig == SIGTERM  ? "SIGTERM"
+                                                     : sig == SIGINT ? "SIGINT"
+                                                                     : "SIGHUP");
       if (pm_) {
         std::lock_guard lk(*pm_mu_);
         pm_->press_power_button();
@@ -161,6 +165,9 @@ void MachineImpl::handle_signal(int sig) {
       } else {
         log_warn("SIGUSR2: guest dumps are not implemented yet");
       }
+      break;
+    case SIGALRM:
+      log_info("SIGALRM: ignored (qvm sets no alarms)");
       break;
     default:
       break;
@@ -197,7 +204,11 @@ int MachineImpl::run() {
   ::sigaction(kKickSignal, &sa, nullptr);
   sigset_t set;
   sigemptyset(&set);
-  for (int s : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, kKickSignal}) sigaddset(&set, s);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, kKickSignal})
+    sigaddset(&set, s);
+  // A write to a pipe whose reader went away (a serial `hostdev` pipe, a peer socket) fails with
+  // EPIPE on that device instead of ending qvm.
+  ::signal(SIGPIPE, SIG_IGN);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   sigset_t handled = set;
   sigdelset(&handled, kKickSignal);

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Signals sent to a running qvm (docs/exit-codes.md, spec §8.1): a guest that halts forever
+(raw image `hlt; jmp .-1`, interrupts off) runs while the test sends, one at a time, SIGHUP and
+SIGTERM (the ACPI power button: this guest ignores it, so qvm keeps running), SIGALRM (ignored),
+SIGUSR1 (a status report in the log) and SIGPIPE (ignored); qvm must still be running after each.
+Then SIGQUIT must end it with exit 3 within 5 s. Any of them ending qvm by its default action
+(a dead qvm and a raw terminal) fails the test.
+
+usage: signals.py --qvm QVM
+"""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--qvm", required=True)
+    a = ap.parse_args()
+    failed = []
+    with tempfile.TemporaryDirectory() as d:
+        img = os.path.join(d, "halt.bin")
+        with open(img, "wb") as f:
+            f.write(b"\xf4\xeb\xfd")  # hlt; jmp back to the hlt (32-bit raw entry, IF=0)
+        log = open(os.path.join(d, "qvm.log"), "w+")
+        proc = subprocess.Popen([a.qvm, "system", "sigtest", "ram", "0,0xa0000", "ram", "1m,15m",
+                                 "cpu", "load", "0x100000," + img],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(1.0)
+            if proc.poll() is not None:
+                failed.append("qvm ended before any signal (exit %s)" % proc.returncode)
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGALRM, signal.SIGUSR1, signal.SIGPIPE):
+                if failed:
+                    break
+                proc.send_signal(sig)
+                time.sleep(0.5)
+                if proc.poll() is not None:
+                    failed.append("%s ended qvm (exit %s)" % (sig.name, proc.returncode))
+            if not failed:
+                proc.send_signal(signal.SIGQUIT)
+                try:
+                    rc = proc.wait(timeout=5)
+                    if rc != 3:
+                        failed.append("exit %s after SIGQUIT (expected 3)" % rc)
+                except subprocess.TimeoutExpired:
+                    failed.append("still running 5 s after SIGQUIT")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log.seek(0)
+        text = log.read()
+    if not failed and "status of VM 'sigtest'" not in text:
+        failed.append("no status report after SIGUSR1")
+    if not failed and "SIGHUP: pressing the ACPI power button" not in text:
+        failed.append("SIGHUP was not taken as the power button")
+    if failed:
+        print("FAIL: " + "; ".join(failed))
+        print(text[-3000:])
+        return 1
+    print("PASS: SIGHUP, SIGTERM, SIGALRM, SIGUSR1, SIGPIPE survived; SIGQUIT ended qvm with 3")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
