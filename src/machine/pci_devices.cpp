@@ -145,6 +145,8 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v, vdev::VirtioDevi
       std::optional<uint64_t> datamatch;
     };
     std::vector<Notify> notifies;
+    // A guest can ask for failing moves in a loop: their warnings are rate-limited per device.
+    RateLimit warn_rl{2.0, 10.0};
   };
   auto state = std::make_shared<BarState>();
   state->at = placed;
@@ -159,15 +161,21 @@ Status MachineImpl::add_virtio_pci(const config::VdevConfig& v, vdev::VirtioDevi
       for (auto& [index, at] : state->at) {
         if (index != bar || at == to) continue;
         if (auto s = (io ? pio_ : mmio_).move(at, to); !s) {
-          log_warn("%s: cannot move BAR%u to 0x%llx: %s", name.c_str(), bar,
-                   static_cast<unsigned long long>(to), s.error().message.c_str());
+          uint64_t supp = 0;
+          if (state->warn_rl.allow(std::chrono::steady_clock::now(), &supp))
+            log_warn("%s: cannot move BAR%u to 0x%llx: %s (%llu similar suppressed)", name.c_str(),
+                     bar, static_cast<unsigned long long>(to), s.error().message.c_str(),
+                     static_cast<unsigned long long>(supp));
           return;
         }
         for (const auto& n : state->notifies) {
           if (n.bar != bar || !vm_) continue;
           (void)vm_->remove_ioeventfd(n.fd, at + n.offset, n.len, io, n.datamatch);
-          if (auto s = vm_->add_ioeventfd(n.fd, to + n.offset, n.len, io, n.datamatch); !s)
-            log_warn("%s: %s", name.c_str(), s.error().message.c_str());
+          uint64_t supp = 0;
+          if (auto s = vm_->add_ioeventfd(n.fd, to + n.offset, n.len, io, n.datamatch);
+              !s && state->warn_rl.allow(std::chrono::steady_clock::now(), &supp))
+            log_warn("%s: %s (%llu similar suppressed)", name.c_str(), s.error().message.c_str(),
+                     static_cast<unsigned long long>(supp));
         }
         log_debug("%s: BAR%u moved 0x%llx -> 0x%llx", name.c_str(), bar,
                   static_cast<unsigned long long>(at), static_cast<unsigned long long>(to));
