@@ -140,6 +140,10 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   void add_acpi_device(vdev::AcpiIsaDevice d) override { acpi_devices_.push_back(std::move(d)); }
   void add_fdt_device(fdt::FdtDevice d, bool console) override;
   void describe(std::string line) override { device_lines_.push_back(std::move(line)); }
+  void describe(std::string line, std::function<std::vector<std::string>()> live) override {
+    live_status_.emplace_back(device_lines_.size(), std::move(live));
+    device_lines_.push_back(std::move(line));
+  }
 
   Status build_boot();  // boot.cpp: loaders, ACPI, MP table, vCPU registers
   Status create_vcpus();

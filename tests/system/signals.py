@@ -6,6 +6,10 @@ SIGUSR1 (a status report in the log) and SIGPIPE (ignored); qvm must still be ru
 Then SIGQUIT must end it with exit 3 within 5 s. Any of them ending qvm by its default action
 (a dead qvm and a raw terminal) fails the test.
 
+Then a guest that writes its serial port in a loop (`out 0x3f8` forever) into a pipe nobody
+reads: the UART's output must not block the vCPU (docs/vm-core.md, "Platform vdevs"), so SIGUSR1
+reports the dropped bytes and SIGQUIT ends qvm with 3 within 5 s.
+
 usage: signals.py --qvm QVM
 """
 import argparse
@@ -64,6 +68,57 @@ def main():
         print(text[-3000:])
         return 1
     print("PASS: SIGHUP, SIGTERM, SIGALRM, SIGUSR1, SIGPIPE survived; SIGQUIT ended qvm with 3")
+    return flood(a.qvm)
+
+
+def flood(qvm):
+    """A guest flooding COM1 into an undrained pipe still stops on SIGQUIT."""
+    with tempfile.TemporaryDirectory() as d:
+        img = os.path.join(d, "flood.bin")
+        with open(img, "wb") as f:
+            # mov dx,0x3f8; mov al,'x'; out dx,al; jmp back to the out (32-bit raw entry)
+            f.write(b"\x66\xba\xf8\x03\xb0\x78\xee\xeb\xfd")
+        log = open(os.path.join(d, "qvm.log"), "w+")
+        r, w = os.pipe()  # qvm's stdout: never read
+        proc = subprocess.Popen([qvm, "system", "flood", "ram", "0,0xa0000", "ram", "1m,15m", "cpu",
+                                 "load", "0x100000," + img, "vdev", "ioapic", "loc", "0xfec00000",
+                                 "intr", "apic", "name", "myioapic", "vdev", "ser8250", "loc",
+                                 "0x3f8", "intr", "myioapic:4", "hostdev", "-"],
+                                stdin=subprocess.DEVNULL, stdout=w, stderr=log)
+        os.close(w)
+        failed = []
+        try:
+            time.sleep(3.0)  # a 64 KiB pipe fills in well under a second
+            if proc.poll() is not None:
+                failed.append("qvm ended early (exit %s)" % proc.returncode)
+            else:
+                proc.send_signal(signal.SIGUSR1)
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGQUIT)
+                try:
+                    rc = proc.wait(timeout=5)
+                    if rc != 3:
+                        failed.append("exit %s after SIGQUIT (expected 3)" % rc)
+                except subprocess.TimeoutExpired:
+                    failed.append("still running 5 s after SIGQUIT (a vCPU blocked in its serial write?)")
+                print("flood: SIGQUIT to exit %.2f s" % (time.monotonic() - t0))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(r)
+        log.seek(0)
+        text = log.read()
+    import re
+    m = re.search(r"output: (\d+) bytes waiting for the host, (\d+) dropped", text)
+    if not failed and (not m or int(m.group(2)) == 0):
+        failed.append("the status report shows no dropped serial output")
+    if failed:
+        print("FAIL: flood: " + "; ".join(failed))
+        print(text[-2000:])
+        return 1
+    print("PASS: flood: %s bytes dropped, SIGQUIT ended qvm with 3" % m.group(2))
     return 0
 
 

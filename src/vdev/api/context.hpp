@@ -21,6 +21,7 @@
 #include "event/event_loop.hpp"
 #include "fdt/fdt.hpp"
 #include "vdev/api/char_endpoints.hpp"
+#include "vdev/api/char_output.hpp"
 #include "vdev/common/irq_line.hpp"
 #include "virtio/device.hpp"
 
@@ -121,8 +122,10 @@ class VdevContext {
   virtual void add_fdt_device(fdt::FdtDevice d, bool console) = 0;
   // Places a virtio device on its transport and describes it (its line and status report).
   virtual Status add_virtio(const config::VdevConfig& v, VirtioDeviceBuild build) = 0;
-  // The device's line in `dryrun` and in the status report (SIGUSR1).
+  // The device's line in `dryrun` and in the status report (SIGUSR1); `live` adds lines of the
+  // device's state to each status report.
   virtual void describe(std::string line) = 0;
+  virtual void describe(std::string line, std::function<std::vector<std::string>()> live) = 0;
 };
 
 // One vdev type.

@@ -20,6 +20,7 @@ struct Ser8250 {
   std::mutex mu;
   Interrupt irq;
   CharEndpoints ends;
+  std::shared_ptr<CharOutput> out;
   std::unique_ptr<Uart16550> model;
   std::shared_ptr<ByteRegisterDevice<Uart16550>> adapter;
 };
@@ -28,12 +29,10 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
   auto d = std::make_shared<Ser8250>();
   d->irq = QVM_TRY(ctx.interrupt(v, std::nullopt));
   d->ends = QVM_TRY(ctx.open_char(v.all("hostdev")));
-  const int out = d->ends.out;
-  d->model = std::make_unique<Uart16550>(*d->irq.line, [out](uint8_t c) {
-    if (out < 0) return;
-    while (::write(out, &c, 1) < 0 && errno == EINTR) {
-    }
-  });
+  // Transmitted bytes never block the vCPU that wrote THR (char_output.hpp).
+  d->out = QVM_TRY(CharOutput::create(d->ends.out, ctx.dryrun() ? nullptr : &ctx.loop()));
+  CharOutput* out = d->out.get();
+  d->model = std::make_unique<Uart16550>(*d->irq.line, [out](uint8_t c) { out->write({&c, 1}); });
   d->adapter = std::make_shared<ByteRegisterDevice<Uart16550>>(*d->model, d->mu);
   const uint64_t port = ctx.port(v);
   QVM_TRY(ctx.add_pio(port, kPorts, d->adapter, "ser8250"));
@@ -69,7 +68,12 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
   ctx.describe(strprintf("ser8250     io 0x%llx-0x%llx  gsi %u  hostdev:%s",
                          static_cast<unsigned long long>(port),
                          static_cast<unsigned long long>(port + kPorts - 1), gsi,
-                         d->ends.description.empty() ? " none" : d->ends.description.c_str()));
+                         d->ends.description.empty() ? " none" : d->ends.description.c_str()),
+               [out] {
+                 return std::vector<std::string>{
+                     strprintf("output: %zu bytes waiting for the host, %llu dropped",
+                               out->buffered(), static_cast<unsigned long long>(out->dropped()))};
+               });
   return {};
 }
 

@@ -29,20 +29,15 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
   std::vector<VirtioConsole::Port> ports;
   b.summary = "";
   for (size_t i = 0; i < specs.size(); ++i) {
-    auto ep = std::make_shared<CharEndpoints>(QVM_TRY(open_char_endpoints(specs[i].second)));
-    int out = ep->out;
+    auto ep = std::make_shared<CharEndpoints>(QVM_TRY(ctx.open_char(specs[i].second)));
+    // Output never blocks the thread that runs the transmit queue (char_output.hpp).
+    std::shared_ptr<CharOutput> out =
+        QVM_TRY(CharOutput::create(ep->out, ctx.dryrun() ? nullptr : &ctx.loop()));
+    ctx.keep(out);
     VirtioConsole::Port port;
     port.name = specs[i].first;
     port.host_connected = ep->in >= 0 || ep->out >= 0;
-    port.output = [out](std::span<const uint8_t> bytes) {
-      size_t done = 0;
-      while (out >= 0 && done < bytes.size()) {
-        ssize_t n = ::write(out, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        done += static_cast<size_t>(n);
-      }
-    };
+    port.output = [o = out.get()](std::span<const uint8_t> bytes) { o->write(bytes); };
     ports.push_back(std::move(port));
     const std::string desc = ep->description.empty() ? std::string(" none") : ep->description;
     b.summary +=
