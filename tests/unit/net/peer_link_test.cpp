@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -41,6 +42,47 @@ struct PeerTest : ::testing::Test {
 
 std::vector<uint8_t> framed(uint8_t seed) {
   return with_hdr(VnetHdr{}, eth_frame(100, seed));
+}
+
+// spec §12.1 runtime directories: a directory another user created first, one writable by others,
+// or a symbolic link is refused before any socket is bound in it.
+TEST_F(PeerTest, RuntimeDirectoryOfAnotherUserIsRefused) {
+  const std::string sys = dir + "/a";
+  ASSERT_EQ(::mkdir(sys.c_str(), 0700), 0);
+  ASSERT_EQ(::chown(sys.c_str(), ::geteuid() + 4242, static_cast<gid_t>(-1)),
+            0);  // tests run as root
+  PeerLinkOptions o;
+  o.own_path = path("a");
+  o.peer_path = path("b");
+  auto r = PeerLink::create(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("belongs to uid"), std::string::npos) << r.error().message;
+  struct stat sb {};
+  EXPECT_NE(::lstat(path("a").c_str(), &sb), 0);  // nothing was bound there
+}
+
+TEST_F(PeerTest, RuntimeDirectoryWritableByOthersIsRefused) {
+  ASSERT_EQ(::chmod(dir.c_str(), 0777), 0);
+  PeerLinkOptions o;
+  o.own_path = path("a");
+  o.peer_path = path("b");
+  auto r = PeerLink::create(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("writable by others"), std::string::npos) << r.error().message;
+}
+
+TEST_F(PeerTest, RuntimeDirectoryThatIsASymlinkIsRefused) {
+  const std::string elsewhere = dir + "/elsewhere";
+  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0700), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), (dir + "/a").c_str()), 0);
+  PeerLinkOptions o;
+  o.own_path = path("a");
+  o.peer_path = path("b");
+  auto r = PeerLink::create(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
+  struct stat sb {};
+  EXPECT_NE(::lstat((elsewhere + "/net0").c_str(), &sb), 0);
 }
 
 TEST_F(PeerTest, BothWaysAndEitherSideFirst) {
