@@ -12,11 +12,11 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
-# Transparent huge pages in L1 (run.py --thp, default madvise: qvm asks for them on guest RAM with
-# MADV_HUGEPAGE, as QEMU does). With QEMU 7.2 as L1 they had to be off (L2 faults under traffic,
-# its nested-SVM bugs; docs/test-host.md, "Which QEMU").
+# Transparent huge pages in L1 (run.py --thp; qvm asks for them on guest RAM with MADV_HUGEPAGE,
+# as QEMU does). Off by default: with QEMU 7.2 as L1 they made L2 fault under traffic, and with
+# 10.0 the stack still faults with or without them (docs/test-host.md, "Which QEMU").
 thp=$(arg qvmhost.thp)
-echo "${thp:-madvise}" >/sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null
+echo "${thp:-never}" >/sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null
 for m in $(cat /etc/modules); do
   modprobe "$m" || echo "L1: modprobe $m failed"
 done
