@@ -28,6 +28,12 @@ struct PeerTest : ::testing::Test {
     (void)!std::system(cmd.c_str());
   }
   std::string path(const std::string& sys) { return dir + "/" + sys + "/net0"; }
+  Result<std::unique_ptr<PeerLink>> create(const std::string& self, const std::string& other) {
+    PeerLinkOptions o;
+    o.own_path = path(self);
+    o.peer_path = path(other);
+    return PeerLink::create(o);
+  }
   std::unique_ptr<PeerLink> link(const std::string& self, const std::string& other) {
     PeerLinkOptions o;
     o.own_path = path(self);
@@ -51,10 +57,7 @@ TEST_F(PeerTest, RuntimeDirectoryOfAnotherUserIsRefused) {
   ASSERT_EQ(::mkdir(sys.c_str(), 0700), 0);
   ASSERT_EQ(::chown(sys.c_str(), ::geteuid() + 4242, static_cast<gid_t>(-1)),
             0);  // tests run as root
-  PeerLinkOptions o;
-  o.own_path = path("a");
-  o.peer_path = path("b");
-  auto r = PeerLink::create(o);
+  auto r = create("a", "b");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("belongs to uid"), std::string::npos) << r.error().message;
   struct stat sb {};
@@ -63,10 +66,7 @@ TEST_F(PeerTest, RuntimeDirectoryOfAnotherUserIsRefused) {
 
 TEST_F(PeerTest, RuntimeDirectoryWritableByOthersIsRefused) {
   ASSERT_EQ(::chmod(dir.c_str(), 0777), 0);
-  PeerLinkOptions o;
-  o.own_path = path("a");
-  o.peer_path = path("b");
-  auto r = PeerLink::create(o);
+  auto r = create("a", "b");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("writable by others"), std::string::npos) << r.error().message;
 }
@@ -75,10 +75,7 @@ TEST_F(PeerTest, RuntimeDirectoryThatIsASymlinkIsRefused) {
   const std::string elsewhere = dir + "/elsewhere";
   ASSERT_EQ(::mkdir(elsewhere.c_str(), 0700), 0);
   ASSERT_EQ(::symlink(elsewhere.c_str(), (dir + "/a").c_str()), 0);
-  PeerLinkOptions o;
-  o.own_path = path("a");
-  o.peer_path = path("b");
-  auto r = PeerLink::create(o);
+  auto r = create("a", "b");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
   struct stat sb {};
