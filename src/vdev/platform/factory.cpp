@@ -88,10 +88,10 @@ Status create_timer8254(const config::VdevConfig& v, VdevContext& ctx) {
 
 }  // namespace
 
-const VdevFactory kPckeyboardFactory{"pckeyboard", create_pckeyboard};
-const VdevFactory kTestdevFactory{"testdev", create_testdev};
-const VdevFactory kIoapicFactory{"ioapic", create_ioapic};
-const VdevFactory k8259Factory{"8259", create_8259};
-const VdevFactory kTimer8254Factory{"timer8254", create_timer8254};
+constinit const VdevFactory kPckeyboardFactory{"pckeyboard", create_pckeyboard};
+constinit const VdevFactory kTestdevFactory{"testdev", create_testdev};
+constinit const VdevFactory kIoapicFactory{"ioapic", create_ioapic};
+constinit const VdevFactory k8259Factory{"8259", create_8259};
+constinit const VdevFactory kTimer8254Factory{"timer8254", create_timer8254};
 
 }  // namespace qvm::vdev

@@ -64,6 +64,6 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
 
 }  // namespace
 
-const VdevFactory kMc146818Factory{"mc146818", create};
+constinit const VdevFactory kMc146818Factory{"mc146818", create};
 
 }  // namespace qvm::vdev

@@ -79,6 +79,6 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
 
 }  // namespace
 
-const VdevFactory kSer8250Factory{"ser8250", create};
+constinit const VdevFactory kSer8250Factory{"ser8250", create};
 
 }  // namespace qvm::vdev

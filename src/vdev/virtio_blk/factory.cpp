@@ -47,6 +47,6 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
 
 }  // namespace
 
-const VdevFactory kVirtioBlkFactory{"virtio-blk", create};
+constinit const VdevFactory kVirtioBlkFactory{"virtio-blk", create};
 
 }  // namespace qvm::vdev

@@ -88,6 +88,6 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
 
 }  // namespace
 
-const VdevFactory kVirtioConsoleFactory{"virtio-console", create};
+constinit const VdevFactory kVirtioConsoleFactory{"virtio-console", create};
 
 }  // namespace qvm::vdev

@@ -19,6 +19,6 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
 
 }  // namespace
 
-const VdevFactory kVirtioEntropyFactory{"virtio-entropy", create};
+constinit const VdevFactory kVirtioEntropyFactory{"virtio-entropy", create};
 
 }  // namespace qvm::vdev

@@ -51,6 +51,6 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
 
 }  // namespace
 
-const VdevFactory kVirtioNetFactory{"virtio-net", create};
+constinit const VdevFactory kVirtioNetFactory{"virtio-net", create};
 
 }  // namespace qvm::vdev
