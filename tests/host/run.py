@@ -9,9 +9,9 @@ Linux guests and prints `HOSTTEST check PASS|FAIL detail` lines on L1's serial c
 
 The test passes when the scenario ends (HOSTDONE), every check passed and at least one ran. On a
 failure it prints the tail of L1's console (which includes the L2 console and qvm log tails).
-An L1 that prints nothing at all for --silence seconds has hung in the emulator (seen once in CI,
-during an L2 boot; 16 boots in a row passed after it); that one case is retried once in a new L1,
-with the hung console's tail printed first.
+An L1 that prints nothing at all for --silence seconds has hung in the emulator, and an L1 whose
+QEMU exits before the scenario ends has reset or triple-faulted in it (docs/test-host.md, "Which
+QEMU"); those two cases are retried once in a new L1, with the console's tail printed first.
 
 usage: run.py --qvm QVM --images DIR --scenario NAME [--timeout S] [--smp N] [--env QVMHOST_X=V ...]
 """
@@ -72,14 +72,24 @@ def main():
     start = time.monotonic()
     for attempt in (1, 2):
         res = run_l1(cmd, start + a.timeout, a.silence, start)
-        # Only total silence of L1 is retried: its kernel and the scenario shell stopped printing
-        # for --silence seconds (longer than any scenario step, whose qvm runs are killed after
-        # at most 200 s), which is the emulator hanging, not qvm (a hung or crashed qvm is killed
-        # and reported by the scenario; a crashed L1 ends the output). Retried once, in a new L1.
-        if res["why"] != "silent" or res["failed"] or attempt == 2:
+        # Two faults of the emulator are retried once, in a new L1 (docs/test-host.md, "Which
+        # QEMU"): total silence of L1 for --silence seconds (longer than any scenario step, whose
+        # qvm runs are killed after at most 200 s: the emulator hanging, not qvm, since a hung or
+        # crashed qvm is killed and reported by the scenario), and an L1 that ended before its
+        # scenario did (its QEMU exited: with -no-reboot an L1 reset or triple fault; no process
+        # in L1 can do that, and a scenario that ends early says "L1: scenario ended" first).
+        # A failed check is never retried.
+        l1_ended = res["why"] == "eof" and not any(l.startswith("L1: scenario ended")
+                                                   for l in res["lines"])
+        if res["why"] not in ("silent", "eof") or (res["why"] == "eof" and not l1_ended) \
+                or res["failed"] or attempt == 2:
             break
-        print("L1 printed nothing for %d s (QEMU TCG hang, not a check result); console tail:"
-              % a.silence, flush=True)
+        if res["why"] == "silent":
+            print("L1 printed nothing for %d s (QEMU TCG hang, not a check result); console tail:"
+                  % a.silence, flush=True)
+        else:
+            print("L1 ended before its scenario (L1's QEMU %s; an emulator fault, not a check "
+                  "result); console tail:" % qemu_status(res["rc"]), flush=True)
         for line in res["lines"][-30:]:
             print("  L1| " + line)
         print("retrying the scenario once in a new L1", flush=True)
