@@ -310,38 +310,48 @@ scenario_peer-restart() { scenario_peer "${QVMHOST_RESTARTS:-20}"; }
 # and A's qvm must segment and checksum them in software (docs/networking.md, "Peer links whose
 # guests negotiated differently"); A's SIGUSR1 report must say so.
 scenario_peer-tcp() {
-  local mb=${QVMHOST_PEER_MB:-50} pair fa fb oa ob run apid t0
+  local mb=${QVMHOST_PEER_MB:-50} pair fa fb oa ob run apid t0 attempt
   for pair in $(echo "${QVMHOST_PEER_FEATS:-0:0x19c3}" | tr + " "); do
     fa=${pair%%:*} fb=${pair#*:} oa="" ob=""
     [ "$fa" = default ] || oa="peerfeats $fa"
     [ "$fb" = default ] || ob="peerfeats $fb"
     run=ptcp-$fa-$fb
-    peer_conf a a b 10.0.3.1 10.0.3.2 sink wait "$oa"
-    "$QVM" "@$WORK/a.qvmconf" </dev/null >"$WORK/a.console" 2>"$WORK/a.log" &
-    apid=$!
-    t0=$SECONDS
-    while ((SECONDS - t0 < 120)) && ! grep -q "^QVMT sink-ready" "$WORK/a.console"; do sleep 0.5; done
-    echo "HOSTINFO $run A listening after $((SECONDS - t0)) s" # also keeps run.py's --silence away
-    peer_conf b b a 10.0.3.2 10.0.3.1 net poweroff "$ob" "qvmt.mb=$mb"
-    status_reports a &
-    local ra=$!
-    status_reports b &
-    local rb=$!
-    run b 150 # with the waits around it, below run.py's --silence (220 s)
-    kill $ra $rb 2>/dev/null
-    echo "HOSTINFO $run B's qvm ended after ${secs}s"
-    t0=$SECONDS # A counts until nc ends; then its report, then the power cut
-    while ((SECONDS - t0 < 30)) && ! grep -q "^QVMT sink-bytes" "$WORK/a.console"; do sleep 0.5; done
-    kill -USR1 $apid 2>/dev/null
-    sleep 1
-    kill -QUIT $apid 2>/dev/null
-    t0=$SECONDS
-    while kill -0 $apid 2>/dev/null && ((SECONDS - t0 < 30)); do sleep 0.2; done
-    kill -KILL $apid 2>/dev/null
-    wait $apid
-    sanitizer_check a
-    cp "$WORK/a.console" "$WORK/$run-a.console"
-    cp "$WORK/a.log" "$WORK/$run-a.log"
+    # An L2 triple fault (A's or B's) is the emulated stack's now and then (docs/test-host.md,
+    # "Which QEMU"): reported and the pair run once more; a second one fails the checks below.
+    for attempt in 1 2; do
+      peer_conf a a b 10.0.3.1 10.0.3.2 sink wait "$oa"
+      "$QVM" "@$WORK/a.qvmconf" </dev/null >"$WORK/a.console" 2>"$WORK/a.log" &
+      apid=$!
+      t0=$SECONDS
+      while ((SECONDS - t0 < 120)) && ! grep -q "^QVMT sink-ready" "$WORK/a.console"; do sleep 0.5; done
+      echo "HOSTINFO $run A listening after $((SECONDS - t0)) s" # also keeps run.py's --silence away
+      peer_conf b b a 10.0.3.2 10.0.3.1 net poweroff "$ob" "qvmt.mb=$mb"
+      status_reports a &
+      local ra=$!
+      status_reports b &
+      local rb=$!
+      run b 150 # with the waits around it, below run.py's --silence (220 s)
+      kill $ra $rb 2>/dev/null
+      echo "HOSTINFO $run B's qvm ended after ${secs}s"
+      t0=$SECONDS # A counts until nc ends; then its report, then the power cut
+      while ((SECONDS - t0 < 30)) && ! grep -q "^QVMT sink-bytes" "$WORK/a.console"; do sleep 0.5; done
+      kill -USR1 $apid 2>/dev/null
+      sleep 1
+      kill -QUIT $apid 2>/dev/null
+      t0=$SECONDS
+      while kill -0 $apid 2>/dev/null && ((SECONDS - t0 < 30)); do sleep 0.2; done
+      kill -KILL $apid 2>/dev/null
+      wait $apid
+      sanitizer_check a
+      cp "$WORK/a.console" "$WORK/$run-a.console"
+      cp "$WORK/a.log" "$WORK/$run-a.log"
+      if [ $attempt = 1 ] && grep -q "guest reset (triple fault" "$WORK/a.log" "$WORK/b.log"; then
+        echo "HOSTINFO $run L2 triple fault after ${secs}s in $(grep -l "guest reset (triple fault" "$WORK/a.log" "$WORK/b.log" | xargs -n1 basename | tr '\n' ' '): running the pair again"
+        continue
+      fi
+      break
+    done
+    check $run.fault "L2 triple faults in the last attempt" 0 "$(cat "$WORK/a.log" "$WORK/b.log" | grep -c "guest reset (triple fault")"
     local soft
     soft=$(sed -n 's/.* \([0-9]*\) completed in software.*/\1/p' "$WORK/a.log" | tail -1)
     check $run.exit "guest B's qvm exit status after poweroff" 0 "$rc"
