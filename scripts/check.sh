@@ -2,7 +2,8 @@
 # The whole test suite (what `make check` and CI run):
 #   1. strict build with ASan/UBSan; unit, component and system tests through CTest
 #      (system tests boot the project's test guests under qvm and under QEMU with KVM);
-#   2. libFuzzer targets (clang), each for a bounded time (FUZZ_SECONDS, default 60);
+#   2. libFuzzer targets (clang), each for a bounded time (FUZZ_SECONDS: 30, check-full 300),
+#      as many at a time as there are cores;
 #   3. source checks (clang-format, file size, architecture map).
 # QVM_CHECK_FULL=1 (make check-full) also runs the CTest tests labelled "full".
 # Prints one closing line "N passed, N failed".
@@ -10,7 +11,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${JOBS:-$(nproc)}
-FUZZ_SECONDS=${FUZZ_SECONDS:-45}
+# Seconds per fuzz target: a smoke run in `make check`; check-full runs each target longer.
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+[ "${QVM_CHECK_FULL:-0}" = 1 ] && FUZZ_SECONDS=${QVM_FULL_FUZZ_SECONDS:-300}
 passed=0
 failed=0
 note() { printf '\n== %s\n' "$*"; }
@@ -59,25 +62,42 @@ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_CO
   -DCMAKE_CXX_COMPILER=clang++ -DQVM_FUZZ=ON >/dev/null && cmake --build build-fuzz -j "$JOBS"
 fuzz_build=$?
 result fuzz-build "$fuzz_build"
+# One fuzz run: its log and any artifact stay in $2 for the report below.
+fuzz_one() {  # TARGET WORKDIR
+  local corpus=$ROOT/fuzz/corpus/$(basename "$1" | sed 's/^fuzz_//')
+  mkdir -p "$2/in"
+  [ -d "$corpus" ] && cp -r "$corpus"/. "$2/in"/
+  "$1" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -max_len=8192 -print_final_stats=0 \
+    -artifact_prefix="$2/" "$2/in" >"$2/log" 2>&1
+  echo $? >"$2/rc"
+}
 if [ "$fuzz_build" -eq 0 ]; then
+  # Each libFuzzer run is single-threaded: run $JOBS of them at a time.
+  fuzz_root=$(mktemp -d)
+  running=0
+  for f in build-fuzz/fuzz/fuzz_*; do
+    fuzz_one "$f" "$fuzz_root/$(basename "$f")" &
+    running=$((running + 1))
+    if [ "$running" -ge "$JOBS" ]; then
+      wait -n
+      running=$((running - 1))
+    fi
+  done
+  wait
   for f in build-fuzz/fuzz/fuzz_*; do
     name=$(basename "$f")
-    corpus=$ROOT/fuzz/corpus/${name#fuzz_}
-    work=$(mktemp -d)
-    [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
-    "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -max_len=8192 -print_final_stats=0 \
-      -artifact_prefix="$work/" "$work" >"$work.log" 2>&1
-    rc=$?
-    if [ $rc -ne 0 ]; then
-      tail -40 "$work.log"
+    d=$fuzz_root/$name
+    rc=$(cat "$d/rc" 2>/dev/null || echo 1)
+    if [ "$rc" -ne 0 ]; then
+      tail -40 "$d/log"
       # Keep what failed so it can become a regression test (fuzz/corpus/ + a unit test).
       mkdir -p build-fuzz/artifacts
-      cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* build-fuzz/artifacts/ 2>/dev/null
+      cp "$d"/crash-* "$d"/leak-* "$d"/timeout-* "$d"/oom-* build-fuzz/artifacts/ 2>/dev/null
       ls build-fuzz/artifacts
     fi
-    result "$name" $rc
-    rm -rf "$work" "$work.log"
+    result "$name" "$rc"
   done
+  rm -rf "$fuzz_root"
 fi
 
 note "source checks"
