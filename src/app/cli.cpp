@@ -11,6 +11,7 @@
 #include "config/variables.hpp"
 #include "machine/machine.hpp"
 #include "vdev/catalog.hpp"
+#include "vdev/plugin/plugin.hpp"
 
 namespace qvm::app {
 namespace {
@@ -111,7 +112,16 @@ int run_cli(const std::vector<std::string>& args) {
   }
   if (args[0] == "--help" || args[0] == "-h") {
     if (args.size() > 1) {
-      const auto* s = vdev::find_schema(args[1]);
+      const config::VdevSchema* s = vdev::find_schema(args[1]);
+      if (!s) {
+        // A loadable vdev, from $QVM_VDEV_PATH or the install directory (docs/vdev-api.md).
+        auto loaded = vdev::plugin::find_or_load(args[1], "");
+        if (!loaded) {
+          err("qvm: vdev " + args[1] + ": " + loaded.error().message + "\n");
+          return kExitConfigError;
+        }
+        s = *loaded;
+      }
       if (!s) {
         err("qvm: unknown vdev type '" + args[1] + "'\n");
         return kExitConfigError;
@@ -133,6 +143,9 @@ int run_cli(const std::vector<std::string>& args) {
   in.env = config::process_environment();
   in.loader = &loader;
   in.schemas = [](std::string_view t) { return vdev::find_schema(t); };
+  in.plugins = [](std::string_view t, std::string_view path) {
+    return vdev::plugin::find_or_load(t, path);
+  };
   in.vdev_types = vdev::builtin_type_names();
   config::ParseOutput parsed = config::parse_config(in);
   for (const auto& d : parsed.diags.all()) err("qvm: " + d.str() + "\n");

@@ -19,6 +19,7 @@ struct ParseInput {
   EnvLookup env;                        // for ${NAME}; empty: nothing is set
   SourceLoader* loader = nullptr;       // for @file; required if any include is used
   SchemaLookup schemas;                 // vdev types
+  PluginLookup plugins;                 // types that are not built in (optional)
   std::vector<std::string> vdev_types;  // known type names, for "did you mean" lists
 };
 

@@ -64,6 +64,11 @@ struct VdevSchema {
 
 // Looks up a vdev type's schema; nullptr if the type is unknown.
 using SchemaLookup = std::function<const VdevSchema*(std::string_view type)>;
+// Loads a vdev type from a shared object (`vdev-TYPE.so`) found through `vdev_path` (the value of
+// `set vdev-path` where the `vdev` entry is read, or empty) and more places the loader knows:
+// its schema, nullptr if no such object exists, or an error naming the object.
+using PluginLookup =
+    std::function<Result<const VdevSchema*>(std::string_view type, std::string_view vdev_path)>;
 
 // Validates `text` against `spec`; error text says what was expected.
 Status check_option_value(const OptionSpec& spec, std::string_view text);

@@ -24,6 +24,10 @@ Status validate_msg_timeout(std::string_view s) {
 const std::array kVariables = {
     VariableSpec{"exit-on-halt", VarContext::kGuest, VarType::kBoolean, "on",
                  "a guest HLT gives up the host CPU (off: the vCPU keeps polling)", ""},
+    VariableSpec{"vdev-path", VarContext::kGlobal, VarType::kString, "",
+                 "directories (colon-separated) searched first for loadable vdevs vdev-TYPE.so; "
+                 "then $QVM_VDEV_PATH, then the install directory (docs/vdev-api.md)",
+                 ""},
     VariableSpec{"fdt-dump-file", VarContext::kGuest, VarType::kString, "",
                  "write the generated flattened device tree to this file", ""},
     VariableSpec{"acpi-dump-dir", VarContext::kGuest, VarType::kString, "",

@@ -6,6 +6,17 @@ namespace qvm::config::detail {
 
 void Parser::opt_vdev(const Token& opt, const Token& type) {
   const VdevSchema* schema = in_.schemas ? in_.schemas(type.text) : nullptr;
+  if (!schema && in_.plugins) {
+    // A loadable vdev (docs/vdev-api.md): `set vdev-path` as set so far is searched first.
+    auto it = cfg().vars.find("vdev-path");
+    auto loaded = in_.plugins(type.text, it == cfg().vars.end() ? "" : it->second.text);
+    if (!loaded) {
+      error(type.loc, "vdev " + type.text + ": " + loaded.error().message);
+      ctx_ = Ctx::kBadVdev;
+      return;
+    }
+    schema = *loaded;
+  }
   if (!schema) {
     std::string known;
     for (const auto& t : in_.vdev_types) known += (known.empty() ? "" : ", ") + t;

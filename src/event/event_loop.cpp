@@ -78,11 +78,15 @@ Timer::~Timer() {
 }
 
 Status Timer::arm(std::chrono::nanoseconds period) {
+  return arm(period, period);
+}
+
+Status Timer::arm(std::chrono::nanoseconds first, std::chrono::nanoseconds period) {
   itimerspec its{};
-  auto ns = period.count();
-  its.it_interval.tv_sec = ns / 1'000'000'000;
-  its.it_interval.tv_nsec = ns % 1'000'000'000;
-  its.it_value = its.it_interval;
+  its.it_interval.tv_sec = period.count() / 1'000'000'000;
+  its.it_interval.tv_nsec = period.count() % 1'000'000'000;
+  its.it_value.tv_sec = first.count() / 1'000'000'000;
+  its.it_value.tv_nsec = first.count() % 1'000'000'000;
   if (::timerfd_settime(fd_.get(), 0, &its, nullptr) != 0)
     return Error::from_errno("timerfd_settime", errno);
   return {};

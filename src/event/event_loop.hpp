@@ -52,6 +52,8 @@ class Timer {
                                                std::function<void(uint64_t expirations)> cb);
   ~Timer();
   Status arm(std::chrono::nanoseconds period);  // 0 disarms
+  // First expiry after `first` (0 disarms), then every `period` (0: once).
+  Status arm(std::chrono::nanoseconds first, std::chrono::nanoseconds period);
   int fd() const { return fd_.get(); }
 
  private:

@@ -26,6 +26,37 @@ Result<vdev::Interrupt> MachineImpl::interrupt(const config::VdevConfig& v,
   return vdev::Interrupt{std::make_unique<KvmIrqLine>(vm_ ? &*vm_ : nullptr, g), g};
 }
 
+Status MachineImpl::add_mmio(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
+                             const std::string& name) {
+  if (len == 0 || base + len < base) return make_error("an empty or wrapping register range");
+  for (const auto& r : mem_.regions())
+    if (base < r.end() && r.gpa < base + len)
+      return make_error(strprintf("registers at 0x%llx+0x%llx overlap guest memory",
+                                  static_cast<unsigned long long>(base),
+                                  static_cast<unsigned long long>(len)));
+  for (const auto& r : cfg_.reserves)
+    if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kMem &&
+        base < r.loc.addr + r.length && r.loc.addr < base + len)
+      return make_error(strprintf("registers at 0x%llx+0x%llx overlap a `reserve`",
+                                  static_cast<unsigned long long>(base),
+                                  static_cast<unsigned long long>(len)));
+  // KVM's in-kernel IOAPIC and LAPICs take their pages before any exit reaches the bus.
+  const std::pair<uint64_t, uint64_t> in_kernel[] = {{arch::x86::kBoard.ioapic_addr, 0x1000},
+                                                     {arch::x86::kBoard.lapic_addr, 0x100000}};
+  for (const auto& [at, size] : in_kernel)
+    if (base < at + size && at < base + len)
+      return make_error(strprintf("registers at 0x%llx+0x%llx overlap the in-kernel %s",
+                                  static_cast<unsigned long long>(base),
+                                  static_cast<unsigned long long>(len),
+                                  at == arch::x86::kBoard.ioapic_addr ? "IOAPIC" : "LAPIC"));
+  return mmio_.insert(base, len, std::move(dev), name);
+}
+
+Status MachineImpl::signal_msi(uint64_t addr, uint32_t data) {
+  if (!vm_) return {};
+  return vm_->signal_msi(addr, data);
+}
+
 uint64_t MachineImpl::ioapic_address() const {
   return arch::x86::kBoard.ioapic_addr;
 }

@@ -130,6 +130,11 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
                  const std::string& name) override {
     return add_io(base, len, std::move(dev), name);
   }
+  Status add_mmio(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
+                  const std::string& name) override;
+  memory::GuestMemory& guest_memory() override { return mem_; }
+  Status signal_msi(uint64_t addr, uint32_t data) override;
+  void at_start(std::function<void()> fn) override { at_start_.push_back(std::move(fn)); }
   uint64_t ioapic_address() const override;
   void in_kernel_pic() override { has_8259_ = true; }
   Status in_kernel_pit(uint32_t pin) override;
@@ -170,6 +175,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   // Everything devices need kept alive, in creation order.
   std::vector<std::shared_ptr<void>> keep_;
   std::vector<std::string> device_lines_;
+  std::vector<std::function<void()>> at_start_;  // devices' start hooks (VdevContext::at_start)
   // What the devices asked the firmware tables to describe, in configuration order.
   std::vector<vdev::AcpiIsaDevice> acpi_devices_;
   std::vector<fdt::FdtDevice> fdt_devices_;

@@ -228,6 +228,7 @@ int MachineImpl::run() {
     return kExitFatalBeforeStart;
   }
   if (uses_stdin_) RawTerminal::enable();
+  for (auto& fn : at_start_) fn();  // loadable vdevs: GUEST_CONFIGURED, GUEST_STARTING
 
   for (size_t i = 0; i < vcpus_.size(); ++i) threads_.emplace_back([this, i] { vcpu_thread(i); });
   log_debug("VM '%s' running with %zu vCPU(s)", cfg_.system_name().c_str(), vcpus_.size());

@@ -20,6 +20,7 @@
 #include "config/vm_config.hpp"
 #include "event/event_loop.hpp"
 #include "fdt/fdt.hpp"
+#include "memory/guest_memory.hpp"
 #include "vdev/api/char_endpoints.hpp"
 #include "vdev/api/char_output.hpp"
 #include "vdev/common/irq_line.hpp"
@@ -98,6 +99,14 @@ class VdevContext {
   virtual uint64_t port(const config::VdevConfig& v) const = 0;
   virtual Status add_pio(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
                          const std::string& name) = 0;
+  // A register range in guest-physical memory (every access exits to the device); it must not
+  // overlap RAM, ROM, `reserve` or another device.
+  virtual Status add_mmio(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
+                          const std::string& name) = 0;
+  // Guest RAM and ROM: the one checked accessor (memory/guest_memory.hpp).
+  virtual memory::GuestMemory& guest_memory() = 0;
+  // One MSI (x86: address 0xfeeXXXXX), from any thread. A no-op in dryrun.
+  virtual Status signal_msi(uint64_t addr, uint32_t data) = 0;
 
   // The in-kernel interrupt controllers and PIT (KVM): the IOAPIC's fixed address on this
   // board, the 8259 pair's presence (MADT PCAT_COMPAT), the PIT on IOAPIC pin 0 or 2.
@@ -110,6 +119,10 @@ class VdevContext {
   // Host ends of a character device (`hostdev` values); a device reading the terminal says so.
   virtual Result<CharEndpoints> open_char(const std::vector<std::string>& hostdevs) = 0;
   virtual void uses_terminal() = 0;
+
+  // Runs `fn` on the main thread once every vdev is built, just before the vCPUs start (never in
+  // dryrun).
+  virtual void at_start(std::function<void()> fn) = 0;
 
   // Ends the VM with `exit_code` (spec §8.3), from any thread; the first request wins.
   virtual void request_stop(int exit_code, const std::string& reason) = 0;

@@ -20,7 +20,7 @@ extern const VdevFactory kVirtioConsoleFactory;  // virtio_console/factory.cpp
 extern const VdevFactory kVirtioEntropyFactory;  // virtio_entropy/factory.cpp
 extern const VdevFactory kVirtioNetFactory;      // virtio_net/factory.cpp
 
-// The factory of a vdev type, or nullptr.
+// The factory of a vdev type (built in, or loaded: vdev/plugin), or nullptr.
 const VdevFactory* find_factory(std::string_view type);
 
 }  // namespace qvm::vdev

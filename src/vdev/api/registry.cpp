@@ -1,6 +1,7 @@
 #include <array>
 
 #include "vdev/api/factories.hpp"
+#include "vdev/plugin/plugin.hpp"
 
 namespace qvm::vdev {
 
@@ -12,7 +13,7 @@ const VdevFactory* find_factory(std::string_view type) {
   };
   for (const VdevFactory* f : kAll)
     if (f->type == type) return f;
-  return nullptr;
+  return plugin::factory_for(type);  // a loadable vdev the configuration loaded
 }
 
 }  // namespace qvm::vdev

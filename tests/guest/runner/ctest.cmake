@@ -41,7 +41,7 @@ set_tests_properties(guest.runner.selftest PROPERTIES
 # virtio_rate / virtio_pci_rate: a `rate`-limited virtio-entropy must keep serving after its burst.
 set(QVM_KIT_GROUPS_qvm serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio virtio_legacy
     virtio_pci virtio_durable virtio_pci_durable virtio_net virtio_pci_net virtio_uring virtio_uring_durable
-    virtio_rate virtio_pci_rate)
+    virtio_rate virtio_pci_rate vdev_sample)
 if(TARGET qvm)
   foreach(group ${QVM_KIT_GROUPS_qvm})
     add_test(NAME guest.qvm.${group}
@@ -57,6 +57,9 @@ if(TARGET qvm)
     set_tests_properties(guest.qvm.${group} PROPERTIES
       TIMEOUT 90 LABELS "${labels}" RESOURCE_LOCK kvm_cpus)
   endforeach()
+  # vdev_sample loads examples/vdev/regbank, built out of tree by tests/vdev (fixture vdev_samples).
+  set_tests_properties(guest.qvm.vdev_sample PROPERTIES FIXTURES_REQUIRED vdev_samples
+    ENVIRONMENT "QVM_VDEV_SAMPLES=${QVM_VDEV_SAMPLES}")
 endif()
 
 # virtio-net guest to guest over qvm peer links and restart robustness (runner/pair.py; two qvm

@@ -23,6 +23,7 @@
 #define VEC_VIRTIO_BASE 0x90 /* virtio-mmio slot n -> 0x90 + n (16 slots) */
 #define VEC_VPCI_MSIX_BASE 0xa0 /* virtio-pci MSI-X: 0xa0-0xcf (tests/virtio_pci.c assigns) */
 #define VEC_VPCI_INTX 0xd0      /* virtio-pci INTx through the IOAPIC */
+#define VEC_REGBANK 0x70        /* the sample loadable vdev regbank (tests/vdev_sample.c) */
 #define VEC_LAPIC_TIMER 0xe0
 #define VEC_IPI 0xe1
 #define VEC_SPURIOUS 0xff
