@@ -132,6 +132,9 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   }
   Status add_mmio(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
                   const std::string& name) override;
+  Result<vdev::PciPlacement> add_pci(const config::VdevConfig& v,
+                                     vdev::PciFunctionBuild build) override;  // pci_devices.cpp
+  std::unique_ptr<vdev::IrqLine> gsi_line(uint32_t gsi) override;
   memory::GuestMemory& guest_memory() override { return mem_; }
   Status signal_msi(uint64_t addr, uint32_t data) override;
   void at_start(std::function<void()> fn) override { at_start_.push_back(std::move(fn)); }

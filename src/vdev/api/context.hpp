@@ -21,6 +21,7 @@
 #include "event/event_loop.hpp"
 #include "fdt/fdt.hpp"
 #include "memory/guest_memory.hpp"
+#include "pci/pci_root.hpp"
 #include "vdev/api/char_endpoints.hpp"
 #include "vdev/api/char_output.hpp"
 #include "vdev/common/irq_line.hpp"
@@ -69,6 +70,30 @@ struct VirtioDeviceBuild {
     for (uint16_t q = 0; q < nqueues && queue_ioeventfd; ++q)
       if (!queue_ioeventfd(q)) return "receive notify on the vCPU";
     return "";
+  }
+};
+
+// A PCI function a device built: its configuration space declares its BARs (addresses unset).
+// The machine places it on bus 0 (spec §5, §7.5): a slot (`loc pci:0:DEV` or the first free one),
+// its BARs in the PCI windows, INTA#'s GSI in the Interrupt Line, decoding on; and it follows the
+// guest's BAR moves (firmware and OSes reassign BARs).
+struct PciFunctionBuild {
+  std::shared_ptr<pci::PciFunction> function;
+  // The bus device behind BAR `index`, offsets relative to the BAR's start.
+  std::function<std::shared_ptr<bus::BusDevice>(uint8_t index)> bar_device;
+  // Optional: BAR `index` now decodes at `to` instead of `from` (the bus range has moved). Runs
+  // on the vCPU thread after the configuration access that moved it.
+  std::function<void(uint8_t index, uint64_t from, uint64_t to)> bar_moved;
+};
+struct PciPlacement {
+  uint8_t slot = 0;
+  uint32_t intx_gsi = 0;                              // INTA# (IOAPIC, level, active low)
+  std::vector<std::pair<uint8_t, uint64_t>> bars;     // BAR index -> where it was placed
+  std::string text;                                   // "pci 00:03.0 BAR0 0x...+0x..."
+  uint64_t bar_address(uint8_t index) const {
+    for (const auto& [i, a] : bars)
+      if (i == index) return a;
+    return 0;
   }
 };
 
@@ -133,6 +158,11 @@ class VdevContext {
   virtual void add_acpi_device(AcpiIsaDevice d) = 0;
   // `console`: the device is the guest's console (/chosen stdout-path) unless one came first.
   virtual void add_fdt_device(fdt::FdtDevice d, bool console) = 0;
+  // Places a PCI function (above). The caller describes the device (its line names
+  // placement.text).
+  virtual Result<PciPlacement> add_pci(const config::VdevConfig& v, PciFunctionBuild build) = 0;
+  // A line driving `gsi` on the in-kernel irqchip (e.g. a PCI function's INTA#).
+  virtual std::unique_ptr<IrqLine> gsi_line(uint32_t gsi) = 0;
   // Places a virtio device on its transport and describes it (its line and status report).
   virtual Status add_virtio(const config::VdevConfig& v, VirtioDeviceBuild build) = 0;
   // The device's line in `dryrun` and in the status report (SIGUSR1); `live` adds lines of the
