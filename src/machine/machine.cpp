@@ -5,6 +5,7 @@
 #include "base/log.hpp"
 #include "config/values.hpp"
 #include "machine/machine_impl.hpp"
+#include "vdev/catalog.hpp"
 
 namespace qvm::machine {
 
@@ -143,12 +144,9 @@ Status MachineImpl::add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::Bus
 Result<uint32_t> MachineImpl::resolve_gsi(const config::IntrRef& r) const {
   const config::VdevConfig* pic = cfg_.find_vdev_by_name(r.pic);
   if (!pic) return make_error("no interrupt controller named '" + r.pic + "'");
-  if (pic->type == "ioapic") return r.line;  // GSI base 0: one IOAPIC with 24 pins
-  if (pic->type == "8259") {
-    bool slave = pic->location && pic->location->addr == 0xa0;
-    return (slave ? 8u : 0u) + r.line;
-  }
-  return make_error("interrupt controller '" + r.pic + "' is a " + pic->type);
+  // The vdev layer says where a controller's lines are (vdev/catalog.cpp).
+  if (auto base = vdev::pic_gsi_base(*pic)) return *base + r.line;
+  return make_error("'" + r.pic + "' is a " + pic->type + ", not an interrupt controller");
 }
 
 Result<uint32_t> MachineImpl::device_gsi(const config::VdevConfig& v,

@@ -148,7 +148,8 @@ Result<vdev::PciPlacement> MachineImpl::add_pci(const config::VdevConfig& v,
     if (!dev) return make_error(strprintf("%s: BAR%u has no device", v.type.c_str(), b.index));
     uint64_t addr = b.io ? QVM_TRY(alloc_io(cfg_, pio_, b.size)) : QVM_TRY(alloc_mmio(b.size));
     cfg.set_bar_address(b.index, addr);
-    QVM_TRY((b.io ? pio_ : mmio_).insert(addr, b.size, dev, v.type + " BAR" + std::to_string(b.index)));
+    QVM_TRY(
+        (b.io ? pio_ : mmio_).insert(addr, b.size, dev, v.type + " BAR" + std::to_string(b.index)));
     out.bars.emplace_back(b.index, addr);
     if (b.io) io_bars.push_back(b.index);
     out.text +=
@@ -172,13 +173,14 @@ Result<vdev::PciPlacement> MachineImpl::add_pci(const config::VdevConfig& v,
   state->io_bars = io_bars;
   auto moved = std::move(build.bar_moved);
   auto placed = std::make_shared<PlacedFunction>(
-      build.function, [this, state, name = v.type, moved](uint8_t bar, std::optional<uint64_t> addr) {
+      build.function,
+      [this, state, name = v.type, moved](uint8_t bar, std::optional<uint64_t> addr) {
         if (!addr) return;  // decoding off: the range stays; accesses read all ones meanwhile
         const uint64_t to = *addr;
         defer([this, state, name, moved, bar, to] {
           std::lock_guard lk(state->mu);
-          const bool io = std::find(state->io_bars.begin(), state->io_bars.end(), bar) !=
-                          state->io_bars.end();
+          const bool io =
+              std::find(state->io_bars.begin(), state->io_bars.end(), bar) != state->io_bars.end();
           for (auto& [index, at] : state->at) {
             if (index != bar || at == to) continue;
             if (auto s = (io ? pio_ : mmio_).move(at, to); !s) {
@@ -210,7 +212,7 @@ std::unique_ptr<vdev::IrqLine> MachineImpl::gsi_line(uint32_t gsi) {
 }
 
 Status MachineImpl::add_virtio_pci(const config::VdevConfig& v, vdev::VirtioDeviceBuild built) {
-  const bool legacy = v.has("legacy");
+  const bool legacy = built.legacy;
   if (legacy && !virtio::PciTransport::legacy_device_id(built.device->device_type()))
     return make_error(v.type + ": this device type has no legacy (transitional) PCI device ID");
   kvm::Vm* vm = vm_ ? &*vm_ : nullptr;

@@ -45,7 +45,7 @@ Status MachineImpl::add_virtio_mmio(const config::VdevConfig& v, vdev::VirtioDev
         ssize_t n = ::write(ifd, &one, sizeof one);  // the kernel injects the edge (irqfd)
         (void)n;
       },
-      virtio::MmioOptions{v.has("legacy"), kQnxPciVendor});
+      virtio::MmioOptions{built.legacy, kQnxPciVendor});
   QVM_TRY(mmio_.insert(base, virtio::MmioTransport::kRegionSize, transport, v.type));
   virtio::MmioTransport* tp = transport.get();
   if (built.attach) QVM_TRY(built.attach([tp](uint16_t q) { tp->handle_notify(q); }));
@@ -67,7 +67,7 @@ Status MachineImpl::add_virtio_mmio(const config::VdevConfig& v, vdev::VirtioDev
       strprintf("%-11s mem 0x%llx-0x%llx  gsi %u  virtio-mmio%s (%s, irqfd)%s", v.type.c_str(),
                 static_cast<unsigned long long>(base),
                 static_cast<unsigned long long>(base + virtio::MmioTransport::kRegionSize - 1), gsi,
-                v.has("legacy") ? " v1 (legacy)" : " v2", nt.empty() ? "ioeventfd" : nt.c_str(),
+                built.legacy ? " v1 (legacy)" : " v2", nt.empty() ? "ioeventfd" : nt.c_str(),
                 built.summary.c_str()));
   return {};
 }

@@ -386,6 +386,14 @@ const std::vector<VdevSchema>& schemas() {
 
 }  // namespace
 
+std::optional<uint32_t> pic_gsi_base(const config::VdevConfig& pic) {
+  // The one IOAPIC has GSIs 0-23; the 8259 pair shares GSIs 0-15 with it (master at 0x20: 0-7,
+  // slave at 0xa0: 8-15), as KVM's in-kernel irqchip routes them.
+  if (pic.type == "ioapic") return 0u;
+  if (pic.type == "8259") return pic.location && pic.location->addr == 0xa0 ? 8u : 0u;
+  return std::nullopt;
+}
+
 std::span<const config::VdevSchema> builtin_schemas() {
   return schemas();
 }

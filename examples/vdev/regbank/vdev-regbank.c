@@ -10,8 +10,11 @@
  *   0x14 ELAPSED_US  read-only: microseconds from the TIMER_US write to the last expiry
  *
  * 4-byte accesses only (acc_sizes); anything else is a bus error (reads all ones). Placed in
- * memory or port space by `loc`, with an optional `intr`:
+ * memory or port space by `loc`, with an optional `intr`, or without `loc` a PCI function
+ * (vendor 0x1c05, device 0x7f01: a sample's id, class 0xff0000) with the registers in its 4 KiB
+ * BAR0 and the interrupt on INTA#:
  *   vdev regbank loc 0xd0002000 intr myioapic:7 id 0x1234abcd
+ *   vdev regbank
  *
  * Build: cc -shared -fPIC $(pkg-config --cflags qvm-vdev) -o vdev-regbank.so vdev-regbank.c */
 #include <errno.h>
@@ -20,6 +23,7 @@
 
 #include <qvm/guest.h>
 #include <qvm/log.h>
+#include <qvm/pci.h>
 #include <qvm/utils.h>
 #include <qvm/vdev-core.h>
 
@@ -39,6 +43,11 @@ struct regbank {
 
 enum { OPT_ID }; /* option_list order */
 static const char* const regbank_options[] = {"id", NULL};
+
+/* The register offset of an access: within the BAR on PCI, else from the vdev's `loc`. */
+static uint64_t reg_offset(const vdev_t* vdp, const struct qvm_state_block* vopnd) {
+  return vopnd->type == QST_PCI ? vopnd->location : vopnd->location - vdp->v_block.location;
+}
 
 static void update_irq(vdev_t* vdp, struct regbank* rb) {
   if (vdp->v_intr.src_id) guest_intr_signal(&vdp->v_intr, (rb->status & 1) ? GIS_ON : GIS_OFF);
@@ -60,6 +69,12 @@ static int regbank_control(vdev_t* vdp, vdev_ctrl_options_t ctrl, const char* ar
       }
       rb->id = (uint32_t)v;
       return 0;
+    case VDEV_CTRL_PCI_BARS: { /* on PCI: name the function, one 4 KiB memory BAR */
+      const struct vpci_ids ids = {.vendor = 0x1c05, .device = 0x7f01, .subsystem_vendor = 0x1c05,
+                                   .subsystem = 0x7f01, .class_code = 0xff0000};
+      if (vpci_set_ids(vdp, &ids) != 0 || vpci_add_bar(vdp, 0, 0x1000, VPCI_BAR_MEM) != 0) return errno;
+      return 0;
+    }
     case VDEV_CTRL_OPTIONS_END:
       rb->timer = guest_timer_create(vdp, 0);
       return rb->timer < 0 ? errno : 0;
@@ -77,7 +92,7 @@ static vdev_ref_status_t regbank_vread(vdev_t* vdp, unsigned cookie, const struc
   (void)cookie;
   struct regbank* rb = vdp->v_device;
   uint32_t v = 0;
-  switch (vopnd->location - vdp->v_block.location) {
+  switch (reg_offset(vdp, vopnd)) {
     case REG_ID: v = rb->id; break;
     case REG_SCRATCH: v = rb->scratch; break;
     case REG_TIMER_US: v = rb->timer_us; break;
@@ -95,7 +110,7 @@ static vdev_ref_status_t regbank_vwrite(vdev_t* vdp, unsigned cookie, const stru
   struct regbank* rb = vdp->v_device;
   uint32_t v;
   if (guest_cpu_read(gcp, 0, oopnd, 1, &v, sizeof v) != 0) return guest_cpu_to_vrs(errno);
-  switch (vopnd->location - vdp->v_block.location) {
+  switch (reg_offset(vdp, vopnd)) {
     case REG_SCRATCH: rb->scratch = v; break;
     case REG_TIMER_US:
       rb->timer_us = v;
@@ -128,7 +143,7 @@ static struct vdev_factory regbank_factory = {
     .option_list = regbank_options,
     .name = "regbank",
     /* qvm holds v_mtx around every callback: the vCPU threads and the timer never race */
-    .factory_flags = VFF_VDEV_MEM | VFF_VDEV_X86_IO | VFF_MUTEX,
+    .factory_flags = VFF_VDEV_MEM | VFF_VDEV_X86_IO | VFF_VDEV_PCI | VFF_MUTEX,
     .acc_sizes = 1u << 4,
     .extra_space = sizeof(struct regbank),
 };

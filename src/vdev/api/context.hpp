@@ -53,6 +53,7 @@ struct VirtioDeviceBuild {
   // through the transport (for host input); hook the device's fds to the event loop here.
   std::function<Status(std::function<void(uint16_t)>)> attach;
   std::string summary;  // appended to the device's dryrun/status line
+  bool legacy = false;  // the legacy transport (virtio 0.9.5: MMIO version 1, transitional PCI)
   // Optional: told each queue's notify ioeventfd once it exists (vhost-net's kick); true if the
   // device polls it itself (then the machine does not add it to the event loop).
   std::function<bool(uint16_t queue, int fd)> notify_fd;
@@ -87,9 +88,9 @@ struct PciFunctionBuild {
 };
 struct PciPlacement {
   uint8_t slot = 0;
-  uint32_t intx_gsi = 0;                              // INTA# (IOAPIC, level, active low)
-  std::vector<std::pair<uint8_t, uint64_t>> bars;     // BAR index -> where it was placed
-  std::string text;                                   // "pci 00:03.0 BAR0 0x...+0x..."
+  uint32_t intx_gsi = 0;                           // INTA# (IOAPIC, level, active low)
+  std::vector<std::pair<uint8_t, uint64_t>> bars;  // BAR index -> where it was placed
+  std::string text;                                // "pci 00:03.0 BAR0 0x...+0x..."
   uint64_t bar_address(uint8_t index) const {
     for (const auto& [i, a] : bars)
       if (i == index) return a;

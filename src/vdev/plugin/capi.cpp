@@ -4,6 +4,7 @@
 #include <qvm/gasp.h>
 #include <qvm/guest.h>
 #include <qvm/log.h>
+#include <qvm/pci.h>
 #include <qvm/utils.h>
 #include <qvm/vdev-core.h>
 
@@ -259,6 +260,30 @@ int qvm_parse_num(const char* str, unsigned flags, uint64_t* value, const char**
   if (*p && !(flags & QPNF_TRAILING)) return fail(EINVAL);
   *value = neg ? ~v + 1 : v;
   if (end) *end = p;
+  return 0;
+}
+
+int vpci_set_ids(vdev_t* vdp, const struct vpci_ids* ids) {
+  Instance* in = instance_of(vdp);
+  if (!in || !ids) return fail(EINVAL);
+  if (!in->in_pci_bars) return fail(EPERM);
+  if (ids->vendor == 0xffff || ids->vendor == 0 || ids->class_code > 0xffffff) return fail(EINVAL);
+  in->pci_ids = Instance::PciIds{ids->vendor,    ids->device,     ids->subsystem_vendor,
+                                 ids->subsystem, ids->class_code, ids->revision};
+  return 0;
+}
+
+int vpci_add_bar(vdev_t* vdp, unsigned index, uint64_t size, unsigned flags) {
+  Instance* in = instance_of(vdp);
+  if (!in || index > 5 || (flags & ~unsigned{VPCI_BAR_IO})) return fail(EINVAL);
+  if (!in->in_pci_bars) return fail(EPERM);
+  const bool io = flags & VPCI_BAR_IO;
+  const bool pow2 = size != 0 && (size & (size - 1)) == 0;
+  if (!pow2 || (io && (size < 4 || size > 256)) || (!io && (size < 4096 || size > (16u << 20))))
+    return fail(EINVAL);
+  for (const auto& b : in->pci_bars)
+    if (b.index == index) return fail(EEXIST);
+  in->pci_bars.push_back({static_cast<uint8_t>(index), size, io});
   return 0;
 }
 

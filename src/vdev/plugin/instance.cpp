@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "base/exit_code.hpp"
 #include "vdev/plugin/guest_cpu.hpp"
@@ -83,6 +84,53 @@ class TrapRegion final : public bus::BusDevice {
   unsigned cookie_;
 };
 
+// A loadable vdev's PCI function: the configuration space from vpci_set_ids/vpci_add_bar, INTA#
+// (PCI 3.0 §6.2.2: Command.InterruptDisable masks it, Status.Interrupt shows it either way).
+class PluginPciFunction final : public pci::PciFunction {
+ public:
+  PluginPciFunction(const Instance::PciIds& ids, bool intx)
+      : cfg_(ids.vendor, ids.device, ids.class_code, ids.revision) {
+    cfg_.set_subsystem(ids.subsystem_vendor, ids.subsystem);
+    if (intx) cfg_.set_interrupt_pin(1);
+  }
+  pci::ConfigSpace& config() override { return cfg_; }
+  uint32_t config_read(uint16_t offset, unsigned size) override {
+    uint32_t v = cfg_.read(offset, size);
+    if (offset <= 0x06 && offset + size > 0x06 && asserted_.load())
+      v |= 0x08u << (8 * (0x06 - offset));
+    return v;
+  }
+  void config_written(uint16_t offset, unsigned size) override {
+    if (offset < 0x06 && offset + size > 0x04) update();
+  }
+  // guest_intr_signal on v_intr lands here.
+  class Line final : public IrqLine {
+   public:
+    explicit Line(PluginPciFunction& f) : f_(f) {}
+    void set_level(bool high) override {
+      f_.asserted_.store(high);
+      f_.update();
+    }
+
+   private:
+    PluginPciFunction& f_;
+  };
+  void connect(std::unique_ptr<IrqLine> intx) { intx_ = std::move(intx); }
+
+ private:
+  void update() {
+    std::lock_guard lk(mu_);
+    const bool level = asserted_.load() && !(cfg_.raw16(0x04) & 0x400);
+    if (intx_ && level != driven_) intx_->set_level(level);
+    driven_ = level;
+  }
+  pci::ConfigSpace cfg_;
+  std::atomic<bool> asserted_{false};
+  std::mutex mu_;
+  bool driven_ = false;
+  std::unique_ptr<IrqLine> intx_;
+};
+
 Status errno_status(const std::string& what, int err) {
   return make_error(what + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")");
 }
@@ -153,7 +201,38 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
 
   std::string where = "no registers";
   const qvm_state_block& b = in->pub.v_block;
-  if (!(f.factory_flags & VFF_LOC_NO)) {
+  const bool on_pci = v.on_pci();
+  if (on_pci) {
+    if (!v.intr.empty()) return make_error("on PCI its interrupt is INTA#: remove 'intr'");
+    in->in_pci_bars = true;
+    const int e = in->control(VDEV_CTRL_PCI_BARS, nullptr);
+    in->in_pci_bars = false;
+    if (e != 0) return errno_status("PCI_BARS failed", e);
+    if (!in->pci_ids)
+      return make_error("the vdev named no PCI function (vpci_set_ids) in PCI_BARS");
+    const bool intx = !(f.factory_flags & VFF_INTR_NO);
+    auto fn = std::make_shared<PluginPciFunction>(*in->pci_ids, intx);
+    for (const auto& bar : in->pci_bars)
+      fn->config().add_bar(pci::BarInfo{.index = bar.index, .size = bar.size, .io = bar.io});
+    PciFunctionBuild pb;
+    pb.function = fn;
+    std::weak_ptr<Instance> weak = in;
+    pb.bar_device = [weak](uint8_t index) -> std::shared_ptr<bus::BusDevice> {
+      return std::make_shared<TrapRegion>(weak, 0, QST_PCI, index);
+    };
+    const PciPlacement at = QVM_TRY(ctx.add_pci(v, std::move(pb)));
+    if (intx) {
+      fn->connect(ctx.gsi_line(at.intx_gsi));
+      in->pub.v_intr.param = at.intx_gsi;
+      in->pub.v_intr.src_id = add_intr(std::make_unique<PluginPciFunction::Line>(*fn));
+      if (in->pub.v_intr.src_id == 0) return make_error("too many interrupts");
+      in->intr_ids.push_back(in->pub.v_intr.src_id);
+    }
+    ctx.keep(fn);
+    in->pub.v_block =
+        qvm_state_block{at.bars.empty() ? QSL_NO_LOCATION : at.bars[0].second, 0, QST_PCI, 0};
+    where = at.text + (intx ? strprintf("  INTA# gsi %u", at.intx_gsi) : "");
+  } else if (!(f.factory_flags & VFF_LOC_NO)) {
     if (b.location == QSL_NO_LOCATION) return make_error("needs 'loc LOCATION'");
     if (b.length == 0)
       return make_error("the vdev set no register length (v_block.length) by OPTIONS_END");
@@ -180,7 +259,7 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
     return errno_status("ASSIGN failed", e);
 
   std::string line = strprintf("%-11s %s", v.type.c_str(), where.c_str());
-  if (!v.intr.empty()) line += strprintf("  gsi %u", in->pub.v_intr.param);
+  if (!v.intr.empty() && !on_pci) line += strprintf("  gsi %u", in->pub.v_intr.param);
   line += "  (" + p->path + ")";
   Instance* raw = in.get();
   ctx.describe(line, [raw] {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,20 @@ struct Instance {
   };
   std::vector<TimerSlot> timers;
   RateLimit log_rl{5.0, 20.0};
+  // On PCI (include/qvm/pci.h): what the vdev declared during VDEV_CTRL_PCI_BARS.
+  bool in_pci_bars = false;
+  struct PciIds {
+    uint16_t vendor = 0, device = 0, subsystem_vendor = 0, subsystem = 0;
+    uint32_t class_code = 0;
+    uint8_t revision = 0;
+  };
+  std::optional<PciIds> pci_ids;
+  struct PciBar {
+    uint8_t index;
+    uint64_t size;
+    bool io;
+  };
+  std::vector<PciBar> pci_bars;
 
   ~Instance();
   void lock() {

@@ -82,9 +82,10 @@ Result<config::VdevSchema> make_schema(const vdev_factory& f, const std::string&
   if (f.factory_flags & ~known)
     return make_error(who + strprintf(": unknown factory flags 0x%x", f.factory_flags & ~known));
   const bool mem = f.factory_flags & VFF_VDEV_MEM, io = f.factory_flags & VFF_VDEV_X86_IO;
-  if (!(f.factory_flags & VFF_LOC_NO) && !mem && !io)
-    return make_error(who + " can be placed only on PCI (" + flag_names(f.factory_flags) +
-                      "): PCI placement of loadable vdevs is not implemented yet");
+  const bool pci = f.factory_flags & VFF_VDEV_PCI;
+  if (!(f.factory_flags & VFF_LOC_NO) && !mem && !io && !pci)
+    return make_error(who + " has no place (" + flag_names(f.factory_flags) +
+                      "): give it VFF_VDEV_MEM, VFF_VDEV_X86_IO, VFF_VDEV_PCI or VFF_LOC_NO");
   if ((f.acc_sizes & ~kAllSizes) != 0)
     return make_error(
         who + strprintf(": acc_sizes 0x%x allows sizes other than 1, 2, 4, 8", f.acc_sizes));
@@ -94,13 +95,17 @@ Result<config::VdevSchema> make_schema(const vdev_factory& f, const std::string&
   s.summary = "loadable vdev (" + path + ")";
   s.can_mem = mem && !(f.factory_flags & VFF_LOC_NO);
   s.can_io = io && !(f.factory_flags & VFF_LOC_NO);
-  s.can_pci = false;
+  s.can_pci = pci && !(f.factory_flags & VFF_LOC_NO);
   // The vdev may choose its own location (v_block in OPTIONS_START); create() checks there is one.
-  s.default_loc = (f.factory_flags & VFF_LOC_NO) ? "none" : "chosen by the vdev, if any";
+  // A PCI-capable vdev without `loc` is a PCI function (spec §5).
+  if (!s.can_pci)
+    s.default_loc = (f.factory_flags & VFF_LOC_NO) ? "none" : "chosen by the vdev, if any";
   if (f.factory_flags & VFF_INTR_NO)
     s.intr = config::IntrPolicy::kNone;
-  else if (f.factory_flags & (VFF_INTR_REQ | VFF_INTR_NONPCI))
-    s.intr = config::IntrPolicy::kRequired;  // never on PCI (yet): required
+  else if (f.factory_flags & VFF_INTR_REQ)
+    s.intr = config::IntrPolicy::kRequired;
+  else if (f.factory_flags & VFF_INTR_NONPCI)
+    s.intr = s.can_pci ? config::IntrPolicy::kNonPci : config::IntrPolicy::kRequired;
   else
     s.intr = config::IntrPolicy::kOptional;
   if (f.option_list) {

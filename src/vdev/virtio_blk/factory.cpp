@@ -9,6 +9,7 @@ namespace {
 
 Status create(const config::VdevConfig& v, VdevContext& ctx) {
   VirtioDeviceBuild b;
+  b.legacy = v.has("legacy");  // spec §5: virtio 0.9.5 instead of 1.x
   VirtioBlk::Options o;
   std::string hostdev = v.text("hostdev").value_or("");
   if (!hostdev.empty() && hostdev[0] == '<') {

@@ -14,6 +14,7 @@ namespace {
 
 Status create(const config::VdevConfig& v, VdevContext& ctx) {
   VirtioDeviceBuild b;
+  b.legacy = v.has("legacy");  // spec §5: virtio 0.9.5 instead of 1.x
   // Port 0 from `hostdev`; `port NAME[,HOSTDEV[,HOSTDEV]]` adds ports 1.. (MULTIPORT).
   std::vector<std::pair<std::string, std::vector<std::string>>> specs{{"", v.all("hostdev")}};
   for (const auto& p : v.all("port")) {

@@ -8,6 +8,7 @@ namespace {
 
 Status create(const config::VdevConfig& v, VdevContext& ctx) {
   VirtioDeviceBuild b;
+  b.legacy = v.has("legacy");  // spec §5: virtio 0.9.5 instead of 1.x
   VirtioEntropy::Options o;
   o.rate_bytes_per_sec = v.number("rate").value_or(0);
   auto dev = std::make_shared<VirtioEntropy>(ctx.clock(), o);

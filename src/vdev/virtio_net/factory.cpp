@@ -8,6 +8,7 @@ namespace {
 
 Status create(const config::VdevConfig& v, VdevContext& ctx) {
   VirtioDeviceBuild b;
+  b.legacy = v.has("legacy");  // spec §5: virtio 0.9.5 instead of 1.x
   NetSetup ns;
   ns.system = ctx.system_name();
   ns.vdev_name = v.name.value_or("");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <qvm/gasp.h>
 #include <qvm/guest.h>
+#include <qvm/pci.h>
 #include <qvm/utils.h>
 #include <qvm/vdev-core.h>
 
@@ -100,6 +101,9 @@ TEST(VdevCApi, CallsWithoutAnInstanceFailInsteadOfCrashing) {
   EXPECT_EQ(guest_intr_signal(&bad, GIS_ON), -1);
   EXPECT_EQ(guest_intr_signal(nullptr, GIS_ON), -1);
   guest_terminate(&fake, 33);  // ignored: not an instance
+  vpci_ids ids{0x1c05, 0x7f01, 0, 0, 0xff0000, 0};
+  EXPECT_EQ(vpci_set_ids(&fake, &ids), -1);
+  EXPECT_EQ(vpci_add_bar(&fake, 0, 4096, VPCI_BAR_MEM), -1);
 }
 
 TEST(VdevCApi, RegistrationOutsideALoadIsRefused) {

@@ -78,3 +78,59 @@ static void test_vdev_regbank(void)
     test_pass("ids %08x/%08x, irq after %lu us (device: %u us), %u interrupt(s)", mid, pid, t, elapsed, irqs);
 }
 GUEST_TEST(vdev_regbank, test_vdev_regbank, TEST_NORMAL, "the sample loadable vdev regbank (qvm only)");
+
+/* vdev_regbank_pci: the regbank instance without `loc`, a PCI function 1c05:7f01 with its
+ * registers in memory BAR0 and the timer's interrupt on INTA# (Interrupt Line = the GSI qvm
+ * wired it to: level, active low). Same checks as above through the BAR, plus Status.Interrupt
+ * while the line is asserted and Command.InterruptDisable holding delivery back. */
+static void test_vdev_regbank_pci(void)
+{
+    unsigned dev = 32;
+    for (unsigned d = 0; d < 32 && dev == 32; d++)
+        if (pci_cfg_read32(0, d, 0, 0) == 0x7f011c05) dev = d;
+    if (dev == 32) return test_fail("no PCI function 1c05:7f01 on bus 0");
+    uint32_t bar0 = pci_cfg_read32(0, dev, 0, 0x10);
+    uint8_t pin = pci_cfg_read8(0, dev, 0, 0x3d), line = pci_cfg_read8(0, dev, 0, 0x3c);
+    uint16_t cmd = pci_cfg_read16(0, dev, 0, 4);
+    if ((bar0 & 1) || (bar0 & ~0xfffu) == 0) return test_fail("00:%02x.0 BAR0 %08x: expected a placed memory BAR", dev, bar0);
+    if (!(cmd & 2)) return test_fail("00:%02x.0 Command %04x: memory decoding off", dev, cmd);
+    if (pin != 1 || line < 16 || line > 23) return test_fail("00:%02x.0 Interrupt Pin %u Line %u", dev, pin, line);
+    uint64_t base = bar0 & ~0xfffu;
+    uint32_t id = mmio_read32(base + RB_ID);
+    mmio_write32(base + RB_SCRATCH, 0x600df00d);
+    uint32_t sc = mmio_read32(base + RB_SCRATCH);
+    if (id != RB_DEFAULT_ID || sc != 0x600df00d) return test_fail("through BAR0: ID %08x SCRATCH %08x", id, sc);
+
+    uint64_t abase;
+    unsigned pin_io;
+    if (!gsi_ioapic(line, &abase, &pin_io)) return test_fail("GSI %u on no IOAPIC", line);
+    const uint32_t lo = VEC_REGBANK | (1u << 15) | (1u << 13); /* level, active low */
+    rb_base = base;
+    rb_irqs = 0;
+    irq_set_handler(VEC_REGBANK, rb_isr, EOI_LAPIC);
+    ioapic_rte(abase, pin_io, lo, lapic_id() << 24);
+    /* 1. InterruptDisable: the timer fires, Status.Interrupt shows it, nothing is delivered */
+    pci_cfg_write16(0, dev, 0, 4, cmd | 0x400);
+    mmio_write32(base + RB_TIMER_US, 5000);
+    bool fired = WAIT_US(mmio_read32(base + RB_STATUS) & 1, 2000000);
+    udelay(10000);
+    uint32_t masked_irqs = rb_irqs;
+    uint16_t status = pci_cfg_read16(0, dev, 0, 6);
+    /* 2. InterruptDisable off: the pending interrupt arrives; the handler clears STATUS */
+    pci_cfg_write16(0, dev, 0, 4, cmd & ~0x400);
+    bool got = WAIT_US(rb_irqs > 0, 2000000);
+    udelay(10000);
+    uint32_t early = rb_irqs;
+    udelay(30000);
+    uint32_t irqs = rb_irqs;
+    uint16_t status_after = pci_cfg_read16(0, dev, 0, 6);
+    ioapic_rte(abase, pin_io, lo | (1u << 16), 0);
+    if (!fired) return test_fail("the timer did not fire within 2 s (STATUS %x)", mmio_read32(base + RB_STATUS));
+    if (masked_irqs) return test_fail("%u interrupts with Command.InterruptDisable set", masked_irqs);
+    if (!(status & 0x08)) return test_fail("Status %04x: Interrupt Status clear while INTA# is pending", status);
+    if (!got) return test_fail("no interrupt on GSI %u after clearing InterruptDisable", line);
+    if (early > 2 || irqs != early) return test_fail("%u interrupts, %u after 40 ms (not deasserted?)", early, irqs);
+    if (status_after & 0x08) return test_fail("Status %04x: Interrupt Status still set after the handler", status_after);
+    test_pass("00:%02x.0 BAR0 %08lx INTA# GSI %u: %u interrupt(s)", dev, base, line, irqs);
+}
+GUEST_TEST(vdev_regbank_pci, test_vdev_regbank_pci, TEST_NORMAL, "the sample loadable vdev regbank on PCI (qvm only)");
