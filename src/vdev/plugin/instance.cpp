@@ -135,6 +135,31 @@ Status errno_status(const std::string& what, int err) {
   return make_error(what + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")");
 }
 
+void add_start_hook(Instance* raw, VdevContext& ctx) {
+  ctx.at_start([raw] {
+    if (int e = raw->control(VDEV_CTRL_GUEST_CONFIGURED, nullptr); e != 0) {
+      raw->ctx->request_stop(
+          kExitVdevError, "vdev " + raw->name + ": GUEST_CONFIGURED failed: " + std::strerror(e));
+      return;
+    }
+    (void)raw->control(VDEV_CTRL_GUEST_STARTING, nullptr);
+  });
+}
+
+// A vdev that called vio_init: qvm's virtio transports serve it like a built-in virtio device
+// (MMIO with `loc`/`intr`, else PCI: spec §5); its line and status report are the transport's.
+Status place_virtio(const std::shared_ptr<Instance>& in, const config::VdevConfig& v,
+                    VdevContext& ctx) {
+  VirtioDeviceBuild b;
+  b.device = in->vio;
+  b.summary = "  (" + in->plugin->path + ")";
+  QVM_TRY(ctx.add_virtio(v, std::move(b)));
+  if (int e = in->control(VDEV_CTRL_ASSIGN, nullptr); e != 0)
+    return errno_status("ASSIGN failed", e);
+  add_start_hook(in.get(), ctx);
+  return {};
+}
+
 Status create(const config::VdevConfig& v, VdevContext& ctx) {
   const Loaded* p = find_loaded(v.type);
   if (!p) return make_error("vdev type " + v.type + " is not loaded");
@@ -195,9 +220,12 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
     in->pub.v_block.location = v.location->addr;
     in->pub.v_block.type = v.location->space == config::AddrSpace::kIo ? QST_X86_IO : QST_MEMORY;
   }
-  if (int e = in->control(VDEV_CTRL_OPTIONS_END, nullptr); e != 0)
-    return errno_status("OPTIONS_END failed", e);
+  in->in_options_end = true;
+  const int end = in->control(VDEV_CTRL_OPTIONS_END, nullptr);
+  in->in_options_end = false;
+  if (end != 0) return errno_status("OPTIONS_END failed", end);
   in->cfg = nullptr;
+  if (in->vio) return place_virtio(in, v, ctx);
 
   std::string where = "no registers";
   const qvm_state_block& b = in->pub.v_block;

@@ -13,6 +13,7 @@
 #include "config/schema.hpp"
 #include "event/event_loop.hpp"
 #include "vdev/api/context.hpp"
+#include "virtio/device.hpp"
 
 namespace qvm::vdev::plugin {
 
@@ -46,6 +47,9 @@ struct Instance {
   };
   std::vector<TimerSlot> timers;
   RateLimit log_rl{5.0, 20.0};
+  // A virtio device (include/qvm/vio.h): set by vio_init during OPTIONS_END.
+  bool in_options_end = false;
+  std::shared_ptr<virtio::VirtioDevice> vio;
   // On PCI (include/qvm/pci.h): what the vdev declared during VDEV_CTRL_PCI_BARS.
   bool in_pci_bars = false;
   struct PciIds {

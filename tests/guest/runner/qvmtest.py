@@ -83,7 +83,8 @@ GROUPS: dict[str, dict] = {
     "virtio_rate": {"tests": ["virtio_entropy_rate"], "devices": "virtio_rate"},
     "virtio_pci_rate": {"tests": ["virtio_pci_entropy_rate"], "devices": "virtio_pci_rate"},
     # qvm only: the sample loadable vdev examples/vdev/regbank (memory and port instances)
-    "vdev_sample": {"tests": ["vdev_regbank", "vdev_regbank_pci"], "devices": "vdev_sample"},
+    "vdev_sample": {"tests": ["vdev_regbank", "vdev_regbank_pci", "vdev_vecho", "vdev_vecho_pci"],
+                    "devices": "vdev_sample"},
 }
 TERMINAL_TESTS = {"poweroff", "reset_i8042", "reset_acpi"}
 # Tests whose PENDING line tells the runner to kill the VMM with SIGKILL (kill -9); they pass only
@@ -679,7 +680,7 @@ QVM_DEVSETS = {
                                  qvm_config="kit-virtio-rate.qvmconf", host=False),
     # configs/kit-vdev-sample.qvmconf: vdev-regbank.so from ${QVM_VDEV_SAMPLES}, in memory (with an
     # interrupt and `id`) and in port space
-    "vdev_sample": DeviceSet({"vdev_regbank", "vdev_regbank_pci"},
+    "vdev_sample": DeviceSet({"vdev_regbank", "vdev_regbank_pci", "vdev_vecho", "vdev_vecho_pci"},
                              ["regbank=0xd0002000", "regbank_io=0x520", "regbank_gsi=7",
                               "regbank_id=0x1234abcd"],
                              qvm_config="kit-vdev-sample.qvmconf", host=False),

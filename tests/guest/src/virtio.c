@@ -501,6 +501,12 @@ uint32_t vdev_cfg32(struct vdev *d, unsigned off)
     return is_pci(d) ? mmio_read32(d->devcfg + off) : rd(d, VMMIO_CONFIG + off);
 }
 
+void vdev_cfg_write32(struct vdev *d, unsigned off, uint32_t v)
+{
+    if (is_pci(d)) mmio_write32(d->devcfg + off, v);
+    else wr(d, VMMIO_CONFIG + off, v);
+}
+
 uint64_t vdev_cfg64(struct vdev *d, unsigned off)
 {
     bool gen = is_pci(d) || d->version >= 2;

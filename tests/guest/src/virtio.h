@@ -221,6 +221,7 @@ uint32_t vdev_status(struct vdev *d);
 const char *vdev_name(const struct vdev *d); /* "mmio@ADDR" or "pci@BB:DD.F" */
 bool vdev_reset(struct vdev *d); /* Status 0; true if it reads back 0 */
 uint32_t vdev_cfg32(struct vdev *d, unsigned off);
+void vdev_cfg_write32(struct vdev *d, unsigned off, uint32_t v);
 uint64_t vdev_cfg64(struct vdev *d, unsigned off); /* ConfigGeneration-consistent (not on legacy) */
 
 /* Add one chain (readable buffers first); returns the head index, -1 if it cannot. */

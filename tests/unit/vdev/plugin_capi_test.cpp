@@ -7,6 +7,7 @@
 #include <qvm/pci.h>
 #include <qvm/utils.h>
 #include <qvm/vdev-core.h>
+#include <qvm/vio.h>
 
 #include <cerrno>
 
@@ -104,6 +105,16 @@ TEST(VdevCApi, CallsWithoutAnInstanceFailInsteadOfCrashing) {
   vpci_ids ids{0x1c05, 0x7f01, 0, 0, 0xff0000, 0};
   EXPECT_EQ(vpci_set_ids(&fake, &ids), -1);
   EXPECT_EQ(vpci_add_bar(&fake, 0, 4096, VPCI_BAR_MEM), -1);
+  vio_description d{};
+  d.device_type = 63;
+  d.num_queues = 1;
+  d.queue_size[0] = 64;
+  vio_ops ops{};
+  EXPECT_EQ(vio_init(&fake, &d, &ops), -1);
+  vio_chain chain{};
+  EXPECT_EQ(vio_queue_pop(&fake, 0, &chain), -1);  // outside notify(): refused
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(vio_queue_push(&fake, 0, 0, 0), -1);
 }
 
 TEST(VdevCApi, RegistrationOutsideALoadIsRefused) {
