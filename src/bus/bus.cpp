@@ -55,6 +55,17 @@ Status Bus::move(uint64_t old_base, uint64_t new_base) {
   return {};
 }
 
+Status Bus::remove(uint64_t base) {
+  std::unique_lock lk(mu_);
+  auto it = std::find_if(ranges_.begin(), ranges_.end(),
+                         [&](const BusRange& r) { return r.base == base; });
+  if (it == ranges_.end())
+    return make_error(strprintf("%s: nothing at 0x%llx to remove", name_.c_str(),
+                                static_cast<unsigned long long>(base)));
+  ranges_.erase(it);
+  return {};
+}
+
 bool Bus::read(uint64_t addr, std::span<uint8_t> data) const {
   std::shared_lock lk(mu_);
   const BusRange* r = find(addr, data.size());

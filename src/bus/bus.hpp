@@ -39,6 +39,8 @@ class Bus {
   // Moves the range that starts at `old_base` (a PCI BAR the guest reprogrammed). Must not be
   // called from inside a device access on this bus (accesses hold the bus lock shared).
   Status move(uint64_t old_base, uint64_t new_base);
+  // Removes the range that starts at `base` (same rule as move: not from inside an access).
+  Status remove(uint64_t base);
   // False if no device claims the address (caller applies the `unsupported reference` policy).
   bool read(uint64_t addr, std::span<uint8_t> data) const;
   bool write(uint64_t addr, std::span<const uint8_t> data) const;

@@ -136,6 +136,8 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
                                      vdev::PciFunctionBuild build) override;  // pci_devices.cpp
   std::unique_ptr<vdev::IrqLine> gsi_line(uint32_t gsi) override;
   memory::GuestMemory& guest_memory() override { return mem_; }
+  Status remove_io(bool io, uint64_t base) override { return (io ? pio_ : mmio_).remove(base); }
+  void after_access(std::function<void()> fn) override;
   Status signal_msi(uint64_t addr, uint32_t data) override;
   void at_start(std::function<void()> fn) override { at_start_.push_back(std::move(fn)); }
   uint64_t ioapic_address() const override;

@@ -46,6 +46,10 @@ static Status apply_cpu_placement(const config::CpuConfig& c) {
   return {};
 }
 
+namespace {
+thread_local bool tl_in_exit = false;  // this vCPU thread is handling an exit (a bus access)
+}  // namespace
+
 void MachineImpl::vcpu_thread(size_t index) {
   kvm::Vcpu& vcpu = *vcpus_[index];
   VcpuStats& st = *stats_[index];
@@ -77,8 +81,10 @@ void MachineImpl::vcpu_thread(size_t index) {
     const auto* mm = std::get_if<kvm::MmioExit>(&e);
     if (io || mm) {
       ++(io ? st.io : st.mmio);
+      tl_in_exit = true;
       DispatchResult r =
           io ? dispatch_io(*io, pio_, unclaimed_) : dispatch_mmio(*mm, mmio_, unclaimed_);
+      tl_in_exit = false;
       // A BAR the guest just moved is followed before anything else touches the bus.
       if (has_deferred_.load(std::memory_order_acquire)) run_deferred();
       if (r.unclaimed) {
@@ -126,6 +132,13 @@ void MachineImpl::defer(std::function<void()> fn) {
   std::lock_guard lk(deferred_mu_);
   deferred_.push_back(std::move(fn));
   has_deferred_.store(true, std::memory_order_release);
+}
+
+void MachineImpl::after_access(std::function<void()> fn) {
+  if (tl_in_exit)
+    defer(std::move(fn));
+  else
+    fn();
 }
 
 void MachineImpl::run_deferred() {

@@ -8,6 +8,8 @@
  *                    to clear it
  *   0x10 COUNT       read-only: how many times the timer fired
  *   0x14 ELAPSED_US  read-only: microseconds from the TIMER_US write to the last expiry
+ *   0x18 WINDOW      write a guest-physical address: a 4 KiB read-only window appears there
+ *                    whose first register mirrors ID (0 removes it); reads the address
  *
  * 4-byte accesses only (acc_sizes); anything else is a bus error (reads all ones). Placed in
  * memory or port space by `loc`, with an optional `intr`, or without `loc` a PCI function
@@ -21,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <qvm/gasp.h>
 #include <qvm/guest.h>
 #include <qvm/log.h>
 #include <qvm/pci.h>
@@ -33,11 +36,15 @@
 #define REG_STATUS 0x0c
 #define REG_COUNT 0x10
 #define REG_ELAPSED_US 0x14
+#define REG_WINDOW 0x18
+#define WINDOW_SIZE 0x1000
+#define COOKIE_WINDOW 1
 #define REGBANK_SIZE 0x20
 
 struct regbank {
   uint32_t id, scratch, timer_us, status, count, elapsed_us;
   uint64_t armed_ns;
+  uint32_t window;
   int timer;
 };
 
@@ -89,9 +96,12 @@ static int regbank_control(vdev_t* vdp, vdev_ctrl_options_t ctrl, const char* ar
 
 static vdev_ref_status_t regbank_vread(vdev_t* vdp, unsigned cookie, const struct qvm_state_block* vopnd,
                                        const struct qvm_state_block* oopnd, struct guest_cpu* gcp) {
-  (void)cookie;
   struct regbank* rb = vdp->v_device;
   uint32_t v = 0;
+  if (cookie == COOKIE_WINDOW) { /* the window: ID at its start, zeros elsewhere */
+    if (vopnd->location == rb->window) v = rb->id;
+    return guest_cpu_to_vrs(guest_cpu_write(gcp, 0, oopnd, 1, &v, sizeof v) ? errno : 0);
+  }
   switch (reg_offset(vdp, vopnd)) {
     case REG_ID: v = rb->id; break;
     case REG_SCRATCH: v = rb->scratch; break;
@@ -99,6 +109,7 @@ static vdev_ref_status_t regbank_vread(vdev_t* vdp, unsigned cookie, const struc
     case REG_STATUS: v = rb->status; break;
     case REG_COUNT: v = rb->count; break;
     case REG_ELAPSED_US: v = rb->elapsed_us; break;
+    case REG_WINDOW: v = rb->window; break;
     default: break; /* reserved: reads 0 */
   }
   return guest_cpu_to_vrs(guest_cpu_write(gcp, 0, oopnd, 1, &v, sizeof v) ? errno : 0);
@@ -106,9 +117,9 @@ static vdev_ref_status_t regbank_vread(vdev_t* vdp, unsigned cookie, const struc
 
 static vdev_ref_status_t regbank_vwrite(vdev_t* vdp, unsigned cookie, const struct qvm_state_block* vopnd,
                                         const struct qvm_state_block* oopnd, struct guest_cpu* gcp) {
-  (void)cookie;
   struct regbank* rb = vdp->v_device;
   uint32_t v;
+  if (cookie == COOKIE_WINDOW) return VRS_NORMAL; /* read-only window: writes are ignored */
   if (guest_cpu_read(gcp, 0, oopnd, 1, &v, sizeof v) != 0) return guest_cpu_to_vrs(errno);
   switch (reg_offset(vdp, vopnd)) {
     case REG_SCRATCH: rb->scratch = v; break;
@@ -121,6 +132,17 @@ static vdev_ref_status_t regbank_vwrite(vdev_t* vdp, unsigned cookie, const stru
       rb->status &= ~(v & 1u);
       update_irq(vdp, rb);
       break;
+    case REG_WINDOW: { /* move the window: delete the old region, add the new one */
+      struct qvm_state_block blk = {.location = rb->window, .length = WINDOW_SIZE, .type = QST_MEMORY};
+      if (rb->window) gasp_region_set_soft(vdp, &blk, GRF_NONE, COOKIE_WINDOW);
+      rb->window = 0;
+      blk.location = v & ~(uint32_t)(WINDOW_SIZE - 1);
+      if (v && gasp_region_set_soft(vdp, &blk, GRF_VIRT_RD | GRF_VIRT_WR, COOKIE_WINDOW) == 0)
+        rb->window = (uint32_t)blk.location;
+      else if (v)
+        vdev_logf(VDEV_LOG_WARN, vdp, "no window at 0x%x: errno %d", v, errno);
+      break;
+    }
     default: break; /* read-only and reserved registers ignore writes */
   }
   return VRS_NORMAL;

@@ -129,6 +129,11 @@ class VdevContext {
   // overlap RAM, ROM, `reserve` or another device.
   virtual Status add_mmio(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
                           const std::string& name) = 0;
+  // Removes a range added with add_pio/add_mmio at `base` (run time: e.g. a vdev's window).
+  virtual Status remove_io(bool io, uint64_t base) = 0;
+  // Runs `fn` once the bus access in progress on this thread has returned (bus changes cannot
+  // happen inside one), or now when none is.
+  virtual void after_access(std::function<void()> fn) = 0;
   // Guest RAM and ROM: the one checked accessor (memory/guest_memory.hpp).
   virtual memory::GuestMemory& guest_memory() = 0;
   // One MSI (x86: address 0xfeeXXXXX), from any thread. A no-op in dryrun.

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <mutex>
 
 #include "base/exit_code.hpp"
 #include "config/values.hpp"
@@ -260,6 +261,67 @@ int qvm_parse_num(const char* str, unsigned flags, uint64_t* value, const char**
   if (*p && !(flags & QPNF_TRAILING)) return fail(EINVAL);
   *value = neg ? ~v + 1 : v;
   if (end) *end = p;
+  return 0;
+}
+
+namespace {
+std::recursive_mutex& gasp_mu() {
+  static std::recursive_mutex mu;
+  return mu;
+}
+constexpr size_t kMaxSoftRegions = 16;
+}  // namespace
+
+void gasp_lock(struct guest_system*) {
+  gasp_mu().lock();
+}
+
+void gasp_unlock(struct guest_system*) {
+  gasp_mu().unlock();
+}
+
+int gasp_region_set_soft(vdev_t* vdp, const struct qvm_state_block* blk, unsigned flags,
+                         unsigned cookie) {
+  Instance* in = instance_of(vdp);
+  if (!in || !blk) return fail(EINVAL);
+  const bool io = blk->type == QST_X86_IO;
+  if (!io && blk->type != QST_MEMORY) return fail(EINVAL);
+  const uint64_t base = blk->location, len = blk->length;
+  if (flags != GRF_NONE && flags != (GRF_VIRT_RD | GRF_VIRT_WR)) return fail(EINVAL);
+  std::lock_guard lk(gasp_mu());
+  auto& soft = in->soft_regions;
+  auto it = std::find(soft.begin(), soft.end(), std::make_pair(base, io));
+  if (flags == GRF_NONE) {
+    if (it == soft.end()) return fail(ENOENT);
+    soft.erase(it);
+    in->ctx->after_access([ctx = in->ctx, io, base] { (void)ctx->remove_io(io, base); });
+    return 0;
+  }
+  if (len == 0 || base + len < base || (io && base + len > 0x10000)) return fail(EINVAL);
+  if (soft.size() >= kMaxSoftRegions) return fail(ENOSPC);
+  // Overlaps with RAM, `reserve` and the in-kernel pages are known now; with devices only once
+  // the bus has the range: checked again (and reported) when the change is made.
+  if (!io) {
+    for (const auto& r : in->ctx->guest_memory().regions())
+      if (base < r.end() && r.gpa < base + len) return fail(EBUSY);
+  }
+  soft.emplace_back(base, io);
+  auto region =
+      qvm::vdev::plugin::make_trap_region(in->self, base, io ? QST_X86_IO : QST_MEMORY, cookie);
+  in->ctx->after_access([in, io, base, len, region] {
+    std::lock_guard relock(gasp_mu());
+    auto s = io ? in->ctx->add_pio(base, len, region, in->name)
+                : in->ctx->add_mmio(base, len, region, in->name);
+    if (!s) {
+      auto& list = in->soft_regions;
+      list.erase(std::remove(list.begin(), list.end(), std::make_pair(base, io)), list.end());
+      uint64_t supp = 0;
+      if (in->log_rl.allow(std::chrono::steady_clock::now(), &supp))
+        qvm::log_warn("vdev %s: region at 0x%llx not added: %s (%llu similar suppressed)",
+                      in->name.c_str(), static_cast<unsigned long long>(base),
+                      s.error().message.c_str(), static_cast<unsigned long long>(supp));
+    }
+  });
   return 0;
 }
 

@@ -165,6 +165,7 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
   if (!p) return make_error("vdev type " + v.type + " is not loaded");
   const vdev_factory& f = *p->factory;
   auto in = std::make_shared<Instance>();
+  in->self = in;
   in->plugin = p;
   in->ctx = &ctx;
   in->cfg = &v;
@@ -346,6 +347,11 @@ IrqLine* find_intr(unsigned id) {
 
 void remove_intr(unsigned id) {
   if (id > 0 && id < kMaxIntrs) delete g_intrs[id].exchange(nullptr);
+}
+
+std::shared_ptr<bus::BusDevice> make_trap_region(std::weak_ptr<Instance> in, uint64_t base,
+                                                 uint16_t space, unsigned cookie) {
+  return std::make_shared<TrapRegion>(std::move(in), base, space, cookie);
 }
 
 const VdevFactory* factory_for(std::string_view type) {

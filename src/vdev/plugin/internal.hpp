@@ -47,6 +47,9 @@ struct Instance {
   };
   std::vector<TimerSlot> timers;
   RateLimit log_rl{5.0, 20.0};
+  std::weak_ptr<Instance> self;
+  // Regions added at run time with gasp_region_set_soft (base, io).
+  std::vector<std::pair<uint64_t, bool>> soft_regions;
   // A virtio device (include/qvm/vio.h): set by vio_init during OPTIONS_END.
   bool in_options_end = false;
   std::shared_ptr<virtio::VirtioDevice> vio;
@@ -81,6 +84,11 @@ struct Instance {
 };
 // The instance behind a vdev_t, or nullptr (not one of ours).
 Instance* instance_of(vdev_t* vdp);
+
+// The bus device of a trapped region: accesses call vread/vwrite with `cookie`; vopnd->location is
+// base + offset (QST_MEMORY, QST_X86_IO) or the offset in a BAR (QST_PCI, base 0).
+std::shared_ptr<bus::BusDevice> make_trap_region(std::weak_ptr<Instance> in, uint64_t base,
+                                                 uint16_t space, unsigned cookie);
 
 // Interrupt handles (guest_intr.src_id): process-wide, one VM per process.
 unsigned add_intr(std::unique_ptr<IrqLine> line);

@@ -68,6 +68,18 @@ TEST(Bus, MoveARange) {
   EXPECT_TRUE(b.move(0xfebf8000, 0xfebf8000).ok());   // onto itself
 }
 
+TEST(Bus, RemoveARange) {
+  Bus b("t");
+  auto a = std::make_shared<Echo>();
+  ASSERT_TRUE(b.insert(0x1000, 0x100, a, "win").ok());
+  uint8_t v[1];
+  ASSERT_TRUE(b.read(0x1010, v));
+  ASSERT_TRUE(b.remove(0x1000).ok());
+  EXPECT_FALSE(b.read(0x1010, v));
+  EXPECT_FALSE(b.remove(0x1000).ok());                  // nothing there any more
+  ASSERT_TRUE(b.insert(0x1000, 0x100, a, "win").ok());  // the range is free again
+}
+
 TEST(Bus, LittleEndianHelpers) {
   uint8_t d[4];
   store_le(d, 0x11223344);

@@ -105,6 +105,13 @@ TEST(VdevCApi, CallsWithoutAnInstanceFailInsteadOfCrashing) {
   vpci_ids ids{0x1c05, 0x7f01, 0, 0, 0xff0000, 0};
   EXPECT_EQ(vpci_set_ids(&fake, &ids), -1);
   EXPECT_EQ(vpci_add_bar(&fake, 0, 4096, VPCI_BAR_MEM), -1);
+  qvm_state_block blk{0xd0010000, 0x1000, QST_MEMORY, 0};
+  EXPECT_EQ(gasp_region_set_soft(&fake, &blk, GRF_VIRT_RD | GRF_VIRT_WR, 1), -1);
+  EXPECT_EQ(errno, EINVAL);
+  gasp_lock(nullptr);  // recursive
+  gasp_lock(nullptr);
+  gasp_unlock(nullptr);
+  gasp_unlock(nullptr);
   vio_description d{};
   d.device_type = 63;
   d.num_queues = 1;

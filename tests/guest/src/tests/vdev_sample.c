@@ -4,7 +4,8 @@
  *   vdev_regbank  ID and SCRATCH on both instances, a 2-byte access is a bus error (all ones),
  *                 the one-shot timer: one level interrupt ~20 ms after arming, STATUS cleared by
  *                 the handler deasserts it (no interrupt after the first 10 ms), COUNT and
- *                 ELAPSED_US agree
+ *                 ELAPSED_US agree; WINDOW adds a region at run time (gasp_region_set_soft):
+ *                 it mirrors ID where it is, moves, and reads all ones (unclaimed) once gone
  * No QEMU counterpart: the device exists only as this sample; each check has a failing outcome. */
 #include "guest.h"
 #include "virtio.h"
@@ -15,6 +16,7 @@
 #define RB_STATUS 0x0c
 #define RB_COUNT 0x10
 #define RB_ELAPSED_US 0x14
+#define RB_WINDOW 0x18
 #define RB_DEFAULT_ID 0x51564d52u
 
 static volatile uint64_t rb_base;
@@ -45,6 +47,20 @@ static void test_vdev_regbank(void)
         return test_fail("SCRATCH read back %08x / %08x (instances must not share state)", ms, ps);
     uint16_t narrow = mmio_read16(base + RB_ID);
     if (narrow != 0xffff) return test_fail("a 2-byte read returned %04x: acc_sizes allows 4-byte accesses only", narrow);
+    const uint64_t w1 = 0xd0010000, w2 = 0xd0020000;
+    uint32_t before = mmio_read32(w1);
+    mmio_write32(base + RB_WINDOW, (uint32_t)w1);
+    uint32_t at1 = mmio_read32(w1), reg = mmio_read32(base + RB_WINDOW);
+    mmio_write32(base + RB_WINDOW, (uint32_t)w2);
+    uint32_t gone1 = mmio_read32(w1), at2 = mmio_read32(w2);
+    mmio_write32(base + RB_WINDOW, 0);
+    uint32_t gone2 = mmio_read32(w2);
+    if (before != 0xffffffff) return test_fail("%lx reads %08x before the window exists", w1, before);
+    if (at1 != (uint32_t)id || reg != (uint32_t)w1)
+        return test_fail("window at %lx reads %08x (WINDOW %08x), expected the ID %08x", w1, at1, reg, (uint32_t)id);
+    if (gone1 != 0xffffffff || at2 != (uint32_t)id)
+        return test_fail("after the move: old %lx reads %08x, new %lx reads %08x", w1, gone1, w2, at2);
+    if (gone2 != 0xffffffff) return test_fail("the removed window at %lx still reads %08x", w2, gone2);
 
     uint64_t abase;
     unsigned pin;
