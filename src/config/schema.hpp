@@ -3,6 +3,7 @@
 // The schemas themselves live with the vdevs (src/vdev); the parser receives them by lookup.
 #pragma once
 
+#include <any>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -48,16 +49,23 @@ enum class IntrPolicy {
   kUpstream,  // a PIC: names its upstream controller (`intr apic`)
 };
 
+struct VdevConfig;
+
+// Every member has a default: schemas are written with designated initializers.
 struct VdevSchema {
-  std::string type;
-  std::string summary;
-  std::vector<OptionSpec> options;  // device-specific; common options are implicit
+  std::string type{};
+  std::string summary{};
+  std::vector<OptionSpec> options{};  // device-specific; common options are implicit
   bool can_mem = false, can_io = false, can_pci = false;
-  std::optional<std::string> default_loc;  // e.g. "io:0x3f8"
+  std::optional<std::string> default_loc{};  // e.g. "io:0x3f8"
   IntrPolicy intr = IntrPolicy::kNonPci;
   uint32_t pic_lines = 0;   // > 0: an interrupt controller with this many input lines
   bool multi_intr = false;  // `intr` takes a list (hpet)
   bool x86_only = false;
+  // The device's typed options (its options struct in a std::any), parsed once when the
+  // configuration is read, with the device's own defaults and limits; an error is reported at
+  // the `vdev` entry. Empty: the device has no options struct.
+  std::function<Result<std::any>(const VdevConfig&)> parse{};
 
   const OptionSpec* find(std::string_view name) const;
 };

@@ -92,6 +92,17 @@ void Parser::check_vdevs() {
         error(vals.back().loc, who + ": option '" + name + "' given more than once");
     }
   }
+  // The devices' typed options, parsed once here with each device's own defaults and limits
+  // (VdevSchema::parse); the factories build from them.
+  if (out_.diags.has_errors()) return;
+  for (auto& v : cfg().vdevs) {
+    if (!v.schema || !v.schema->parse) continue;
+    auto typed = v.schema->parse(v);
+    if (!typed)
+      error(v.loc, "vdev " + v.type + ": " + typed.error().message);
+    else
+      v.typed = std::move(*typed);
+  }
   for (const auto& p : cfg().passes)
     if (p.intr) check_ref(p.intr->guest, p.intr->loc, false, "pass intr");
 }

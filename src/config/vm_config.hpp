@@ -2,6 +2,7 @@
 // Every element keeps the location it came from so later stages can report errors there too.
 #pragma once
 
+#include <any>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -104,6 +105,7 @@ struct VdevConfig {
   std::optional<LogRouting> log;  // `log filters dest` overrides for this vdev
   std::map<std::string, std::vector<OptionValue>, std::less<>> options;
   VarMap vars;
+  std::any typed;  // the schema's parse() of this entry (VdevSchema::parse), set by the parser
 
   // Typed access to device-specific options; the default from the schema applies when unset.
   bool has(std::string_view option) const;

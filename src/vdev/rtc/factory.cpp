@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <mutex>
 
-#include "config/values.hpp"
 #include "vdev/api/factories.hpp"
+#include "vdev/api/schema_util.hpp"
 #include "vdev/common/register_device.hpp"
 #include "vdev/rtc/mc146818.hpp"
+#include "vdev/schemas.hpp"
 
 namespace qvm::vdev {
 namespace {
@@ -28,11 +29,8 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
   d->model = std::make_unique<Mc146818>(ctx.clock(), *d->irq.line);
   const auto mem = ctx.memory();
   d->model->set_memory_sizes(mem.below_4g, mem.above_4g, mem.cpus);
-  for (const auto& reg : v.all("reg")) {
-    auto l = config::parse_number_list(reg);  // checked by the schema: INDEX,VALUE
-    if (l && l->size() == 2)
-      d->model->preset(static_cast<uint8_t>((*l)[0]), static_cast<uint8_t>((*l)[1]));
-  }
+  for (const auto& [index, value] : QVM_TRY(typed_options<Mc146818Options>(v)).regs)
+    d->model->preset(index, value);  // `reg` presets, parsed once (rtc/schema.cpp)
   d->adapter = std::make_shared<ByteRegisterDevice<Mc146818>>(*d->model, d->mu);
   const uint64_t port = ctx.port(v);
   QVM_TRY(ctx.add_pio(port, kPorts, d->adapter, "mc146818"));

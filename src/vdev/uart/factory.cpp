@@ -7,7 +7,9 @@
 
 #include "base/log.hpp"
 #include "vdev/api/factories.hpp"
+#include "vdev/api/schema_util.hpp"
 #include "vdev/common/register_device.hpp"
+#include "vdev/schemas.hpp"
 #include "vdev/uart/uart16550.hpp"
 
 namespace qvm::vdev {
@@ -28,7 +30,8 @@ struct Ser8250 {
 Status create(const config::VdevConfig& v, VdevContext& ctx) {
   auto d = std::make_shared<Ser8250>();
   d->irq = QVM_TRY(ctx.interrupt(v, std::nullopt));
-  d->ends = QVM_TRY(ctx.open_char(v.all("hostdev")));
+  const auto opts = QVM_TRY(typed_options<Ser8250Options>(v));  // uart/schema.cpp
+  d->ends = QVM_TRY(ctx.open_char(opts.hostdevs));
   // Transmitted bytes never block the vCPU that wrote THR (char_output.hpp).
   d->out = QVM_TRY(CharOutput::create(d->ends.out, ctx.dryrun() ? nullptr : &ctx.loop()));
   CharOutput* out = d->out.get();

@@ -5,8 +5,9 @@
 #include <cerrno>
 
 #include "base/log.hpp"
-#include "config/values.hpp"
 #include "vdev/api/factories.hpp"
+#include "vdev/api/schema_util.hpp"
+#include "vdev/schemas.hpp"
 #include "vdev/virtio_console/virtio_console.hpp"
 
 namespace qvm::vdev {
@@ -15,13 +16,10 @@ namespace {
 Status create(const config::VdevConfig& v, VdevContext& ctx) {
   VirtioDeviceBuild b;
   b.legacy = v.has("legacy");  // spec §5: virtio 0.9.5 instead of 1.x
-  // Port 0 from `hostdev`; `port NAME[,HOSTDEV[,HOSTDEV]]` adds ports 1.. (MULTIPORT).
-  std::vector<std::pair<std::string, std::vector<std::string>>> specs{{"", v.all("hostdev")}};
-  for (const auto& p : v.all("port")) {
-    auto parts = config::split(p, ',');
-    std::vector<std::string> hd(parts.begin() + 1, parts.end());
-    specs.emplace_back(std::string(parts[0]), std::move(hd));
-  }
+  // Port 0 from `hostdev`, then each `port` (parsed once: virtio_console/schema.cpp).
+  const auto opts = QVM_TRY(typed_options<VirtioConsoleOptions>(v));
+  std::vector<std::pair<std::string, std::vector<std::string>>> specs;
+  for (const auto& p : opts.ports) specs.emplace_back(p.name, p.hostdevs);
   if (specs.size() > VirtioConsole::kMaxPorts)
     return make_error(strprintf("virtio-console: at most %u ports (port 0 and %u `port`s)",
                                 VirtioConsole::kMaxPorts, VirtioConsole::kMaxPorts - 1));

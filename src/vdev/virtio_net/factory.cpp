@@ -1,6 +1,7 @@
 // vdev virtio-net (spec §6.4.3; virtio 1.2 §5.1): its backend (TAP, peer link, vhost-net) opened
 // from the options; dryrun opens none of them and says what the run would.
 #include "vdev/api/factories.hpp"
+#include "vdev/api/schema_util.hpp"
 #include "vdev/virtio_net/virtio_net_setup.hpp"
 
 namespace qvm::vdev {
@@ -9,19 +10,11 @@ namespace {
 Status create(const config::VdevConfig& v, VdevContext& ctx) {
   VirtioDeviceBuild b;
   b.legacy = v.has("legacy");  // spec §5: virtio 0.9.5 instead of 1.x
-  NetSetup ns;
+  // The options, parsed once with the configuration (virtio_net/schema.cpp); the VM adds the rest.
+  NetSetup ns = QVM_TRY(typed_options<NetSetup>(v));
   ns.system = ctx.system_name();
   ns.vdev_name = v.name.value_or("");
   ns.unique_id = v.loc.str();
-  if (v.has("mac")) ns.mac = v.text("mac");
-  if (v.has("peer")) ns.peer = v.text("peer");
-  if (v.has("tapdev")) ns.tapdev = v.text("tapdev");
-  if (v.has("peerfeats")) ns.peerfeats = v.number("peerfeats");
-  ns.bind_mode = v.text("bind-mode").value_or("0600");
-  ns.mtu = static_cast<uint16_t>(v.number("mtu").value_or(1500));
-  ns.queues = static_cast<uint16_t>(v.number("queues").value_or(1));
-  ns.vhost = v.text("vhost").value_or("auto");
-  ns.ioeventfd = v.text("ioeventfd").value_or("auto");
   VhostPlan plan;
   if (ctx.dryrun()) plan = QVM_TRY(vhost_plan(ns));
   std::string intended = ns.peer.value_or(ns.tapdev ? "tap:" + *ns.tapdev : "none");

@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 
 #include "test_util.hpp"
+#include "vdev/api/schema_util.hpp"
+#include "vdev/schemas.hpp"
+#include "vdev/virtio_blk/virtio_blk.hpp"
+#include "vdev/virtio_entropy/virtio_entropy.hpp"
 
 namespace qvm::config {
 namespace {
@@ -31,6 +35,45 @@ TEST(Vdev, AppendixA1Platform) {
   EXPECT_EQ(v[5].location->space, AddrSpace::kIo);  // 8259: bare number means io:
   EXPECT_EQ(v[5].location->addr, 0x20u);
   EXPECT_EQ(v[7].intr[0].line, 2u);
+}
+
+// Each device's options are parsed once, when the configuration is read, into the device's own
+// options struct with its own defaults (VdevSchema::parse -> VdevConfig::typed).
+TEST(Vdev, TypedOptionsAreParsedWithTheConfiguration) {
+  auto o = with_mem(
+      "vdev virtio-blk hostdev <disk.img threads 4 aio threads serial abc "
+      "vdev virtio-entropy rate 300 "
+      "vdev virtio-console hostdev - port org.x,>out.txt "
+      "vdev mc146818 reg 0x10,0x20 reg 0x11,0x21");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  const auto& v = o.config.vdevs;
+  const auto* blk = std::any_cast<vdev::VirtioBlk::Options>(&v[0].typed);
+  ASSERT_NE(blk, nullptr);
+  EXPECT_EQ(blk->path, "disk.img");
+  EXPECT_TRUE(blk->read_only);
+  EXPECT_EQ(blk->threads, 4u);
+  EXPECT_EQ(blk->aio, vdev::VirtioBlk::Aio::kThreads);
+  EXPECT_EQ(blk->serial, "abc");
+  EXPECT_EQ(blk->poll_us, vdev::VirtioBlk::kDefaultPollUs);  // the device's own default
+  const auto* rng = std::any_cast<vdev::VirtioEntropy::Options>(&v[1].typed);
+  ASSERT_NE(rng, nullptr);
+  EXPECT_EQ(rng->rate_bytes_per_sec, 300u);
+  const auto* con = std::any_cast<vdev::VirtioConsoleOptions>(&v[2].typed);
+  ASSERT_NE(con, nullptr);
+  ASSERT_EQ(con->ports.size(), 2u);
+  EXPECT_EQ(con->ports[0].hostdevs, std::vector<std::string>{"-"});
+  EXPECT_EQ(con->ports[1].name, "org.x");
+  EXPECT_EQ(con->ports[1].hostdevs, std::vector<std::string>{">out.txt"});
+  const auto* rtc = std::any_cast<vdev::Mc146818Options>(&v[3].typed);
+  ASSERT_NE(rtc, nullptr);
+  ASSERT_EQ(rtc->regs.size(), 2u);
+  EXPECT_EQ(rtc->regs[1], (std::pair<uint8_t, uint8_t>{0x11, 0x21}));
+  // A VdevConfig built without the parser gets the same result from the same function.
+  VdevConfig bare = v[1];
+  bare.typed.reset();
+  auto again = vdev::typed_options<vdev::VirtioEntropy::Options>(bare);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->rate_bytes_per_sec, 300u);
 }
 
 TEST(Vdev, DefaultsFromTheSchema) {
