@@ -22,6 +22,9 @@ interleave storage x VMM; medians and qvm/QEMU ratios per storage.
 
   bench/compare.py --device-set blk --guest ... --qvm build/src/app/qvm -n 5
 
+--qvm-base PATH: a second qvm binary (a previous build) gets its own columns, interleaved with the
+others, so a change can be compared with what came before on the same machine in one run.
+
 --qvm-aio inline,io_uring,threads4 (blk): one qvm column per virtio-blk engine, each from a copy
 of kit-virtio.qvmconf whose read-write disk gets `aio inline|threads|io_uring` (`threadsN`: aio
 threads with N workers; a "+dio" suffix adds `dio enable`, O_DIRECT, to compare with QEMU's
@@ -80,9 +83,12 @@ def aio_config(variant: str, out_dir: str) -> str:
 
 
 def one(vmm, args, disk_dir=None, qvm_config=None):
+    # "qvm-base": the same runs with a second qvm binary (--qvm-base, e.g. a previous build).
+    binary = args.qvm_base if vmm == "qvm-base" else args.qvm
+    vmm = "qvm" if vmm == "qvm-base" else vmm
     opts = qvmtest.RunOptions(vmm=vmm, guest=args.guest, tests=args.tests, bench=args.bench,
                               cpus=1, mem_mib=args.mem, timeout=args.timeout, qemu=args.qemu,
-                              qvm=args.qvm, qvm_config=qvm_config or args.qvm_config, measure_rss=True)
+                              qvm=binary, qvm_config=qvm_config or args.qvm_config, measure_rss=True)
     if args.device_set == "blk":
         opts.devices = "virtio"
         opts.disk_dir = disk_dir
@@ -111,6 +117,8 @@ def main():
     ap.add_argument("--qvm", help="qvm binary; omitted or unable to run guests -> QEMU only")
     ap.add_argument("--qvm-config", help="default tests/guest/configs/kit.qvmconf")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--qvm-base", help="a second qvm binary (e.g. a previous build), its own column "
+                    "qvm-base, interleaved with the others")
     ap.add_argument("-n", "--rounds", type=int, default=5)
     ap.add_argument("--mem", type=int, default=128)
     ap.add_argument("--bench", default="pio,mmio,lapic", help="guest benchmarks (bench=...)")
@@ -141,8 +149,8 @@ def main():
     if args.qvm:
         res, _ = one("qvm", args)
         if res.ok:
-            vmms = ["qvm", "qemu-microvm"]
-            note = f"qvm: {args.qvm}"
+            vmms = ["qvm", "qemu-microvm"] + (["qvm-base"] if args.qvm_base else [])
+            note = f"qvm: {args.qvm}" + (f"; qvm-base: {args.qvm_base}" if args.qvm_base else "")
         else:
             why = "; ".join(res.problems)[:300] or "no result"
             note = f"qvm: {args.qvm} cannot run the guest yet ({why}); QEMU only"
@@ -170,6 +178,8 @@ def main():
     hdr = f"{'metric':<32} {'QEMU microvm':>14}"
     if "qvm" in vmms:
         hdr += f" {'qvm':>14} {'qvm/QEMU':>9}"
+    if "qvm-base" in vmms:
+        hdr += f" {'qvm-base':>14} {'base/QEMU':>9}"
     print(hdr)
     for k in keys:
         q = samples["qemu-microvm"].get(k)
@@ -177,6 +187,11 @@ def main():
         line = f"{k:<32} {qm if qm is not None else float('nan'):>14.1f}"
         if "qvm" in vmms:
             s = samples["qvm"].get(k)
+            sm = statistics.median(s) if s else None
+            ratio = (sm / qm) if (sm is not None and qm) else float("nan")
+            line += f" {sm if sm is not None else float('nan'):>14.1f} {ratio:>9.2f}"
+        if "qvm-base" in vmms:
+            s = samples["qvm-base"].get(k)
             sm = statistics.median(s) if s else None
             ratio = (sm / qm) if (sm is not None and qm) else float("nan")
             line += f" {sm if sm is not None else float('nan'):>14.1f} {ratio:>9.2f}"
@@ -209,6 +224,8 @@ def blk_main(args):
     # columns: (label, vmm, qvm config or None)
     variants = [v for v in args.qvm_aio.split(",") if v]
     qvm_cols = [(f"qvm {v}", "qvm", aio_config(v, tmp.name)) for v in variants] or [("qvm", "qvm", None)]
+    if args.qvm_base:
+        qvm_cols += [(f"base {c[0][4:]}".rstrip(), "qvm-base", c[2]) for c in qvm_cols]
     cols = [("QEMU", "qemu-microvm", None)]
     note = "qvm: not given (--qvm PATH); QEMU only"
     if args.qvm:
@@ -237,7 +254,7 @@ def blk_main(args):
                 for k, x in m.items():
                     if "virtio_blk" in k:
                         samples[(d, label)].setdefault(k, []).append(x)
-    qvm_labels = [c[0] for c in cols if c[1] == "qvm"]
+    qvm_labels = [c[0] for c in cols if c[1] in ("qvm", "qvm-base")]
     for d in dirs:
         print(f"\n## disk file in {d} ({fs_of(d)}); medians, ratio = qvm/QEMU")
         hdr = f"{'metric':<34} {'QEMU':>9}"

@@ -2,6 +2,7 @@
 // them (registry.cpp: an explicit list, no static constructors; design §3.7).
 #pragma once
 
+#include <span>
 #include <string_view>
 
 #include "vdev/api/context.hpp"
@@ -20,6 +21,8 @@ extern const VdevFactory kVirtioConsoleFactory;  // virtio_console/factory.cpp
 extern const VdevFactory kVirtioEntropyFactory;  // virtio_entropy/factory.cpp
 extern const VdevFactory kVirtioNetFactory;      // virtio_net/factory.cpp
 
+// The built-in factories (registry.cpp); each type's schema is in vdev/catalog (schemas.hpp).
+std::span<const VdevFactory* const> builtin_factories();
 // The factory of a vdev type (built in, or loaded: vdev/plugin), or nullptr.
 const VdevFactory* find_factory(std::string_view type);
 

@@ -5,12 +5,19 @@
 
 namespace qvm::vdev {
 
+namespace {
+constinit const std::array<const VdevFactory*, 11> kAll{
+    &kIoapicFactory,        &k8259Factory,          &kTimer8254Factory, &kMc146818Factory,
+    &kSer8250Factory,       &kPckeyboardFactory,    &kTestdevFactory,   &kVirtioBlkFactory,
+    &kVirtioConsoleFactory, &kVirtioEntropyFactory, &kVirtioNetFactory,
+};
+}  // namespace
+
+std::span<const VdevFactory* const> builtin_factories() {
+  return kAll;
+}
+
 const VdevFactory* find_factory(std::string_view type) {
-  static const std::array<const VdevFactory*, 11> kAll{
-      &kIoapicFactory,        &k8259Factory,          &kTimer8254Factory, &kMc146818Factory,
-      &kSer8250Factory,       &kPckeyboardFactory,    &kTestdevFactory,   &kVirtioBlkFactory,
-      &kVirtioConsoleFactory, &kVirtioEntropyFactory, &kVirtioNetFactory,
-  };
   for (const VdevFactory* f : kAll)
     if (f->type == type) return f;
   return plugin::factory_for(type);  // a loadable vdev the configuration loaded
