@@ -34,6 +34,11 @@ struct Mc146818Options {
 struct Ser8250Options {
   std::vector<std::string> hostdevs;
 };
+// wdt-ib700: `action [dump,]terminate|reset`.
+struct Ib700Options {
+  bool reset = false;  // else terminate (exit 4)
+  bool dump = false;   // a guest dump first
+};
 // virtio-console: port 0's `hostdev` ends, then each `port NAME[,HOSTDEV[,HOSTDEV]]`.
 struct VirtioConsoleOptions {
   struct Port {

@@ -6,10 +6,10 @@
 namespace qvm::vdev {
 
 namespace {
-constinit const std::array<const VdevFactory*, 11> kAll{
-    &kIoapicFactory,        &k8259Factory,          &kTimer8254Factory, &kMc146818Factory,
-    &kSer8250Factory,       &kPckeyboardFactory,    &kTestdevFactory,   &kVirtioBlkFactory,
-    &kVirtioConsoleFactory, &kVirtioEntropyFactory, &kVirtioNetFactory,
+constinit const std::array<const VdevFactory*, 12> kAll{
+    &kIoapicFactory,    &k8259Factory,          &kTimer8254Factory,     &kMc146818Factory,
+    &kSer8250Factory,   &kPckeyboardFactory,    &kTestdevFactory,       &kWdtIb700Factory,
+    &kVirtioBlkFactory, &kVirtioConsoleFactory, &kVirtioEntropyFactory, &kVirtioNetFactory,
 };
 }  // namespace
 

@@ -1,4 +1,4 @@
-// vdev wdt-ib700 (spec §8.4): its schema; the device itself is not built yet.
+// vdev wdt-ib700 (spec §8.4): its schema and typed options (Ib700Options).
 #include "config/values.hpp"
 #include "vdev/api/schema_util.hpp"
 #include "vdev/schemas.hpp"
@@ -15,6 +15,17 @@ Status check_action(std::string_view s) {
   return {};
 }
 
+Result<Ib700Options> parse(const config::VdevConfig& v) {
+  Ib700Options o;
+  const std::string action = v.text("action").value_or("terminate");
+  QVM_TRY(check_action(action));
+  for (auto part : config::split(action, ',')) {
+    if (part == "dump") o.dump = true;
+    if (part == "reset") o.reset = true;
+  }
+  return o;
+}
+
 }  // namespace
 
 config::VdevSchema wdt_ib700_schema() {
@@ -26,7 +37,8 @@ config::VdevSchema wdt_ib700_schema() {
           .can_io = true,
           .default_loc = "io:0x441",
           .intr = config::IntrPolicy::kNone,
-          .x86_only = true};
+          .x86_only = true,
+          .parse = typed(&parse)};
 }
 
 }  // namespace qvm::vdev

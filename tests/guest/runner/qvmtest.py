@@ -53,6 +53,8 @@ GROUPS: dict[str, dict] = {
     "smp": {"tests": ["smp", "acpi"], "cpus": 2},
     "pci": {"tests": ["pci"]},
     "poweroff": {"tests": ["poweroff"]},
+    # IB700 watchdog: kicked (runs on), then left to expire (the VMM's watchdog action)
+    "watchdog": {"tests": ["wdt_kick", "wdt_expire"], "devices": "watchdog"},
     "reset_i8042": {"tests": ["reset_i8042"]},
     "reset_acpi": {"tests": ["reset_acpi"]},
     "bench": {"tests": [], "bench": ["pio", "mmio", "lapic"]},
@@ -87,6 +89,9 @@ GROUPS: dict[str, dict] = {
                     "devices": "vdev_sample"},
 }
 TERMINAL_TESTS = {"poweroff", "reset_i8042", "reset_acpi"}
+# Terminal tests that end with the VMM's watchdog action: qvm exits with 4 (spec §8.3), QEMU
+# (-action watchdog=poweroff, -no-reboot) as after a shutdown.
+WATCHDOG_TESTS = {"wdt_expire"}
 # Tests whose PENDING line tells the runner to kill the VMM with SIGKILL (kill -9); they pass only
 # if the VMM was killed that way (exit kind "killed") and the host-side check then passes.
 KILL_TESTS = {"virtio_blk_durable"}
@@ -109,8 +114,12 @@ class Machine:
         raise NotImplementedError
 
     def decode_exit(self, rc: int) -> tuple[str, int | None]:
-        """-> ("status", n) | ("shutdown", None) | ("error", rc)"""
+        """-> ("status", n) | ("shutdown", None) | ("watchdog", None) | ("error", rc)"""
         raise NotImplementedError
+
+    def watchdog_kinds(self) -> tuple[str, ...]:
+        """How the VMM ends when its watchdog expires (WATCHDOG_TESTS)."""
+        return ("watchdog",)
 
 
 QEMU_COMMON = ["-enable-kvm", "-nodefaults", "-no-user-config", "-display", "none",
@@ -119,6 +128,9 @@ QEMU_COMMON = ["-enable-kvm", "-nodefaults", "-no-user-config", "-display", "non
 
 
 class QemuMachine(Machine):
+    def watchdog_kinds(self):
+        return ("shutdown",)  # -action watchdog=poweroff with -no-reboot: status 0
+
     def __init__(self, name, machine_arg, tests, cmdline_extra, extra_args=(), device_sets=None):
         super().__init__(name, set(tests), list(cmdline_extra), device_sets=dict(device_sets or {}))
         self.machine_arg = machine_arg
@@ -176,6 +188,8 @@ class QvmMachine(Machine):
     def decode_exit(self, rc):
         if rc == 0:
             return ("shutdown", None)
+        if rc == 4:
+            return ("watchdog", None)
         if 32 <= rc <= 63:
             return ("status", rc - 32)
         return ("error", rc)
@@ -646,6 +660,9 @@ QEMU_Q35_DEVSETS = {
                                  ["-device", f"virtio-rng-pci,max-bytes={VRATE},period=1000,"
                                   "disable-legacy=on,disable-modern=off"],
                                  host=False),
+    # QEMU's IB700 model with poweroff as its action (with -no-reboot QEMU then exits 0)
+    "watchdog": DeviceSet({"wdt_kick", "wdt_expire"}, [],
+                          ["-device", "ib700", "-action", "watchdog=poweroff"], host=False),
 }
 # qvm: configs/kit-virtio.qvmconf (entropy, blk, read-only blk, console; in DSDT order).
 QVM_DEVSETS = {
@@ -678,6 +695,8 @@ QVM_DEVSETS = {
                              qvm_config="kit-virtio-rate.qvmconf", host=False),
     "virtio_pci_rate": DeviceSet({"virtio_pci_entropy_rate"}, [f"vrate={VRATE}"],
                                  qvm_config="kit-virtio-rate.qvmconf", host=False),
+    # configs/kit-wdt.qvmconf: kit.qvmconf + vdev wdt-ib700 (action terminate: exit 4)
+    "watchdog": DeviceSet({"wdt_kick", "wdt_expire"}, [], qvm_config="kit-wdt.qvmconf", host=False),
     # configs/kit-vdev-sample.qvmconf: vdev-regbank.so from ${QVM_VDEV_SAMPLES}, in memory (with an
     # interrupt and `id`) and in port space
     "vdev_sample": DeviceSet({"vdev_regbank", "vdev_regbank_pci", "vdev_vecho", "vdev_vecho_pci"},
@@ -778,8 +797,8 @@ def build_cmdline(opts: RunOptions, machine: Machine, host: VirtioHost | None = 
 
 
 def evaluate(output: str, expected: list[str], exit_kind: str, exit_value: int | None,
-             timed_out: bool = False) -> tuple[bool, list[TestResult], list[str],
-                                                   dict[str, tuple[float, str]]]:
+             timed_out: bool = False, watchdog_kinds: tuple[str, ...] = ("watchdog",)
+             ) -> tuple[bool, list[TestResult], list[str], dict[str, tuple[float, str]]]:
     """Turn console output + decoded VMM exit into a verdict. Pure: unit-tested."""
     seen: dict[str, tuple[str, str]] = {}
     bench: dict[str, tuple[float, str]] = {}
@@ -806,7 +825,8 @@ def evaluate(output: str, expected: list[str], exit_kind: str, exit_value: int |
             problems.append("guest exception: " + line)
 
     results: list[TestResult] = []
-    terminal_expected = [t for t in expected if t in TERMINAL_TESTS]
+    terminal_expected = [t for t in expected if t in TERMINAL_TESTS | WATCHDOG_TESTS]
+    watchdog_expected = [t for t in expected if t in WATCHDOG_TESTS]
     kill_expected = [t for t in expected if t in KILL_TESTS]
     for name in expected:
         if name not in seen:
@@ -818,6 +838,8 @@ def evaluate(output: str, expected: list[str], exit_kind: str, exit_value: int |
                 results.append(TestResult(name, "PASS", detail + " -> VMM killed with SIGKILL"))
             elif name in TERMINAL_TESTS and exit_kind == "shutdown" and not timed_out:
                 results.append(TestResult(name, "PASS", detail + " -> VMM exited (shutdown/reset)"))
+            elif name in WATCHDOG_TESTS and exit_kind in watchdog_kinds and not timed_out:
+                results.append(TestResult(name, "PASS", detail + f" -> VMM exited ({exit_kind})"))
             else:
                 results.append(TestResult(name, "FAIL", detail + f" -> VMM did not stop as expected "
                                           f"({'timeout' if timed_out else exit_kind})"))
@@ -832,6 +854,9 @@ def evaluate(output: str, expected: list[str], exit_kind: str, exit_value: int |
     elif kill_expected:
         if exit_kind != "killed":
             problems.append(f"expected the runner to kill the VMM (SIGKILL), got {exit_kind} {exit_value}")
+    elif watchdog_expected:
+        if exit_kind not in watchdog_kinds:
+            problems.append(f"expected the watchdog's exit ({'/'.join(watchdog_kinds)}), got {exit_kind} {exit_value}")
     elif terminal_expected:
         if exit_kind != "shutdown":
             problems.append(f"expected a guest shutdown/reset exit, got {exit_kind} {exit_value}")
@@ -1040,7 +1065,8 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
         kind, value = ("error", rc)
     else:
         kind, value = machine.decode_exit(rc)
-    ok, results, problems, bench = evaluate(output, opts.tests, kind, value, timed_out)
+    ok, results, problems, bench = evaluate(output, opts.tests, kind, value, timed_out,
+                                            machine.watchdog_kinds())
     err_thread.join(5)
     err = b"".join(stderr_buf).decode("utf-8", "replace").strip()
     if host:

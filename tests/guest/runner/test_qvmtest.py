@@ -24,6 +24,16 @@ def dataclasses_replace(obj, **kw):
 
 
 class EvaluateTests(unittest.TestCase):
+    def test_watchdog_expiry_needs_the_vmms_watchdog_exit(self):
+        out = "TEST wdt_expire PENDING arming\n"
+        ok, _, problems, _ = qvmtest.evaluate(out, ["wdt_expire"], "watchdog", None)
+        self.assertTrue(ok, problems)
+        ok, _, _, _ = qvmtest.evaluate(out, ["wdt_expire"], "shutdown", None)
+        self.assertFalse(ok)  # qvm must end with 4, not as a guest shutdown
+        ok, _, _, _ = qvmtest.evaluate(out, ["wdt_expire"], "shutdown", None,
+                                       watchdog_kinds=("shutdown",))
+        self.assertTrue(ok)  # QEMU: -action watchdog=poweroff
+
     def test_all_pass(self):
         ok, results, problems, _ = qvmtest.evaluate(GOOD, ["acpi", "e820"], "status", 0)
         self.assertTrue(ok, problems)
