@@ -55,6 +55,8 @@ GROUPS: dict[str, dict] = {
     "poweroff": {"tests": ["poweroff"]},
     # IB700 watchdog: kicked (runs on), then left to expire (the VMM's watchdog action)
     "watchdog": {"tests": ["wdt_kick", "wdt_expire"], "devices": "watchdog"},
+    # qvm only: `action reset` ends qvm as a guest reboot does (exit 0)
+    "watchdog_reset": {"tests": ["wdt_expire"], "devices": "watchdog_reset"},
     "reset_i8042": {"tests": ["reset_i8042"]},
     "reset_acpi": {"tests": ["reset_acpi"]},
     "bench": {"tests": [], "bench": ["pio", "mmio", "lapic"]},
@@ -206,6 +208,7 @@ class DeviceSet:
     host: bool = True               # needs the VirtioHost fixture (disk files, console FIFOs)
     net: bool = False               # needs the NetHost fixture (netns + TAP + UDP echo); the VMM
                                     # then runs inside that namespace (ip netns exec)
+    watchdog_kinds: tuple[str, ...] | None = None  # WATCHDOG_TESTS end this way (None: the machine's)
 
 
 # virtio-blk backing files: byte at offset o = pattern_byte(o); the guest has the same formula
@@ -697,6 +700,9 @@ QVM_DEVSETS = {
                                  qvm_config="kit-virtio-rate.qvmconf", host=False),
     # configs/kit-wdt.qvmconf: kit.qvmconf + vdev wdt-ib700 (action terminate: exit 4)
     "watchdog": DeviceSet({"wdt_kick", "wdt_expire"}, [], qvm_config="kit-wdt.qvmconf", host=False),
+    # configs/kit-wdt-reset.qvmconf: the same with `action reset`
+    "watchdog_reset": DeviceSet({"wdt_expire"}, [], qvm_config="kit-wdt-reset.qvmconf", host=False,
+                                watchdog_kinds=("shutdown",)),
     # configs/kit-vdev-sample.qvmconf: vdev-regbank.so from ${QVM_VDEV_SAMPLES}, in memory (with an
     # interrupt and `id`) and in port space
     "vdev_sample": DeviceSet({"vdev_regbank", "vdev_regbank_pci", "vdev_vecho", "vdev_vecho_pci"},
@@ -1065,8 +1071,9 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
         kind, value = ("error", rc)
     else:
         kind, value = machine.decode_exit(rc)
-    ok, results, problems, bench = evaluate(output, opts.tests, kind, value, timed_out,
-                                            machine.watchdog_kinds())
+    ds = machine.device_sets.get(opts.devices) if opts.devices else None
+    wd_kinds = (ds.watchdog_kinds if ds and ds.watchdog_kinds else None) or machine.watchdog_kinds()
+    ok, results, problems, bench = evaluate(output, opts.tests, kind, value, timed_out, wd_kinds)
     err_thread.join(5)
     err = b"".join(stderr_buf).decode("utf-8", "replace").strip()
     if host:
