@@ -38,6 +38,9 @@ struct OptionSpec {
   std::function<Status(std::string_view)> validate;
   std::string arg_name = "value";  // for help text
   bool required = false;           // must be given
+  // Accepted for compatibility but without effect in qvm: the reason, warned about where the
+  // option is written (no option is silently ignored).
+  std::string no_effect;
 };
 
 // How a vdev uses the common `intr` option (spec §5).

@@ -141,6 +141,8 @@ bool Parser::vdev_option(const Token& opt, const std::vector<Token>& toks, size_
     val.text = a->text;
     val.loc = a->loc;
   }
+  if (!spec->no_effect.empty())
+    warning(opt.loc, "vdev " + v.type + " option '" + w + "' has no effect: " + spec->no_effect);
   auto& slot = v.options[w];
   if (!spec->repeatable) slot.clear();  // last value wins within a context (spec §2.3)
   if (slot.size() < 64) slot.push_back(std::move(val));

@@ -44,6 +44,11 @@ OptionSpec required(OptionSpec o) {
   return o;
 }
 
+OptionSpec no_effect(OptionSpec o, std::string why) {
+  o.no_effect = std::move(why);
+  return o;
+}
+
 Status check_hostdev(std::string_view s) {
   std::string_view p = s;
   if (!p.empty() && (p[0] == '<' || p[0] == '>')) p.remove_prefix(1);
@@ -79,13 +84,19 @@ OptionSpec hostdev() {
 }
 
 OptionSpec delayed() {
-  return custom("delayed", check_delayed, "how long to wait for the host device to appear", {},
-                "SECONDS|forever");
+  return no_effect(custom("delayed", check_delayed,
+                          "how long to wait for the host device to appear (no effect in qvm)", {},
+                          "SECONDS|forever"),
+                   "qvm opens host files and devices when the VM is built; one that does not "
+                   "exist yet is an error then (start qvm once it exists)");
 }
 
 OptionSpec sched() {
-  return custom("sched", check_sched, "host priority of the device's I/O thread", {},
-                "PRIORITY[r|f|o]");
+  return no_effect(custom("sched", check_sched,
+                          "host priority of the device's I/O thread (no effect in qvm)", {},
+                          "PRIORITY[r|f|o]"),
+                   "qvm's device I/O runs on its event-loop thread, scheduled like the qvm "
+                   "process (set its policy with chrt(1))");
 }
 
 OptionSpec legacy() {

@@ -21,6 +21,8 @@ config::OptionSpec number(std::string name, std::string help, uint64_t min, uint
                           std::optional<std::string> def = {});
 config::OptionSpec repeat(config::OptionSpec o);
 config::OptionSpec required(config::OptionSpec o);
+// An option qvm accepts (QNX configurations use it) without effect: `why` is warned about.
+config::OptionSpec no_effect(config::OptionSpec o, std::string why);
 
 // Options several devices share (spec §5, §6): `hostdev`, `delayed`, `sched`, `legacy`.
 Status check_hostdev(std::string_view s);

@@ -76,6 +76,21 @@ TEST(Vdev, TypedOptionsAreParsedWithTheConfiguration) {
   EXPECT_EQ(again->rate_bytes_per_sec, 300u);
 }
 
+// Options QNX configurations use but qvm cannot honour are accepted with a warning at the option.
+TEST(Vdev, OptionsWithoutEffectAreWarnedAbout) {
+  auto o = with_mem(
+      "vdev ioapic name a intr apic vdev ser8250 intr a:4 batch 100 sched 10f "
+      "vdev virtio-blk hostdev d.img delayed 5");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  const std::string e = errors(o);
+  EXPECT_NE(e.find("warning: vdev ser8250 option 'batch' has no effect"), std::string::npos) << e;
+  EXPECT_NE(e.find("warning: vdev ser8250 option 'sched' has no effect"), std::string::npos) << e;
+  EXPECT_NE(e.find("warning: vdev virtio-blk option 'delayed' has no effect"), std::string::npos)
+      << e;
+  auto quiet = with_mem("vdev ioapic name a intr apic vdev ser8250 intr a:4 hostdev -");
+  EXPECT_EQ(errors(quiet).find("warning"), std::string::npos) << errors(quiet);
+}
+
 TEST(Vdev, DefaultsFromTheSchema) {
   auto o =
       with_mem("vdev ioapic name a intr apic vdev ser8250 intr a:4 vdev virtio-blk hostdev d.img");
