@@ -14,6 +14,7 @@
 #include "arch/x86/loader.hpp"
 #include "arch/x86/mptable.hpp"
 #include "base/log.hpp"
+#include "base/safe_open.hpp"
 #include "fdt/fdt.hpp"
 #include "machine/machine_impl.hpp"
 #include "machine/x86_cpu.hpp"
@@ -92,13 +93,13 @@ Status MachineImpl::build_boot() {
     boot_lines_.push_back(strprintf("acpi: RSDP at 0x%llx; tables:%s",
                                     static_cast<unsigned long long>(rsdp), sigs.c_str()));
     if (auto dir = cfg_.var("acpi-dump-dir")) {
-      ::mkdir(dir->c_str(), 0755);
+      // A directory of ours (or root's), files created in it without following links (a
+      // neighbour cannot point qvm's writes elsewhere: base/safe_open.hpp).
+      UniqueFd dfd = QVM_TRY(open_output_dir(*dir));
       for (const auto& t : acpi.tables) {
-        std::string path = *dir + "/" + t.signature + ".dat";
-        std::ofstream f(path, std::ios::binary);
-        f.write(reinterpret_cast<const char*>(t.bytes.data()),  // SAFETY: bytes written as chars
-                static_cast<std::streamsize>(t.bytes.size()));
-        if (!f) return make_error("cannot write '" + path + "'");
+        const std::string name = t.signature + ".dat";
+        UniqueFd f = QVM_TRY(open_in_dir(dfd.get(), name));
+        QVM_TRY(write_all(f.get(), t.bytes.data(), t.bytes.size(), "'" + *dir + "/" + name + "'"));
       }
       boot_lines_.push_back("acpi: tables written to " + *dir);
     }
@@ -195,10 +196,14 @@ Status MachineImpl::write_fdt(const std::string& path, uint64_t initrd_addr, uin
   m.devices = fdt_devices_;
   m.stdout_path = fdt_stdout_;
   auto blob = QVM_TRY(fdt::build_fdt(m));
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(blob.data()),
-          static_cast<std::streamsize>(blob.size()));  // SAFETY: bytes
-  if (!f) return make_error("cannot write the FDT to '" + path + "'");
+  // Not through another user's symlink; a FIFO does not hang qvm (base/safe_open.hpp).
+  UniqueFd f = QVM_TRY(open_no_foreign_symlink(path, O_WRONLY | O_CREAT | O_NONBLOCK));
+  struct stat st {};
+  if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    return make_error("fdt-dump-file '" + path + "' is not a regular file");
+  if (::ftruncate(f.get(), 0) != 0)
+    return Error::from_errno("cannot truncate '" + path + "'", errno);
+  QVM_TRY(write_all(f.get(), blob.data(), blob.size(), "the FDT to '" + path + "'"));
   std::printf("FDT saved to '%s'\n", path.c_str());  // the QNX qvm's message (release notes)
   std::fflush(stdout);
   return {};

@@ -73,7 +73,37 @@ def main():
         print(text[-3000:])
         return 1
     print("PASS: SIGHUP, SIGTERM, SIGALRM, SIGUSR1, SIGPIPE survived; SIGQUIT ended qvm with 3")
-    return flood(a.qvm)
+    return early(a.qvm) or flood(a.qvm)
+
+
+def early(qvm):
+    """Signals sent the moment qvm starts (before its run loop exists) wait instead of ending it."""
+    with tempfile.TemporaryDirectory() as d:
+        img = os.path.join(d, "halt.bin")
+        with open(img, "wb") as f:
+            f.write(b"\xf4\xeb\xfd")
+        proc = subprocess.Popen([qvm, "system", "early", "ram", "0,0xa0000", "ram", "1m,15m", "cpu",
+                                 "load", "0x100000," + img],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        failed = []
+        try:
+            for sig in (signal.SIGUSR1, signal.SIGHUP, signal.SIGALRM):
+                proc.send_signal(sig)  # at once: qvm is still starting
+            time.sleep(1.5)
+            if proc.poll() is not None:
+                failed.append("a signal during start-up ended qvm (exit %s)" % proc.returncode)
+            else:
+                failed += quit_within(proc, 5, "")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if failed:
+        print("FAIL: early: " + "; ".join(failed))
+        return 1
+    print("PASS: early: SIGUSR1, SIGHUP, SIGALRM during start-up waited; SIGQUIT ended qvm with 3")
+    return 0
 
 
 def flood(qvm):

@@ -7,13 +7,16 @@
 #include <cerrno>
 
 #include "base/log.hpp"
+#include "base/safe_open.hpp"
 
 namespace qvm::vdev {
 namespace {
 
+// Never through a symlink another user planted (base/safe_open.hpp): a hostdev file is read into
+// the guest or written with qvm's privileges.
 Result<UniqueFd> open_path(const std::string& path, int flags) {
-  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC | O_NOCTTY, 0644));
-  if (!fd) return Error::from_errno("cannot open hostdev '" + path + "'", errno);
+  auto fd = open_no_foreign_symlink(path, flags);
+  if (!fd) return make_error("hostdev: " + fd.error().message);
   return fd;
 }
 

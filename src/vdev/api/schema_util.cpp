@@ -92,11 +92,11 @@ OptionSpec delayed() {
 }
 
 OptionSpec sched() {
-  return no_effect(custom("sched", check_sched,
-                          "host priority of the device's I/O thread (no effect in qvm)", {},
-                          "PRIORITY[r|f|o]"),
-                   "qvm's device I/O runs on its event-loop thread, scheduled like the qvm "
-                   "process (set its policy with chrt(1))");
+  return no_effect(
+      custom("sched", check_sched, "host priority of the device's I/O thread (no effect in qvm)",
+             {}, "PRIORITY[r|f|o]"),
+      "qvm's device I/O runs on its event-loop thread, scheduled like the qvm "
+      "process (set its policy with chrt(1))");
 }
 
 OptionSpec legacy() {

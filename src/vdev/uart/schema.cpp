@@ -16,8 +16,10 @@ config::VdevSchema ser8250_schema() {
   return {.type = "ser8250",
           .summary = "16550A UART",
           .options = {repeat(hostdev()),
-                      no_effect(number("batch", "batch output over this many microseconds (no "
-                                              "effect in qvm)", 0, 1000000, "0"),
+                      no_effect(number("batch",
+                                       "batch output over this many microseconds (no "
+                                       "effect in qvm)",
+                                       0, 1000000, "0"),
                                 "qvm hands the guest's output to the host as it comes, through a "
                                 "buffer that never blocks the vCPU (docs/vm-core.md)"),
                       delayed(), sched()},

@@ -28,6 +28,11 @@ Status check_aio(std::string_view s) {
   return make_error("expected inline, threads or io_uring, found '" + std::string(s) + "'");
 }
 
+Status check_lock(std::string_view s) {
+  if (s == "on" || s == "warn" || s == "off") return {};
+  return make_error("expected on, warn or off, found '" + std::string(s) + "'");
+}
+
 Result<VirtioBlk::Options> parse(const config::VdevConfig& v) {
   VirtioBlk::Options o;
   std::string hostdev = v.text("hostdev").value_or("");
@@ -48,6 +53,11 @@ Result<VirtioBlk::Options> parse(const config::VdevConfig& v) {
   if (aio == "inline") o.aio = VirtioBlk::Aio::kInline;
   if (aio == "threads") o.aio = VirtioBlk::Aio::kThreads;
   if (aio == "io_uring") o.aio = VirtioBlk::Aio::kUring;
+  const std::string lock = v.text("lock").value_or("on");
+  QVM_TRY(check_lock(lock));
+  o.lock = lock == "off"    ? VirtioBlk::Lock::kOff
+           : lock == "warn" ? VirtioBlk::Lock::kWarn
+                            : VirtioBlk::Lock::kOn;
   return o;
 }
 
@@ -75,6 +85,10 @@ config::VdevSchema virtio_blk_schema() {
                   0, 1000, std::to_string(VirtioBlk::kDefaultPollUs)),
            opt("serial", OptKind::kString, "serial number reported to the guest (max 20 bytes)", {},
                "TEXT"),
+           custom("lock", check_lock,
+                  "qvm extension: lock the image (exclusive read-write, shared read-only) and "
+                  "refuse one another process holds (on), only warn (warn), or do not lock (off)",
+                  "on", "on|warn|off"),
            legacy(), delayed()},
       .can_mem = true,
       .can_pci = true,

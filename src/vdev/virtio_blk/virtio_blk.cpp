@@ -21,6 +21,34 @@ namespace qvm::vdev {
 
 using virtio::feature_bit;
 
+// One image, one writer (as QEMU and Cloud Hypervisor do): an open file description lock on the
+// whole file, exclusive for read-write, shared for read-only (`hostdev <`). OFD locks belong to
+// the open file, not the process, and go with its last fd; they conflict with other processes'
+// OFD and POSIX record locks (fcntl(2)).
+Status VirtioBlk::lock_image(int fd, const Options& opts) {
+  if (opts.lock == Lock::kOff) return {};
+  struct flock fl {};
+  fl.l_type = opts.read_only ? F_RDLCK : F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_OFD_SETLK, &fl) == 0) return {};
+  const int err = errno;
+  if (err != EAGAIN && err != EACCES) {
+    log_warn(
+        "virtio-blk: %s: cannot lock the image (%s); it is not protected against a second "
+        "user",
+        opts.path.c_str(), std::strerror(err));
+    return {};
+  }
+  const std::string what = "virtio-blk: hostdev '" + opts.path +
+                           "' is in use: another process holds a " +
+                           (opts.read_only ? "write" : "read or write") + " lock on it";
+  if (opts.lock == Lock::kWarn) {
+    log_warn("%s; opened anyway (`lock warn`)", what.c_str());
+    return {};
+  }
+  return make_error(what + " (`lock warn` or `lock off` to share it at your own risk)");
+}
+
 Result<std::shared_ptr<VirtioBlk>> VirtioBlk::open(const Options& opts) {
   if (opts.path.empty()) return make_error("virtio-blk: no hostdev given");
   if (opts.threads < 1 || opts.threads > kMaxThreads)
@@ -34,7 +62,9 @@ Result<std::shared_ptr<VirtioBlk>> VirtioBlk::open(const Options& opts) {
     return make_error(strprintf("virtio-blk: serial '%s' is longer than %u bytes",
                                 opts.serial.c_str(), blk::kIdBytes));
 
-  const int base_flags = (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  // O_NONBLOCK: a FIFO named as a disk must not hang the open; it is refused below, and the flag
+  // is cleared again for the image (it means nothing for regular files and block devices).
+  const int base_flags = (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK;
   bool direct = opts.direct;
   UniqueFd fd(::open(opts.path.c_str(), base_flags | (direct ? O_DIRECT : 0)));
   if (!fd && direct && errno == EINVAL) {
@@ -59,6 +89,9 @@ Result<std::shared_ptr<VirtioBlk>> VirtioBlk::open(const Options& opts) {
     return make_error("virtio-blk: hostdev '" + opts.path +
                       "' is neither a regular file nor a block device");
   }
+  if (int fl = ::fcntl(fd.get(), F_GETFL); fl >= 0)
+    (void)::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK);
+  QVM_TRY(lock_image(fd.get(), opts));
   if (bytes % blk::kSectorSize != 0)
     log_warn(
         "virtio-blk: %s: size %llu is not a multiple of 512; the last %llu bytes are not "

@@ -150,6 +150,7 @@ class VirtioBlk final : public virtio::VirtioDevice {
   // worker threads, or submitted to an io_uring whose completions the owner reaps
   // (completion_fd()/on_completion()). kDefault: default_aio().
   enum class Aio : uint8_t { kDefault, kInline, kThreads, kUring };
+  enum class Lock : uint8_t { kOn, kWarn, kOff };  // `lock`: the image's OFD lock
   static constexpr uint16_t kQueueSize = 256;
   static constexpr uint32_t kMaxThreads = 32;
   static constexpr uint16_t kMaxQueues = 16;
@@ -182,10 +183,13 @@ class VirtioBlk final : public virtio::VirtioDevice {
     // io_uring: the event loop's busy-poll window after the last request started or finished
     // (`poll USEC`, event::EventLoop::add_poller); 0 = off.
     uint32_t poll_us = kDefaultPollUs;
+    Lock lock = Lock::kOn;  // `lock on|warn|off`: refuse, warn about, or ignore a locked image
   };
 
   // Opens the backing file (error names it), sizes it, starts the worker threads.
   static Result<std::shared_ptr<VirtioBlk>> open(const Options& opts);
+  // Takes the image's lock (exclusive read-write, shared read-only) as `opts.lock` says.
+  static Status lock_image(int fd, const Options& opts);
   ~VirtioBlk() override;
   VirtioBlk(const VirtioBlk&) = delete;
   VirtioBlk& operator=(const VirtioBlk&) = delete;

@@ -13,6 +13,50 @@ namespace {
 
 using virtio::feature_bit;
 
+// One image, one writer: OFD locks, exclusive for read-write, shared for read-only (`lock`).
+TEST(BlkOptions, ImagesAreLockedAgainstASecondUser) {
+  TempDisk disk(8192);
+  VirtioBlk::Options rw;
+  rw.path = disk.path();
+  VirtioBlk::Options ro = rw;
+  ro.read_only = true;
+  {
+    auto first = VirtioBlk::open(rw);
+    ASSERT_TRUE(first.ok()) << first.error().message;
+    auto second = VirtioBlk::open(rw);
+    ASSERT_FALSE(second.ok());
+    EXPECT_NE(second.error().message.find("is in use"), std::string::npos)
+        << second.error().message;
+    EXPECT_FALSE(VirtioBlk::open(ro).ok());  // a reader next to a writer
+    VirtioBlk::Options warn = rw;
+    warn.lock = VirtioBlk::Lock::kWarn;
+    EXPECT_TRUE(VirtioBlk::open(warn).ok());  // opened anyway, with a warning
+    VirtioBlk::Options off = rw;
+    off.lock = VirtioBlk::Lock::kOff;
+    EXPECT_TRUE(VirtioBlk::open(off).ok());
+  }
+  // The writer is gone (its lock with its last fd): readers share.
+  auto r1 = VirtioBlk::open(ro);
+  auto r2 = VirtioBlk::open(ro);
+  ASSERT_TRUE(r1.ok() && r2.ok());
+  EXPECT_FALSE(VirtioBlk::open(rw).ok());  // a writer next to readers
+}
+
+// A FIFO named as a disk is refused at once instead of hanging the open.
+TEST(BlkOptions, AFifoIsNoDisk) {
+  std::string dir = "/tmp/qvm-blk-fifo-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string fifo = dir + "/f";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  VirtioBlk::Options o;
+  o.path = fifo;
+  o.read_only = true;
+  auto r = VirtioBlk::open(o);
+  EXPECT_FALSE(r.ok());
+  ::unlink(fifo.c_str());
+  ::rmdir(dir.c_str());
+}
+
 TEST(BlkOptions, OpenErrors) {
   VirtioBlk::Options o;
   o.path = "/nonexistent/qvm-disk.img";

@@ -17,6 +17,7 @@ VirtioBlk::Options uring_opts(const std::string& path) {
   VirtioBlk::Options o;
   o.path = path;
   o.aio = VirtioBlk::Aio::kUring;
+  o.lock = VirtioBlk::Lock::kOff;  // these tests open one image with several engines at once
   return o;
 }
 
