@@ -36,6 +36,7 @@ struct BackendStats {
   uint64_t rx_dropped = 0;               // discarded by the backend (malformed, too short)
   uint64_t link_changes = 0;             // up <-> down transitions
   uint64_t connects = 0;                 // peer link: connections established
+  uint64_t refused = 0;                  // peer link: ends of another user refused (SO_PEERCRED)
   uint64_t rx_soft_offload = 0;          // peer link: frames checksummed/segmented in software
 };
 

@@ -200,12 +200,40 @@ void PeerLink::arm_retry() {
   backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
 }
 
+// Who may be on the other end of a link (SO_PEERCRED: the peer's credentials when it connected or
+// bound): root, or qvm's own user; members of qvm's group if `bind-mode` gives the group access,
+// anyone if it gives others access. Another user's process cannot receive or inject the guest's
+// frames by connecting to, or pre-creating, an endpoint.
+bool PeerLink::peer_allowed(int fd, const char* side) {
+  ucred cr{};
+  socklen_t len = sizeof cr;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof cr) return false;
+  const bool ok = cr.uid == 0 || cr.uid == ::geteuid() ||
+                  ((o_.mode & 0060) && cr.gid == ::getegid()) || (o_.mode & 0006);
+  if (!ok) {
+    ++stats_.refused;
+    uint64_t supp = 0;
+    if (refuse_rl_.allow(std::chrono::steady_clock::now(), &supp))
+      log_warn(
+          "peer link %s: refused the %s of uid %u gid %u (pid %d): not this user's (bind-mode "
+          "%03o) (%llu similar suppressed)",
+          o_.own_path.c_str(), side, static_cast<unsigned>(cr.uid), static_cast<unsigned>(cr.gid),
+          static_cast<int>(cr.pid), static_cast<unsigned>(o_.mode),
+          static_cast<unsigned long long>(supp));
+  }
+  return ok;
+}
+
 void PeerLink::try_connect() {
   if (out_) return;
   auto a = unix_addr(o_.peer_path);
   UniqueFd s = seqpacket();
   if (!a || !s || connect_to(s.get(), *a) != 0) {
     arm_retry();  // ENOENT / ECONNREFUSED / EAGAIN: the peer is not (yet) there
+    return;
+  }
+  if (!peer_allowed(s.get(), "endpoint")) {
+    arm_retry();
     return;
   }
   Hello h{};
@@ -272,7 +300,7 @@ void PeerLink::read_hello(size_t slot) {
   Hello h{};
   ssize_t n = ::recv(c.get(), &h, sizeof h, MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // not there yet
-  const bool ok = n == static_cast<ssize_t>(sizeof h) &&
+  const bool ok = n == static_cast<ssize_t>(sizeof h) && peer_allowed(c.get(), "connection") &&
                   std::memcmp(h.magic, kMagic, sizeof kMagic) == 0 && h.version == kVersion &&
                   std::memchr(h.path, 0, sizeof h.path) != nullptr &&
                   same_file(std::string(h.path), o_.peer_path);

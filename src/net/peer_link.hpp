@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/log.hpp"
 #include "base/unique_fd.hpp"
 #include "net/backend.hpp"
 #include "net/poller.hpp"
@@ -87,6 +88,7 @@ class PeerLink final : public Backend {
   void arm_retry();
   void accept_all();
   void read_hello(size_t slot);
+  bool peer_allowed(int fd, const char* side);
   void drop_out();
   void drop_in();
   void update_in_interest();
@@ -109,6 +111,7 @@ class PeerLink final : public Backend {
   bool link_reported_ = false;
   Offloads rx_offloads_;
   BackendStats stats_;
+  RateLimit refuse_rl_{1.0, 5.0};  // another user's process may connect in a loop
   // receive_soft(): the guest's iovecs plus `spill_` (a frame larger than the guest's buffers
   // lands there), the gathered frame, and completed frames waiting for delivery
   // ({offset, length} into soft_buf_, each a VnetHdr + frame).

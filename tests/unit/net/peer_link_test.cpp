@@ -3,11 +3,15 @@
 #include "net/peer_link.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "net_test_util.hpp"
@@ -62,6 +66,46 @@ TEST_F(PeerTest, RuntimeDirectoryOfAnotherUserIsRefused) {
   EXPECT_NE(r.error().message.find("belongs to uid"), std::string::npos) << r.error().message;
   struct stat sb {};
   EXPECT_NE(::lstat(path("a").c_str(), &sb), 0);  // nothing was bound there
+}
+
+// SO_PEERCRED: an endpoint another user's process listens on (at a peer path outside qvm's own
+// runtime directory) is not connected to, so the guest's frames never reach it.
+TEST_F(PeerTest, AnEndpointOfAnotherUserIsRefused) {
+  ASSERT_EQ(::chmod(dir.c_str(), 0711), 0);  // others may traverse, not write
+  const std::string evil = dir + "/evil";
+  ASSERT_EQ(::mkdir(evil.c_str(), 0700), 0);
+  ASSERT_EQ(::chown(evil.c_str(), 4242, 4242), 0);  // tests run as root
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // another user listening where our peer is expected
+    if (::setgid(4242) != 0 || ::setuid(4242) != 0) ::_exit(1);
+    int s = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    const std::string p = path("evil");
+    std::memcpy(a.sun_path, p.c_str(), p.size() + 1);
+    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(s, 4) != 0)
+      ::_exit(2);
+    (void)!::write(ready[1], "x", 1);
+    ::sleep(3);
+    ::_exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  auto a = link("a", "evil");
+  ASSERT_TRUE(a);
+  for (int i = 0; i < 50 && a->stats().refused == 0; ++i) {
+    (void)a->service();
+    ::usleep(20000);
+  }
+  EXPECT_GE(a->stats().refused, 1u);
+  EXPECT_FALSE(a->outgoing_connected());
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
 }
 
 TEST_F(PeerTest, RuntimeDirectoryWritableByOthersIsRefused) {
