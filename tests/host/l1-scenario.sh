@@ -306,15 +306,17 @@ scenario_peer() {
   check peer-a.up "guest A ran its init" yes "$([ -n "$(qvmt a up)" ] && echo yes || echo no)"
 }
 scenario_peer-restart() { scenario_peer "${QVMHOST_RESTARTS:-20}"; }
+scenario_peer-tcp-bulk() { QVMHOST_PEER_MB=${QVMHOST_PEER_MB:-50} scenario_peer-tcp; }
 
-# TCP between two Linux guests over a peer link: B sends ${QVMHOST_PEER_MB:-50} MiB with nc to A.
+# TCP between two Linux guests over a peer link: B sends ${QVMHOST_PEER_MB:-16} MiB with nc to A
+# (peer-tcp-bulk, check-full: 50 MiB).
 # One run per +-separated word of QVMHOST_PEER_FEATS, `A:B` = each side's `peerfeats` (`default`:
 # none given).
 # With A at 0 and B offered offloads, B's Linux sends 64 KiB TSO frames with partial checksums
 # and A's qvm must segment and checksum them in software (docs/networking.md, "Peer links whose
 # guests negotiated differently"); A's SIGUSR1 report must say so.
 scenario_peer-tcp() {
-  local mb=${QVMHOST_PEER_MB:-50} pair fa fb oa ob run apid t0 attempt
+  local mb=${QVMHOST_PEER_MB:-16} pair fa fb oa ob run apid t0 attempt
   for pair in $(echo "${QVMHOST_PEER_FEATS:-0:0x19c3}" | tr + " "); do
     fa=${pair%%:*} fb=${pair#*:} oa="" ob=""
     [ "$fa" = default ] || oa="peerfeats $fa"
