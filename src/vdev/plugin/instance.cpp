@@ -298,14 +298,7 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
     tl_status_lines = nullptr;
     return lines;
   });
-  ctx.at_start([raw] {
-    if (int e = raw->control(VDEV_CTRL_GUEST_CONFIGURED, nullptr); e != 0) {
-      raw->ctx->request_stop(
-          kExitVdevError, "vdev " + raw->name + ": GUEST_CONFIGURED failed: " + std::strerror(e));
-      return;
-    }
-    (void)raw->control(VDEV_CTRL_GUEST_STARTING, nullptr);
-  });
+  add_start_hook(raw, ctx);
   return {};
 }
 
