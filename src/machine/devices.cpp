@@ -32,7 +32,7 @@ constexpr uint32_t kSciGsi = kBoard.sci_gsi;
 Status MachineImpl::build_devices() {
   pci_ = std::make_shared<pci::PciRoot>();  // bus 0 exists before any PCI vdev is placed
   for (const auto& v : cfg_.vdevs) {
-    if (auto s = add_device(v); !s)
+    if (auto s = build_vdev(v); !s)
       return Error{v.loc.str() + ": vdev " + v.type + ": " + s.error().message,
                    s.error().sys_errno};
   }
@@ -78,7 +78,9 @@ Status MachineImpl::build_devices() {
   return {};
 }
 
-Status MachineImpl::add_device(const config::VdevConfig& v) {
+// One vdev entry: the registry's factory for its type builds it (vdev/api/registry.cpp, or a
+// loadable vdev-TYPE.so); the machine never names a type.
+Status MachineImpl::build_vdev(const config::VdevConfig& v) {
   const std::string& t = v.type;
   if (const vdev::VdevFactory* f = vdev::find_factory(t)) return f->create(v, *this);
   // Types the configuration language knows but this qvm cannot build yet (see README status).

@@ -88,7 +88,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   Status build_memory();
   Status build_kvm();
   Status build_devices();
-  Status add_device(const config::VdevConfig& v);
+  Status build_vdev(const config::VdevConfig& v);
   Status add_virtio(const config::VdevConfig& v, vdev::VirtioDeviceBuild built) override;
   Status add_virtio_mmio(const config::VdevConfig& v, vdev::VirtioDeviceBuild built);
   Status add_virtio_pci(const config::VdevConfig& v, vdev::VirtioDeviceBuild built);

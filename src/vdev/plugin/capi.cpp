@@ -36,6 +36,13 @@ bool ram_range(Instance& in, uint64_t gpa, uint64_t len, bool write) {
   return false;
 }
 
+// gasp_lock() and run-time region changes (one VM per process).
+std::recursive_mutex& gasp_mu() {
+  static std::recursive_mutex mu;
+  return mu;
+}
+constexpr size_t kMaxSoftRegions = 16;
+
 }  // namespace
 
 extern "C" {
@@ -263,14 +270,6 @@ int qvm_parse_num(const char* str, unsigned flags, uint64_t* value, const char**
   if (end) *end = p;
   return 0;
 }
-
-namespace {
-std::recursive_mutex& gasp_mu() {
-  static std::recursive_mutex mu;
-  return mu;
-}
-constexpr size_t kMaxSoftRegions = 16;
-}  // namespace
 
 void gasp_lock(struct guest_system*) {
   gasp_mu().lock();
