@@ -1,9 +1,10 @@
 # The two commands of the README:
 #   make run    install dependencies, build, boot the demo guest on this console
 #   make check  install dependencies, run every test (what CI runs)
-.PHONY: run check check-full build deps clean format
+.PHONY: run check check-full build deps clean format install
 
 JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
 
 deps:
 	./scripts/install-deps.sh
@@ -14,6 +15,13 @@ build: deps
 
 run: build
 	./scripts/run-demo.sh
+
+# qvm, the vdev API headers (include/qvm/) and qvm-vdev.pc under $(PREFIX) (docs/vdev-api.md); the
+# prefix is configured in, since qvm looks for vdevs in $(PREFIX)/lib/qvm/vdev.
+install: deps
+	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build build-release -j $(JOBS) --target qvm
+	cmake --install build-release
 
 check: deps
 	./scripts/check.sh
