@@ -76,20 +76,39 @@ def main():
     return early(a.qvm) or flood(a.qvm)
 
 
+def rss_kib(pid):
+    """VmRSS of `pid` in KiB (/proc/PID/status), or 0."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return 0
+    return 0
+
+
 def early(qvm):
-    """Signals sent the moment qvm starts (before its run loop exists) wait instead of ending it."""
+    """Signals sent while qvm is still starting wait for the run loop instead of ending qvm. They
+    are sent while qvm reads a 256 MiB `load` image into guest memory (its RSS passed 128 MiB, so
+    main() runs: before it the kernel and the loader own the process, not qvm). A qvm that blocks
+    them only in its run loop is killed by the first one."""
     with tempfile.TemporaryDirectory() as d:
-        img = os.path.join(d, "halt.bin")
+        img = os.path.join(d, "big.bin")
         with open(img, "wb") as f:
-            f.write(b"\xf4\xeb\xfd")
-        proc = subprocess.Popen([qvm, "system", "early", "ram", "0,0xa0000", "ram", "1m,15m", "cpu",
+            f.write(b"\xf4\xeb\xfd")  # hlt; jmp back (IF=0)
+            f.truncate(256 << 20)
+        proc = subprocess.Popen([qvm, "system", "early", "ram", "0,0xa0000", "ram", "1m,300m", "cpu",
                                  "load", "0x100000," + img],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         failed = []
         try:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 5.0 and proc.poll() is None and rss_kib(proc.pid) < 131072:
+                time.sleep(0.001)
             for sig in (signal.SIGUSR1, signal.SIGHUP, signal.SIGALRM):
-                proc.send_signal(sig)  # at once: qvm is still starting
+                proc.send_signal(sig)
             time.sleep(1.5)
             if proc.poll() is not None:
                 failed.append("a signal during start-up ended qvm (exit %s)" % proc.returncode)
