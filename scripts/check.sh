@@ -2,7 +2,7 @@
 # The whole test suite (what `make check` and CI run):
 #   1. strict build with ASan/UBSan; unit, component and system tests through CTest
 #      (system tests boot the project's test guests under qvm and under QEMU with KVM);
-#   2. libFuzzer targets (clang), each for a bounded time (FUZZ_SECONDS: 30, check-full 300),
+#   2. libFuzzer targets (clang), each for a bounded time (FUZZ_SECONDS: 20, check-full 300),
 #      as many at a time as there are cores;
 #   3. source checks (clang-format, file size, architecture map).
 # QVM_CHECK_FULL=1 (make check-full) also runs the CTest tests labelled "full".
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${JOBS:-$(nproc)}
 # Seconds per fuzz target: a smoke run in `make check`; check-full runs each target longer.
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 [ "${QVM_CHECK_FULL:-0}" = 1 ] && FUZZ_SECONDS=${QVM_FULL_FUZZ_SECONDS:-300}
 passed=0
 failed=0
