@@ -295,9 +295,9 @@ class LiveBrokenExpectationTests(unittest.TestCase):
     def test_virtio_host_checks_catch_guest_claims(self):
         # the guest writes another sector / prints another nonce than the runner's: the guest
         # itself passes, the host-side checks must not
-        # sector 0: the runner picks its sector from 1..199, so the guest's write never lands on
-        # the sector the host checks by chance (7 did, once in 199 runs)
-        res, t = self.run_virtio(vblk_wsector="0", vcon_nonce="bogus")
+        # sector 200: the runner picks its sector from 1..199 (VirtioHost), so the guest's write
+        # never lands by chance on the sector the host checks (7 did, once in 199 runs)
+        res, t = self.run_virtio(vblk_wsector="200", vcon_nonce="bogus")
         self.assertFalse(res.ok)
         self.assertEqual(t["virtio_blk"].verdict, "FAIL", t["virtio_blk"].detail)
         self.assertIn("host check", t["virtio_blk"].detail)
