@@ -91,7 +91,10 @@ Result<Vm> Vm::create(const KvmSystem& sys) {
 Status Vm::map_memory(const memory::GuestMemory& mem) {
   for (const auto& r : mem.regions()) {
     kvm_userspace_memory_region m{};
-    m.slot = next_slot_++;
+    {
+      std::lock_guard lk(*slots_mu_);
+      m.slot = next_slot_++;
+    }
     m.flags = r.readonly ? KVM_MEM_READONLY : 0;
     m.guest_phys_addr = r.gpa;
     m.memory_size = r.size;
@@ -184,6 +187,51 @@ Status Vm::add_irqfd(int efd, uint32_t gsi, int resample_fd) {
   }
   int r = xioctl(fd(), KVM_IRQFD, &f);
   if (r < 0) return Error::from_errno("KVM_IRQFD", -r);
+  return {};
+}
+
+Status Vm::remove_irqfd(int efd, uint32_t gsi) {
+  kvm_irqfd f{};
+  f.fd = static_cast<uint32_t>(efd);
+  f.gsi = gsi;
+  f.flags = KVM_IRQFD_FLAG_DEASSIGN;
+  int r = xioctl(fd(), KVM_IRQFD, &f);
+  if (r < 0) return Error::from_errno("KVM_IRQFD deassign", -r);
+  return {};
+}
+
+Result<uint32_t> Vm::add_memslot(uint64_t gpa, uint64_t size, void* host, bool readonly) {
+  std::lock_guard lk(*slots_mu_);
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = next_slot_++;
+  }
+  kvm_userspace_memory_region m{};
+  m.slot = slot;
+  m.flags = readonly ? KVM_MEM_READONLY : 0;
+  m.guest_phys_addr = gpa;
+  m.memory_size = size;
+  m.userspace_addr = reinterpret_cast<uint64_t>(host);  // SAFETY: host address for KVM
+  int rc = xioctl(fd(), KVM_SET_USER_MEMORY_REGION, &m);
+  if (rc < 0) {
+    free_slots_.push_back(slot);
+    return Error::from_errno(
+        strprintf("KVM_SET_USER_MEMORY_REGION at 0x%llx", static_cast<unsigned long long>(gpa)),
+        -rc);
+  }
+  return slot;
+}
+
+Status Vm::remove_memslot(uint32_t slot) {
+  std::lock_guard lk(*slots_mu_);
+  kvm_userspace_memory_region m{};
+  m.slot = slot;  // size 0 deletes the slot (api.rst 4.35)
+  int rc = xioctl(fd(), KVM_SET_USER_MEMORY_REGION, &m);
+  if (rc < 0) return Error::from_errno("deleting KVM memslot", -rc);
+  free_slots_.push_back(slot);
   return {};
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,10 +67,17 @@ class Vm {
   Status remove_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio,
                           std::optional<uint64_t> match);
   Status add_irqfd(int fd, uint32_t gsi, int resample_fd = -1);
+  Status remove_irqfd(int fd, uint32_t gsi);
+  // A memslot added at run time (shared-memory regions, design §3.2): host memory the caller
+  // keeps mapped until remove_memslot. Any thread; slots are reused once removed.
+  Result<uint32_t> add_memslot(uint64_t gpa, uint64_t size, void* host, bool readonly);
+  Status remove_memslot(uint32_t slot);
 
  private:
   UniqueFd fd_;
+  std::unique_ptr<std::mutex> slots_mu_ = std::make_unique<std::mutex>();
   uint32_t next_slot_ = 0;
+  std::vector<uint32_t> free_slots_;
 };
 
 std::string exit_reason_name(uint32_t reason);

@@ -80,6 +80,8 @@ Status MachineImpl::build_boot() {
 
   if (pci_) layout.pci = x86::PciHostInfo{};
   for (const auto& d : virtio_mmio_) layout.virtio_mmio.push_back({d.base, d.size, d.gsi});
+  for (const auto& d : acpi_mmio_devices_)
+    layout.compatible_mmio.push_back({d.compatible, d.base, d.size, d.gsi});
   // Extra ACPI tables (`acpi load`), then the generated ones.
   std::vector<std::vector<uint8_t>> extra;
   for (const auto& l : cfg_.loads)

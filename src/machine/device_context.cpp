@@ -1,10 +1,76 @@
 // What a vdev factory may use (vdev/api/context.hpp), answered by the machine: interrupts on the
 // in-kernel irqchip, the port bus, the event loop, host character ends, the stop request, the
 // firmware-table descriptions and the device's dryrun/status line.
+#include <algorithm>
+
 #include "arch/x86/board.hpp"
 #include "machine/machine_impl.hpp"
 
 namespace qvm::machine {
+namespace {
+
+class MemslotRegistration final : public vdev::Registration {
+ public:
+  MemslotRegistration(kvm::Vm& vm, uint32_t slot) : vm_(vm), slot_(slot) {}
+  ~MemslotRegistration() override {
+    if (auto s = vm_.remove_memslot(slot_); !s)
+      log_error("shared memory: %s", s.error().message.c_str());
+  }
+
+ private:
+  kvm::Vm& vm_;
+  uint32_t slot_;
+};
+
+class IrqfdRegistration final : public vdev::Registration {
+ public:
+  IrqfdRegistration(kvm::Vm& vm, int fd, uint32_t gsi) : vm_(vm), fd_(fd), gsi_(gsi) {}
+  ~IrqfdRegistration() override { (void)vm_.remove_irqfd(fd_, gsi_); }
+
+ private:
+  kvm::Vm& vm_;
+  int fd_;
+  uint32_t gsi_;
+};
+
+class NoRegistration final : public vdev::Registration {};
+
+}  // namespace
+
+Result<uint64_t> MachineImpl::reserve_window(uint64_t size, uint64_t align,
+                                             const std::string& name) {
+  if (size == 0 || align == 0 || (align & (align - 1)))
+    return make_error("a window needs a size and a power-of-two alignment");
+  // Above everything the guest can see: RAM and ROM, `reserve`, registers, earlier windows.
+  uint64_t top = 1ull << 32;
+  for (const auto& r : mem_.regions()) top = std::max(top, r.end());
+  for (const auto& r : cfg_.reserves)
+    if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kMem)
+      top = std::max(top, r.loc.addr + r.length);
+  for (const auto& r : mmio_.ranges()) top = std::max(top, r.end());
+  top = std::max(top, windows_end_);
+  const uint64_t base = (top + align - 1) & ~(align - 1);
+  // The guest's physical address width bounds it (CPUID 0x80000008; x86-64 allows 52 bits).
+  if (base < top || base + size < base || base + size > (1ull << 46))
+    return make_error(strprintf("no guest-physical space for the %s window (0x%llx bytes)",
+                                name.c_str(), static_cast<unsigned long long>(size)));
+  windows_end_ = base + size;
+  return base;
+}
+
+Result<std::unique_ptr<vdev::Registration>> MachineImpl::map_host_memory(uint64_t gpa,
+                                                                         std::span<uint8_t> host) {
+  if (!vm_) return std::unique_ptr<vdev::Registration>(std::make_unique<NoRegistration>());
+  const uint32_t slot = QVM_TRY(vm_->add_memslot(gpa, host.size(), host.data(), false));
+  return std::unique_ptr<vdev::Registration>(std::make_unique<MemslotRegistration>(*vm_, slot));
+}
+
+Result<std::unique_ptr<vdev::Registration>> MachineImpl::irqfd(uint32_t gsi, int fd,
+                                                               int resample_fd) {
+  if (!vm_) return std::unique_ptr<vdev::Registration>(std::make_unique<NoRegistration>());
+  QVM_TRY(vm_->add_irqfd(fd, gsi, resample_fd));
+  return std::unique_ptr<vdev::Registration>(std::make_unique<IrqfdRegistration>(*vm_, fd, gsi));
+}
 
 vdev::VdevContext::MemorySummary MachineImpl::memory() const {
   MemorySummary m;

@@ -136,6 +136,11 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
                                      vdev::PciFunctionBuild build) override;  // pci_devices.cpp
   std::unique_ptr<vdev::IrqLine> gsi_line(uint32_t gsi) override;
   memory::GuestMemory& guest_memory() override { return mem_; }
+  Result<uint64_t> reserve_window(uint64_t size, uint64_t align,
+                                  const std::string& name) override;  // device_context.cpp
+  Result<std::unique_ptr<vdev::Registration>> map_host_memory(uint64_t gpa,
+                                                              std::span<uint8_t> host) override;
+  Result<std::unique_ptr<vdev::Registration>> irqfd(uint32_t gsi, int fd, int resample_fd) override;
   Status remove_io(bool io, uint64_t base) override { return (io ? pio_ : mmio_).remove(base); }
   void after_access(std::function<void()> fn) override;
   Status signal_msi(uint64_t addr, uint32_t data) override;
@@ -148,6 +153,9 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   void uses_terminal() override { uses_stdin_ = true; }
   void keep(std::shared_ptr<void> what) override { keep_.push_back(std::move(what)); }
   void add_acpi_device(vdev::AcpiIsaDevice d) override { acpi_devices_.push_back(std::move(d)); }
+  void add_acpi_mmio_device(vdev::AcpiMmioDevice d) override {
+    acpi_mmio_devices_.push_back(std::move(d));
+  }
   void add_fdt_device(fdt::FdtDevice d, bool console) override;
   void describe(std::string line) override { device_lines_.push_back(std::move(line)); }
   void describe(std::string line, std::function<std::vector<std::string>()> live) override {
@@ -183,6 +191,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   std::vector<std::function<void()>> at_start_;  // devices' start hooks (VdevContext::at_start)
   // What the devices asked the firmware tables to describe, in configuration order.
   std::vector<vdev::AcpiIsaDevice> acpi_devices_;
+  std::vector<vdev::AcpiMmioDevice> acpi_mmio_devices_;
   std::vector<fdt::FdtDevice> fdt_devices_;
   std::optional<std::string> fdt_stdout_;
   // Live state for SIGUSR1 reports, by device_lines_ index (virtio transports: rings, device).
@@ -198,6 +207,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
     uint32_t gsi;
   };
   std::vector<VirtioMmioSlot> virtio_mmio_;
+  uint64_t windows_end_ = 0;  // reserve_window's high-water mark
   std::shared_ptr<pci::PciRoot> pci_;
   // Bus changes requested from inside a device access (a guest moving a PCI BAR) run after that
   // access returns, on the vCPU thread that made it (run_deferred()).

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "base/log.hpp"
+#include "base/runtime_dir.hpp"
 #include "net/fd_backend.hpp"
 #include "net/soft_offload.hpp"
 
@@ -50,38 +51,6 @@ UniqueFd seqpacket() {
   return UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 }
 
-Status make_dirs(const std::string& dir, mode_t last_mode) {
-  size_t pos = 1;
-  for (;;) {
-    size_t slash = dir.find('/', pos);
-    std::string part = dir.substr(0, slash);
-    const bool last = slash == std::string::npos;
-    if (::mkdir(part.c_str(), last ? last_mode : 0755) != 0 && errno != EEXIST)
-      return Error::from_errno("creating directory " + part, errno);
-    if (last) return {};
-    pos = slash + 1;
-  }
-}
-
-// A directory peer endpoints live in must be qvm's user's own: another local user who created it
-// first (say /tmp/qvm-<uid> before qvm ran) would otherwise receive the guest's frames.
-Status check_own_dir(const std::string& dir) {
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) return Error::from_errno("checking directory " + dir, errno);
-  if (S_ISLNK(st.st_mode))
-    return make_error("runtime directory " + dir + " is a symbolic link; qvm does not follow it");
-  if (!S_ISDIR(st.st_mode)) return make_error("runtime directory " + dir + " is not a directory");
-  if (st.st_uid != ::geteuid())
-    return make_error(strprintf(
-        "runtime directory %s belongs to uid %u, not to qvm's uid %u (did another user create "
-        "it?); remove it, or set XDG_RUNTIME_DIR",
-        dir.c_str(), static_cast<unsigned>(st.st_uid), static_cast<unsigned>(::geteuid())));
-  if (st.st_mode & 022)
-    return make_error(strprintf("runtime directory %s is writable by others (mode %03o)",
-                                dir.c_str(), static_cast<unsigned>(st.st_mode & 0777)));
-  return {};
-}
-
 Status check_component(std::string_view what, std::string_view s) {
   if (s.empty() || s == "." || s == ".." || s.find('/') != std::string_view::npos)
     return make_error(std::string(what) + " '" + std::string(s) +
@@ -100,10 +69,7 @@ bool same_file(const std::string& a, const std::string& b) {
 }  // namespace
 
 std::string runtime_dir() {
-  if (::geteuid() == 0) return "/run/qvm";
-  const char* x = std::getenv("XDG_RUNTIME_DIR");
-  if (x && x[0] == '/') return std::string(x) + "/qvm";
-  return "/tmp/qvm-" + std::to_string(::geteuid());
+  return base::runtime_dir();
 }
 
 Result<std::string> resolve_peer_path(std::string_view peer, const std::string& runtime) {
@@ -157,11 +123,11 @@ Status PeerLink::bind_endpoint() {
   const std::string& path = o_.own_path;
   const std::string dir = path.substr(0, path.rfind('/'));
   if (!dir.empty()) {
-    QVM_TRY(make_dirs(dir, (o_.mode & 077) ? 0755 : 0700));
+    QVM_TRY(base::make_dirs(dir, (o_.mode & 077) ? 0755 : 0700));
     // The system's folder and the runtime directory above it (own_endpoint_path).
-    QVM_TRY(check_own_dir(dir));
+    QVM_TRY(base::check_own_dir(dir));
     if (const auto up = dir.rfind('/'); up != std::string::npos && up > 0)
-      QVM_TRY(check_own_dir(dir.substr(0, up)));
+      QVM_TRY(base::check_own_dir(dir.substr(0, up)));
   }
   sockaddr_un a = QVM_TRY(unix_addr(path));
   UniqueFd s = seqpacket();

@@ -139,6 +139,26 @@ Result<Bytes> build_dsdt(const MachineLayout& layout) {
     sb.push_back(aml::device(strprintf("VR%02zX", i), body));
   }
 
+  for (size_t i = 0; i < layout.compatible_mmio.size(); i++) {
+    const CompatibleMmioInfo& c = layout.compatible_mmio[i];
+    if (c.base + c.size > k4GiB || c.size == 0 || c.compatible.empty())
+      return make_error("ACPI: a devicetree-compatible device needs registers below 4 GiB");
+    aml::ResourceTemplate crs;
+    crs.memory32_fixed(static_cast<uint32_t>(c.base), c.size, true);
+    crs.interrupt(c.gsi, /*edge=*/false, /*active_low=*/false, /*shared=*/true);
+    // ToUUID("daffd814-6eba-4d8c-8a91-bc9bbf4aa301"), in ToUUID's byte order.
+    static constexpr uint8_t kDevicePropertiesUuid[16] = {0x14, 0xd8, 0xff, 0xda, 0xba, 0x6e,
+                                                          0x8c, 0x4d, 0x8a, 0x91, 0xbc, 0x9b,
+                                                          0xbf, 0x4a, 0xa3, 0x01};
+    const Bytes prop[] = {aml::string("compatible"), aml::string(c.compatible)};
+    const Bytes props[] = {aml::package(prop)};
+    const Bytes dsd[] = {aml::buffer(kDevicePropertiesUuid), aml::package(props)};
+    std::vector<Bytes> body{aml::name("_HID", aml::string("PRP0001")),
+                            aml::name("_UID", aml::integer(i)), aml::name("_CRS", crs.build()),
+                            aml::name("_DSD", aml::package(dsd))};
+    sb.push_back(aml::device(strprintf("DT%02zX", i), body));
+  }
+
   Bytes t = header("DSDT", 2);  // revision 2: 64-bit integers
   Bytes sbs = aml::scope("\\_SB", sb);
   t.insert(t.end(), sbs.begin(), sbs.end());

@@ -61,6 +61,17 @@ struct VirtioMmioInfo {
   uint32_t gsi = 0;
 };
 
+// A memory-mapped device for drivers that match devicetree `compatible` strings: _HID "PRP0001"
+// with a _DSD "compatible" property (ACPI 6.4 §6.2.5; the device-properties UUID
+// daffd814-6eba-4d8c-8a91-bc9bbf4aa301), a Memory32Fixed and a level-triggered, active-high
+// Interrupt (qvm's shmem factory page: docs/shmem.md).
+struct CompatibleMmioInfo {
+  std::string compatible;
+  uint64_t base = 0;  // below 4 GiB (Memory32Fixed)
+  uint32_t size = 0;
+  uint32_t gsi = 0;
+};
+
 // The PCI host bridge's ECAM window (PCIe 4.0 §7.2.2; ACPI MCFG). Reserved in E820 so guests
 // trust it (Linux checks MMCONFIG areas against E820 or motherboard resources).
 struct PciHostInfo {
@@ -115,6 +126,7 @@ struct MachineLayout {
 
   std::vector<IsaDevice> isa_devices;
   std::vector<VirtioMmioInfo> virtio_mmio;
+  std::vector<CompatibleMmioInfo> compatible_mmio;
   std::optional<uint64_t> hpet_addr;
   std::optional<PciHostInfo> pci;  // adds MCFG and reserves the ECAM window  // HPET block (1 KiB);
                                    // adds the HPET table and a PNP0103

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,15 @@ struct AcpiIsaDevice {
   uint16_t io_base = 0;
   uint8_t io_len = 0;
   std::optional<uint8_t> irq;
+};
+
+// A memory-mapped device the DSDT describes for drivers that match devicetree `compatible`
+// strings (_HID "PRP0001" + _DSD), with its registers and a level-triggered interrupt.
+struct AcpiMmioDevice {
+  std::string compatible;
+  uint64_t base = 0;
+  uint32_t size = 0;
+  uint32_t gsi = 0;
 };
 
 // A device's interrupt: the line it drives and the GSI it is wired to (for tables and logs).
@@ -98,6 +108,12 @@ struct PciPlacement {
   }
 };
 
+// Something the machine set up for a device until the device drops it (a memslot, an irqfd).
+class Registration {
+ public:
+  virtual ~Registration() = default;
+};
+
 // The context outlives every device built through it: callbacks may keep a reference to it.
 class VdevContext {
  public:
@@ -134,6 +150,19 @@ class VdevContext {
   // Runs `fn` once the bus access in progress on this thread has returned (bus changes cannot
   // happen inside one), or now when none is.
   virtual void after_access(std::function<void()> fn) = 0;
+  // Guest-physical space for a window that is neither RAM nor registers (shared-memory
+  // regions): `size` bytes aligned to `align`, above RAM, ROM, `reserve`, the PCI windows and
+  // every window reserved before. Described in no firmware table; the caller tells the guest.
+  virtual Result<uint64_t> reserve_window(uint64_t size, uint64_t align,
+                                          const std::string& name) = 0;
+  // Host memory (page aligned) as guest memory at `gpa` until the registration goes: a KVM
+  // memslot, never trapped. Any thread. In dryrun a registration that does nothing.
+  virtual Result<std::unique_ptr<Registration>> map_host_memory(uint64_t gpa,
+                                                                std::span<uint8_t> host) = 0;
+  // An eventfd that drives `gsi` in the kernel (KVM irqfd) until the registration goes. With
+  // `resample_fd` the line is level-triggered: it stays asserted until the guest's EOI, which
+  // signals `resample_fd` (the device re-signals `fd` if its condition still holds).
+  virtual Result<std::unique_ptr<Registration>> irqfd(uint32_t gsi, int fd, int resample_fd) = 0;
   // Guest RAM and ROM: the one checked accessor (memory/guest_memory.hpp).
   virtual memory::GuestMemory& guest_memory() = 0;
   // One MSI (x86: address 0xfeeXXXXX), from any thread. A no-op in dryrun.
@@ -162,6 +191,7 @@ class VdevContext {
   virtual void keep(std::shared_ptr<void> what) = 0;
   // Firmware-table descriptions of the device.
   virtual void add_acpi_device(AcpiIsaDevice d) = 0;
+  virtual void add_acpi_mmio_device(AcpiMmioDevice d) = 0;
   // `console`: the device is the guest's console (/chosen stdout-path) unless one came first.
   virtual void add_fdt_device(fdt::FdtDevice d, bool console) = 0;
   // Places a PCI function (above). The caller describes the device (its line names

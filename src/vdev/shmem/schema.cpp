@@ -1,4 +1,4 @@
-// vdev shmem (spec §6.5, §11): its schema; the device itself is not built yet.
+// vdev shmem (spec §6.5, §11): its schema (the device: factory.cpp, docs/shmem.md).
 #include "config/values.hpp"
 #include "vdev/api/schema_util.hpp"
 #include "vdev/schemas.hpp"

@@ -41,7 +41,7 @@ set_tests_properties(guest.runner.selftest PROPERTIES
 # virtio_rate / virtio_pci_rate: a `rate`-limited virtio-entropy must keep serving after its burst.
 set(QVM_KIT_GROUPS_qvm serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio virtio_legacy
     virtio_pci virtio_durable virtio_pci_durable virtio_net virtio_pci_net virtio_uring virtio_uring_durable
-    virtio_rate virtio_pci_rate vdev_sample watchdog watchdog_reset)
+    virtio_rate virtio_pci_rate vdev_sample watchdog watchdog_reset shmem)
 if(TARGET qvm)
   foreach(group ${QVM_KIT_GROUPS_qvm})
     add_test(NAME guest.qvm.${group}
@@ -94,4 +94,15 @@ if(TARGET qvm)
     set_tests_properties(guest.qvm.net_soak PROPERTIES
       TIMEOUT 600 LABELS "guest;system;qvm;virtio;net;soak" RESOURCE_LOCK kvm_cpus ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
   endif()
+endif()
+
+# Shared memory across processes (runner/shm.py; docs/shmem.md): two qvm (PCI and memory-mapped
+# factory) and qvm-shm on one region: data and notifications all ways, a killed qvm restarting,
+# 16 clients then GSS_CLIENT_MAX, nothing left behind.
+if(TARGET qvm AND TARGET qvm-shm)
+  add_test(NAME guest.qvm.shmem_pair
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/runner/shm.py --qvm $<TARGET_FILE:qvm>
+            --qvm-shm $<TARGET_FILE:qvm-shm> --guest ${QVM_TEST_GUEST})
+  set_tests_properties(guest.qvm.shmem_pair PROPERTIES
+    TIMEOUT 120 LABELS "guest;system;qvm" RESOURCE_LOCK kvm_cpus ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
 endif()

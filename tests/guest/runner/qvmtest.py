@@ -89,6 +89,8 @@ GROUPS: dict[str, dict] = {
     # qvm only: the sample loadable vdev examples/vdev/regbank (memory and port instances)
     "vdev_sample": {"tests": ["vdev_regbank", "vdev_regbank_pci", "vdev_vecho", "vdev_vecho_pci"],
                     "devices": "vdev_sample"},
+    # qvm's shared-memory vdev (QEMU has no QNX guest-shm device: qvm only)
+    "shmem": {"tests": ["shmem_local"], "devices": "shmem"},
 }
 TERMINAL_TESTS = {"poweroff", "reset_i8042", "reset_acpi"}
 # Terminal tests that end with the VMM's watchdog action: qvm exits with 4 (spec §8.3), QEMU
@@ -709,6 +711,9 @@ QVM_DEVSETS = {
                              ["regbank=0xd0002000", "regbank_io=0x520", "regbank_gsi=7",
                               "regbank_id=0x1234abcd"],
                              qvm_config="kit-vdev-sample.qvmconf", host=False),
+    # configs/kit-shmem.qvmconf: vdev shmem on PCI and with a memory-mapped factory page
+    "shmem": DeviceSet({"shmem_local"}, ["shm_mmio=0xd0010000", "shm_mmio_gsi=10"],
+                       qvm_config="kit-shmem.qvmconf", host=False),
 }
 
 

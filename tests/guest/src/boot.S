@@ -46,7 +46,9 @@ pvh_entry:
         movl $kstack_top, %esp
 
         /* page tables: identity map 0..4 GiB with 2 MiB pages, user-accessible (U/S) so ring 3
-         * reaches RAM, MMIO and ACPI tables directly. Top GiB (MMIO) is uncached. */
+         * reaches RAM, MMIO and ACPI tables directly. Top GiB (MMIO) is uncached. Also the
+         * first 2 MiB of every 4 GiB from 4 to 64 GiB: qvm's shared-memory windows (a control
+         * page and the start of a region, tests/shmem.c). */
         movl $pdpt, %eax
         orl $7, %eax
         movl %eax, pml4
@@ -71,6 +73,19 @@ pvh_entry:
         cmpl $2048, %ecx
         jb 3b
 
+        movl $1, %ecx
+5:      leal -1(%ecx), %eax
+        shll $12, %eax
+        addl $pdhi, %eax        /* the page directory of window ECX */
+        movl $0x87, (%eax)      /* its entry 0: P | RW | US | PS, 2 MiB at 4*ECX GiB */
+        movl %ecx, 4(%eax)      /* bits 32+ of 4*ECX GiB */
+        orl $7, %eax
+        movl %ecx, %edx
+        shll $2, %edx
+        movl %eax, pdpt(,%edx,8)
+        incl %ecx
+        cmpl $17, %ecx
+        jb 5b
         movl $pml4, %eax
         movl %eax, %cr3
         movl %cr4, %eax
@@ -251,6 +266,7 @@ pvh_start_info:
 pml4:   .skip 4096
 pdpt:   .skip 4096
 pd:     .skip 4 * 4096
+pdhi:   .skip 16 * 4096
         .p2align 4
         .skip KSTACK_SIZE
         .globl kstack_top

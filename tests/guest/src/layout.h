@@ -24,6 +24,8 @@
 #define VEC_VPCI_MSIX_BASE 0xa0 /* virtio-pci MSI-X: 0xa0-0xcf (tests/virtio_pci.c assigns) */
 #define VEC_VPCI_INTX 0xd0      /* virtio-pci INTx through the IOAPIC */
 #define VEC_REGBANK 0x70        /* the sample loadable vdev regbank (tests/vdev_sample.c) */
+#define VEC_SHM_PCI 0x71        /* qvm shmem on PCI, INTA# (tests/shmem.c) */
+#define VEC_SHM_MMIO 0x72       /* qvm shmem with a memory-mapped factory page */
 #define VEC_LAPIC_TIMER 0xe0
 #define VEC_IPI 0xe1
 #define VEC_SPURIOUS 0xff
