@@ -13,6 +13,7 @@ PACKAGES=(
   qemu-system-x86 seabios                        # reference VMM for the guest test kit, firmware
   busybox-static cpio time python3 iproute2      # test host images, runner, peak-RSS measurement
   lz4 xz-utils e2fsprogs procps                  # kernel extraction, ext4 images, the L1 scenarios
+  linux-headers-amd64                            # the L2 shmem test driver (tests/host/qvmshm)
 )
 
 # QEMU comes from Debian's bookworm-backports (10.x), only QEMU and its firmware: 7.2's SVM

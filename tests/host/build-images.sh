@@ -75,6 +75,9 @@ make_initramfs() {
     cp "root/lib/modules/$kver/$m" "$stage/lib/modules/$kver/$m"
   done
   "$BUSYBOX" depmod -b "$stage" "$kver"
+  # Files of the project's own (EXTRA_FILES: "SOURCE:DEST ..."), e.g. the shmem test driver.
+  local f
+  for f in ${EXTRA_FILES:-}; do cp "${f%%:*}" "$stage/${f#*:}"; done
   cp "$init" "$stage/init"
   chmod 755 "$stage/init"
   printf '%s\n' "$@" >"$stage/etc/modules"
@@ -83,7 +86,22 @@ make_initramfs() {
   rm -rf "$stage"
 }
 
-sum=$(cat "$here/build-images.sh" "$here/l1-init.sh" "$here/l2-init.sh" | sha256sum | cut -c1-16)
+# 3. The project's test driver for the shmem vdev (tests/host/qvmshm), built against Debian's
+#    headers for this very kernel (linux-headers-amd64: scripts/install-deps.sh); L2 insmods it.
+headers=/usr/src/linux-headers-$kver
+[ -f "$headers/Makefile" ] || die "$headers missing (apt install linux-headers-$kver; scripts/install-deps.sh)"
+msum=$(cat "$here/qvmshm/Kbuild" "$here/qvmshm/qvmshm_test.c" "$headers/Makefile" | sha256sum | cut -c1-16)
+if [ ! -f "qvmshm-$msum.ko" ]; then
+  rm -f qvmshm-*.ko
+  mdir=$(mktemp -d)
+  cp "$here/qvmshm/Kbuild" "$here/qvmshm/qvmshm_test.c" "$mdir/"
+  make -s -C "$headers" M="$mdir" modules >"$mdir/build.log" 2>&1 ||
+    { cat "$mdir/build.log" >&2; die "building the qvmshm test driver failed"; }
+  cp "$mdir/qvmshm_test.ko" "qvmshm-$msum.ko"
+  rm -rf "$mdir"
+fi
+
+sum=$(cat "$here/build-images.sh" "$here/l1-init.sh" "$here/l2-init.sh" "qvmshm-$msum.ko" | sha256sum | cut -c1-16)
 L1_MODULES="virtio_pci 9pnet_virtio 9p kvm-amd vhost_net tun bridge vfio-pci"
 L2_MODULES="virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio-rng ext4 crc32c_generic"
 if [ ! -f "l1-$sum.cpio.gz" ] || [ ! -f "l2-$sum.cpio.gz" ]; then
@@ -91,7 +109,8 @@ if [ ! -f "l1-$sum.cpio.gz" ] || [ ! -f "l2-$sum.cpio.gz" ]; then
   # shellcheck disable=SC2086
   make_initramfs "l1-$sum.cpio.gz" "$here/l1-init.sh" $L1_MODULES
   # shellcheck disable=SC2086
-  make_initramfs "l2-$sum.cpio.gz" "$here/l2-init.sh" $L2_MODULES
+  EXTRA_FILES="$dir/qvmshm-$msum.ko:lib/modules/qvmshm_test.ko" \
+    make_initramfs "l2-$sum.cpio.gz" "$here/l2-init.sh" $L2_MODULES
 fi
 ln -sf "l1-$sum.cpio.gz" l1.cpio.gz
 ln -sf "l2-$sum.cpio.gz" l2.cpio.gz

@@ -305,6 +305,38 @@ scenario_peer() {
   sanitizer_check a
   check peer-a.up "guest A ran its init" yes "$([ -n "$(qvmt a up)" ] && echo yes || echo no)"
 }
+# shm: two L2 guests on one shmem region (docs/shmem.md) through the project's driver
+# (tests/host/qvmshm, in l2.cpio.gz): each writes its chunk, notifies the other, is interrupted
+# with the other's bit and reads the other's chunk; both power off; nothing is left in L1's
+# region directory.
+scenario_shm() {
+  local r
+  for r in a b; do
+    conf "$r" 1 "$IMG/vmlinuz" "$QUIET qvmt=shm qvmt.end=poweroff" "vdev shmem allow l2*"
+  done
+  "$QVM" "@$WORK/a.qvmconf" </dev/null >"$WORK/a.console" 2>"$WORK/a.log" &
+  local apid=$!
+  run b 180
+  check shm-b.exit "guest B's qvm exit status" 0 "$rc"
+  local t0=$SECONDS
+  while kill -0 $apid 2>/dev/null && ((SECONDS - t0 < 120)); do sleep 0.2; done
+  kill -QUIT $apid 2>/dev/null
+  wait $apid
+  check shm-a.exit "guest A's qvm exit status" 0 "$?"
+  sanitizer_check a
+  local ia ib
+  ia=$(qvmt a shm-info | sed -n 's/^idx=\([0-9]*\).*/\1/p')
+  ib=$(qvmt b shm-info | sed -n 's/^idx=\([0-9]*\).*/\1/p')
+  check shm.idx "the two guests' client indices" "0 1" "$(echo "$ia $ib" | tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/ $//')"
+  check shm-a.peer "guest A reads guest B's chunk" "from-$ib" "$(qvmt a shm-peer)"
+  check shm-b.peer "guest B reads guest A's chunk" "from-$ia" "$(qvmt b shm-peer)"
+  check shm-a.irq "guest A was interrupted" yes "$([ "$(qvmt a shm-irqs)" -ge 1 ] 2>/dev/null && echo yes || echo no)"
+  check shm-b.irq "guest B was interrupted" yes "$([ "$(qvmt b shm-irqs)" -ge 1 ] 2>/dev/null && echo yes || echo no)"
+  check shm.dir "region files left in /run/qvm/shm" "" "$(ls /run/qvm/shm 2>/dev/null | tr '\n' ' ')"
+  echo "HOSTINFO shm a: $(qvmt a shm-info) $(qvmt a shm-seen) irqs $(qvmt a shm-irqs); b: $(qvmt b shm-info) $(qvmt b shm-seen) irqs $(qvmt b shm-irqs)"
+  [ $failures -eq 0 ] || { tails a; tails b; }
+}
+
 scenario_peer-restart() { scenario_peer "${QVMHOST_RESTARTS:-20}"; }
 scenario_peer-tcp-bulk() { QVMHOST_PEER_MB=${QVMHOST_PEER_MB:-50} scenario_peer-tcp; }
 

@@ -14,6 +14,9 @@
 #   sink     eth0 = qvmt.ip, listen with nc on 5000 (say sink-ready), count what arrives
 #            (sink-bytes, within 200 s)
 #   ping     eth0 = qvmt.ip, ping qvmt.peer until it answers (up to 60 tries)
+#   shm      the shmem vdev through the project's driver (tests/host/qvmshm): attach region
+#            l2pair, write "from-IDX" into chunk IDX, wait until two clients are attached,
+#            notify all, wait for the other's bit, read its chunk (shm-info, shm-peer, shm-irqs)
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -128,6 +131,33 @@ for c in $(echo "$(arg qvmt)" | tr ',' ' '); do
         [ $i -lt 60 ] || break
       done
       say ping "$([ $i -lt 60 ] && echo ok || echo failed) tries $i"
+      ;;
+    shm)
+      if insmod /lib/modules/qvmshm_test.ko name=l2pair; then
+        q=/sys/class/misc/qvmshm
+        info=$(cat $q/info)
+        say shm-info "$info"
+        idx=${info#idx=}
+        idx=${idx%% *}
+        other=$((1 - idx))
+        printf 'from-%s\0' "$idx" | dd of=/dev/qvmshm bs=4096 seek="$idx" conv=notrunc 2>/dev/null
+        i=0
+        while [ $i -lt 600 ] && ! grep -q "attached=0x3" $q/live; do sleep 0.1; i=$((i + 1)); done
+        say shm-both "$(cat $q/live)"
+        echo all >$q/notify
+        i=0
+        while [ $i -lt 600 ]; do
+          seen=$(sed 's/.*seen=//' $q/status)
+          [ $((seen & (1 << other))) -ne 0 ] && break # the interrupt handler saw it
+          sleep 0.1
+          i=$((i + 1))
+        done
+        say shm-seen "$seen"
+        say shm-peer "$(dd if=/dev/qvmshm bs=4096 skip="$other" count=1 2>/dev/null | tr -d '\0' | head -c 32)"
+        say shm-irqs "$(cat $q/irqs)"
+      else
+        say shm-info "insmod failed"
+      fi
       ;;
     *) say unknown-check "$c" ;;
   esac

@@ -151,9 +151,21 @@ Result<FactoryHost::Attached> ShmemDevice::attach(std::string_view name, uint32_
   shm::ClientOptions o;
   o.dir = dir_;
   o.pages = pages;
-  o.create = create;
+  o.create = false;
   o.doorbell_fd = doorbell_.get();
-  auto c = QVM_TRY(shm::Client::attach(name, o));
+  auto r = shm::Client::attach(name, o);
+  if (!r && create && r.error().sys_errno == ENOENT) {
+    // A guest creates regions of bounded size: their pages are reserved in the host's tmpfs
+    // (docs/shmem.md "Limits"); bigger ones are declared with `create`.
+    if (pages > kGuestCreateMaxPages)
+      return Error{strprintf("a guest creates regions of at most %u MiB (asked %u pages); "
+                             "declare bigger ones with `create NAME,SIZE`",
+                             kGuestCreateMaxPages / 256, pages),
+                   ENOMEM};
+    o.create = true;
+    r = shm::Client::attach(name, o);
+  }
+  auto c = QVM_TRY(std::move(r));
   const uint64_t control = windows_->control(*k);
   auto mem = QVM_TRY(ctx_.map_host_memory(control + shm::kPage, c->data()));
   epoll_event ev{};

@@ -24,6 +24,8 @@ namespace qvm::vdev::shmem {
 
 inline constexpr uint32_t kWindows = 16;
 inline constexpr uint64_t kWindowStride = 1ull << 32;
+// The largest region a guest may create itself (256 MiB); `create` declares bigger ones.
+inline constexpr uint32_t kGuestCreateMaxPages = 65536;
 
 class ShmemDevice;
 

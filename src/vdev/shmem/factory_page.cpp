@@ -48,7 +48,7 @@ void FactoryPage::read(uint64_t offset, std::span<uint8_t> data) const {
   std::memcpy(image + kRegName, name_, sizeof name_);
   for (size_t i = 0; i < data.size(); ++i) {
     const uint64_t at = offset + i;
-    data[i] = at < kRegEnd ? image[at] : 0;
+    data[i] = at < kRegEnd ? image[at] : uint8_t{0};
   }
 }
 

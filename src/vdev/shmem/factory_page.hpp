@@ -59,7 +59,7 @@ void control_read(uint64_t offset, std::span<uint8_t> data, uint32_t idx, Status
   if (offset < 4) regs[0] = status();
   for (size_t i = 0; i < data.size(); ++i) {
     const uint64_t at = offset + i;
-    data[i] = at < sizeof regs ? static_cast<uint8_t>(regs[at / 4] >> (8 * (at % 4))) : 0;
+    data[i] = static_cast<uint8_t>(at < sizeof regs ? regs[at / 4] >> (8 * (at % 4)) : 0u);
   }
 }
 

@@ -131,6 +131,38 @@ TEST(Acpi, DsdtHasS5AndDevices) {
   EXPECT_FALSE(build_dsdt(bad).ok());
 }
 
+TEST(Acpi, DevicetreeCompatibleDeviceHasPrp0001AndItsDsdProperty) {
+  MachineLayout l = small_layout();
+  l.compatible_mmio.push_back({"qvm,guest_shm", 0xd0010000, 0x1000, 10});
+  auto d = build_dsdt(l);
+  ASSERT_TRUE(d.ok());
+  std::string s(d->begin(), d->end());
+  const size_t dev = s.find("DT00");
+  ASSERT_NE(dev, std::string::npos);
+  EXPECT_NE(s.find("PRP0001", dev), std::string::npos);
+  EXPECT_NE(s.find("_DSD", dev), std::string::npos);
+  const size_t compat = s.find("compatible", dev);
+  ASSERT_NE(compat, std::string::npos);
+  EXPECT_NE(s.find("qvm,guest_shm", compat), std::string::npos);
+  // ToUUID("daffd814-6eba-4d8c-8a91-bc9bbf4aa301") in its buffer, in ToUUID's byte order.
+  const std::string uuid("\x14\xd8\xff\xda\xba\x6e\x8c\x4d\x8a\x91\xbc\x9b\xbf\x4a\xa3\x01", 16);
+  EXPECT_NE(s.find(uuid, dev), std::string::npos);
+  // Memory32Fixed (0x86) with the base, and an extended Interrupt (0x89): level, high, shared.
+  const size_t mem = s.find("\x86\x09\x00\x01", dev);
+  ASSERT_NE(mem, std::string::npos);
+  EXPECT_EQ(u32(std::vector<uint8_t>(s.begin() + static_cast<long>(mem) + 4,
+                                     s.begin() + static_cast<long>(mem) + 8),
+                0),
+            0xd0010000u);
+  const size_t irq = s.find('\x89', mem);
+  ASSERT_NE(irq, std::string::npos);
+  EXPECT_EQ(static_cast<uint8_t>(s[irq + 3]) & 0x0e, 0x08);  // level (bit 1 clear), high, shared
+  EXPECT_EQ(static_cast<uint8_t>(s[irq + 5]), 10);
+  MachineLayout high = small_layout();
+  high.compatible_mmio.push_back({"x", 0x100000000ull, 0x1000, 10});
+  EXPECT_FALSE(build_dsdt(high).ok());
+}
+
 TEST(Acpi, PciRootBridgeAndMcfg) {
   MachineLayout l = small_layout();
   auto plain = build_dsdt(l);

@@ -158,6 +158,10 @@ static void test_shmem_local(void)
     CHECK(st == GSS_DOES_NOT_EXIST, "find of a missing region: status %u", st);
     st = request(P, false, 0, NULL, NULL);
     CHECK(st == GSS_NOMEM, "create with 0 pages: status %u", st);
+    st = request(P, false, 65537, NULL, NULL); /* over the 256 MiB a guest may create */
+    CHECK(st == GSS_NOMEM, "create of 65537 pages: status %u", st);
+    st = request(P, false, 0xffffffffu, NULL, NULL);
+    CHECK(st == GSS_NOMEM, "create of 0xffffffff pages: status %u", st);
     mmio_write32(P + F_SIG, 0); /* read-only: ignored */
     CHECK(rd64(P + F_SIG) == SHM_SIGNATURE, "the signature changed after a write");
 
