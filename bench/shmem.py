@@ -8,12 +8,14 @@ p99, then the copy bandwidth into and out of the shared memory. Rounds interleav
 (qvm, QEMU, qvm, ...); the table shows medians over rounds and qvm/QEMU ratios. Not a pass/fail
 test; record results in docs/performance.md.
 
-  qvm:  configs/kit-shmem.qvmconf (PCI factory, INTx level with an irqfd + resample eventfd)
+  qvm:  configs/kit-shmem.qvmconf, PCI factory; the guest enables MSI-X (an irqfd on a KVM MSI
+        route); with --intx also a column with INTA# (level, irqfd + resample eventfd: what the
+        QNX drivers use)
   QEMU: -M q35 -enable-kvm, -device ivshmem-doorbell,vectors=1 (MSI-X through KVM irqfds, the
         doorbell through an ioeventfd); the ivshmem server is this script (Debian ships none):
         protocol version 0, peer ids 0 and 1, one eventfd per peer (QEMU docs/specs/ivshmem-spec)
 
-  bench/shmem.py --qvm build-release/src/app/qvm --guest build-release/tests/guest/qvm-test-guest.elf [-n 5]
+  bench/shmem.py --qvm build-release/src/app/qvm --guest build-release/tests/guest/qvm-test-guest.elf [-n 5] [--intx]
 """
 
 from __future__ import annotations
@@ -137,10 +139,12 @@ def one_round(vmm: str, args, tmp: str) -> dict[str, float]:
     cmd = f"bench=shmem_pingpong shm_rounds={args.rounds}"
     env = dict(os.environ, QVM_TEST_GUEST=args.guest)
     server = None
-    if vmm == "qvm":
+    if vmm.startswith("qvm"):
+        msix = 0 if vmm == "qvm-intx" else 1
+
         def argv(role: str) -> list[str]:
             return [args.qvm, "@" + os.path.join(CONFIGS, "kit-shmem.qvmconf"), "cmdline",
-                    f"{cmd} shm_dev=qvm shm_role={role} shm_tag=k"]
+                    f"{cmd} shm_dev=qvm shm_msix={msix} shm_role={role} shm_tag=k"]
     else:
         sock = os.path.join(tmp, "ivshmem.sock")
         if os.path.exists(sock):
@@ -183,15 +187,18 @@ def main() -> int:
     ap.add_argument("--guest", required=True)
     ap.add_argument("-n", "--rounds-vmm", dest="n", type=int, default=5, help="runs per VMM (interleaved)")
     ap.add_argument("--rounds", type=int, default=2000, help="notification round trips per run")
+    ap.add_argument("--intx", action="store_true",
+                    help="also qvm with INTA# (the QNX drivers' interrupt) instead of MSI-X")
     args = ap.parse_args()
     if not shutil.which(args.qemu):
         print(f"{args.qemu} not found", file=sys.stderr)
         return 1
     tmp = tempfile.mkdtemp(prefix="qvm-shm-bench-")
-    results: dict[str, dict[str, list[float]]] = {"qvm": {}, "qemu": {}}
+    vmms = ["qvm", "qvm-intx", "qemu"] if args.intx else ["qvm", "qemu"]
+    results: dict[str, dict[str, list[float]]] = {v: {} for v in vmms}
     try:
         for i in range(args.n):
-            for vmm in ("qvm", "qemu"):
+            for vmm in vmms:
                 r = one_round(vmm, args, tmp)
                 for k, v in r.items():
                     results[vmm].setdefault(k, []).append(v)
@@ -199,13 +206,15 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     units = {"shm_rtt_median": "ns", "shm_rtt_p99": "ns", "shm_copy_in": "MiB/s", "shm_copy_out": "MiB/s"}
-    print(f"\n{'metric':<18} {'qvm':>10} {'QEMU':>10} {'qvm/QEMU':>9}  (medians of {args.n} runs, "
-          f"{args.rounds} round trips each)")
+    cols = vmms
+    print(f"\n{'metric':<16} " + " ".join(f"{c:>10}" for c in cols) + " " +
+          " ".join(f"{c + '/QEMU':>14}" for c in cols if c != "qemu") +
+          f"   (medians of {args.n} runs, {args.rounds} round trips each)")
     for k, unit in units.items():
-        q = statistics.median(results["qvm"].get(k, [0]))
-        e = statistics.median(results["qemu"].get(k, [0]))
-        ratio = q / e if e else float("nan")
-        print(f"{k:<18} {q:>8.0f} {unit:<5} {e:>6.0f} {unit:<5} {ratio:>5.2f}")
+        med = {c: statistics.median(results[c].get(k, [0])) for c in cols}
+        ratios = [med[c] / med["qemu"] if med["qemu"] else float("nan") for c in cols if c != "qemu"]
+        print(f"{k + ' (' + unit + ')':<16} " + " ".join(f"{med[c]:>10.0f}" for c in cols) + " " +
+              " ".join(f"{r:>14.2f}" for r in ratios))
     print("round trip: lower is better; copy: higher is better")
     return 0
 

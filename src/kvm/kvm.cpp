@@ -235,4 +235,71 @@ Status Vm::remove_memslot(uint32_t slot) {
   return {};
 }
 
+namespace {
+constexpr uint32_t kIoapicPins = 24;
+constexpr uint32_t kFirstMsiGsi = kIoapicPins;
+constexpr uint32_t kMaxRoutes = 1024;  // KVM_MAX_IRQ_ROUTES is 4096; qvm needs few
+}  // namespace
+
+Status Vm::commit_routes_locked() {
+  std::vector<kvm_irq_routing_entry> e;
+  auto irqchip = [&](uint32_t gsi, uint32_t chip, uint32_t pin) {
+    kvm_irq_routing_entry r{};
+    r.gsi = gsi;
+    r.type = KVM_IRQ_ROUTING_IRQCHIP;
+    r.u.irqchip.irqchip = chip;
+    r.u.irqchip.pin = pin;
+    e.push_back(r);
+  };
+  // KVM's own default table (arch/x86/kvm/irq_comm.c), which a KVM_SET_GSI_ROUTING replaces.
+  for (uint32_t gsi = 0; gsi < kIoapicPins; ++gsi) {
+    if (gsi < 16) irqchip(gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, gsi % 8);
+    irqchip(gsi, KVM_IRQCHIP_IOAPIC, gsi);
+  }
+  for (const auto& [gsi, msg] : msi_routes_) {
+    kvm_irq_routing_entry r{};
+    r.gsi = gsi;
+    r.type = KVM_IRQ_ROUTING_MSI;
+    r.u.msi.address_lo = static_cast<uint32_t>(msg.first);
+    r.u.msi.address_hi = static_cast<uint32_t>(msg.first >> 32);
+    r.u.msi.data = msg.second;
+    e.push_back(r);
+  }
+  std::vector<uint8_t> buf(sizeof(RoutingHeader) + e.size() * sizeof(kvm_irq_routing_entry));
+  const RoutingHeader h{static_cast<uint32_t>(e.size()), 0};
+  std::memcpy(buf.data(), &h, sizeof h);
+  std::memcpy(buf.data() + sizeof h, e.data(), e.size() * sizeof(kvm_irq_routing_entry));
+  const int rc = xioctl(fd(), kIoctlSetGsiRouting, buf.data());
+  if (rc < 0) return Error::from_errno("KVM_SET_GSI_ROUTING", -rc);
+  return {};
+}
+
+Result<uint32_t> Vm::add_msi_route(uint64_t addr, uint32_t data) {
+  std::lock_guard lk(*routes_mu_);
+  uint32_t gsi = kFirstMsiGsi;
+  while (msi_routes_.count(gsi)) ++gsi;
+  if (gsi >= kMaxRoutes) return make_error("no free GSI for an MSI route");
+  msi_routes_[gsi] = {addr, data};
+  if (auto s = commit_routes_locked(); !s) {
+    msi_routes_.erase(gsi);
+    return std::move(s).error();
+  }
+  return gsi;
+}
+
+Status Vm::update_msi_route(uint32_t gsi, uint64_t addr, uint32_t data) {
+  std::lock_guard lk(*routes_mu_);
+  auto it = msi_routes_.find(gsi);
+  if (it == msi_routes_.end()) return make_error("no MSI route at that GSI");
+  if (it->second == std::pair<uint64_t, uint32_t>{addr, data}) return {};
+  it->second = {addr, data};
+  return commit_routes_locked();
+}
+
+Status Vm::remove_msi_route(uint32_t gsi) {
+  std::lock_guard lk(*routes_mu_);
+  if (!msi_routes_.erase(gsi)) return {};
+  return commit_routes_locked();
+}
+
 }  // namespace qvm::kvm

@@ -5,6 +5,7 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,12 @@ struct CpuidHeader {
 };
 inline constexpr unsigned long kIoctlGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
 inline constexpr unsigned long kIoctlSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
+// kvm_irq_routing has the same flexible-array declaration: an 8-byte header, then the entries.
+struct RoutingHeader {
+  uint32_t nr;
+  uint32_t flags;
+};
+inline constexpr unsigned long kIoctlSetGsiRouting = _IOW(KVMIO, 0x6a, RoutingHeader);
 // Packs entries after a CpuidHeader, as KVM expects.
 std::vector<uint8_t> pack_cpuid(const std::vector<kvm_cpuid_entry2>& entries, uint32_t capacity);
 
@@ -68,6 +75,13 @@ class Vm {
                           std::optional<uint64_t> match);
   Status add_irqfd(int fd, uint32_t gsi, int resample_fd = -1);
   Status remove_irqfd(int fd, uint32_t gsi);
+  // GSI routing (KVM_SET_GSI_ROUTING, api.rst 4.52): the in-kernel irqchip's default routes (GSI
+  // 0-15 to the 8259 pins and the IOAPIC pins, 16-23 to the IOAPIC) plus MSI routes added at run
+  // time; an irqfd on an MSI route is injected in atomic context, with no thread in between
+  // (an IOAPIC pin's goes through a kernel work item). Any thread.
+  Result<uint32_t> add_msi_route(uint64_t addr, uint32_t data);
+  Status update_msi_route(uint32_t gsi, uint64_t addr, uint32_t data);
+  Status remove_msi_route(uint32_t gsi);
   // A memslot added at run time (shared-memory regions, design §3.2): host memory the caller
   // keeps mapped until remove_memslot. Any thread; slots are reused once removed.
   Result<uint32_t> add_memslot(uint64_t gpa, uint64_t size, void* host, bool readonly);
@@ -75,7 +89,10 @@ class Vm {
 
  private:
   UniqueFd fd_;
+  Status commit_routes_locked();
   std::unique_ptr<std::mutex> slots_mu_ = std::make_unique<std::mutex>();
+  std::unique_ptr<std::mutex> routes_mu_ = std::make_unique<std::mutex>();
+  std::map<uint32_t, std::pair<uint64_t, uint32_t>> msi_routes_;  // GSI -> address, data
   uint32_t next_slot_ = 0;
   std::vector<uint32_t> free_slots_;
 };

@@ -35,6 +35,24 @@ class IrqfdRegistration final : public vdev::Registration {
 
 class NoRegistration final : public vdev::Registration {};
 
+class MsiRoute final : public vdev::MsiIrqfd {
+ public:
+  MsiRoute(kvm::Vm* vm, int fd, uint32_t gsi) : vm_(vm), fd_(fd), gsi_(gsi) {}
+  ~MsiRoute() override {
+    if (!vm_) return;
+    (void)vm_->remove_irqfd(fd_, gsi_);
+    (void)vm_->remove_msi_route(gsi_);
+  }
+  Status update(uint64_t addr, uint32_t data) override {
+    return vm_ ? vm_->update_msi_route(gsi_, addr, data) : Status{};
+  }
+
+ private:
+  kvm::Vm* vm_;
+  int fd_;
+  uint32_t gsi_;
+};
+
 }  // namespace
 
 Result<uint64_t> MachineImpl::reserve_window(uint64_t size, uint64_t align,
@@ -63,6 +81,17 @@ Result<std::unique_ptr<vdev::Registration>> MachineImpl::map_host_memory(uint64_
   if (!vm_) return std::unique_ptr<vdev::Registration>(std::make_unique<NoRegistration>());
   const uint32_t slot = QVM_TRY(vm_->add_memslot(gpa, host.size(), host.data(), false));
   return std::unique_ptr<vdev::Registration>(std::make_unique<MemslotRegistration>(*vm_, slot));
+}
+
+Result<std::unique_ptr<vdev::MsiIrqfd>> MachineImpl::msi_irqfd(int fd, uint64_t addr,
+                                                               uint32_t data) {
+  if (!vm_) return std::unique_ptr<vdev::MsiIrqfd>(std::make_unique<MsiRoute>(nullptr, fd, 0));
+  const uint32_t gsi = QVM_TRY(vm_->add_msi_route(addr, data));
+  if (auto s = vm_->add_irqfd(fd, gsi); !s) {
+    (void)vm_->remove_msi_route(gsi);
+    return std::move(s).error();
+  }
+  return std::unique_ptr<vdev::MsiIrqfd>(std::make_unique<MsiRoute>(&*vm_, fd, gsi));
 }
 
 Result<std::unique_ptr<vdev::Registration>> MachineImpl::irqfd(uint32_t gsi, int fd,

@@ -141,6 +141,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   Result<std::unique_ptr<vdev::Registration>> map_host_memory(uint64_t gpa,
                                                               std::span<uint8_t> host) override;
   Result<std::unique_ptr<vdev::Registration>> irqfd(uint32_t gsi, int fd, int resample_fd) override;
+  Result<std::unique_ptr<vdev::MsiIrqfd>> msi_irqfd(int fd, uint64_t addr, uint32_t data) override;
   Status remove_io(bool io, uint64_t base) override { return (io ? pio_ : mmio_).remove(base); }
   void after_access(std::function<void()> fn) override;
   Status signal_msi(uint64_t addr, uint32_t data) override;

@@ -81,6 +81,14 @@ void Msix::config_written(uint16_t offset, unsigned size) {
     collect_pending_locked(msgs);
   }
   deliver(msgs);
+  if (on_change_) on_change_();
+}
+
+std::optional<Msix::Route> Msix::route(uint16_t vector) const {
+  std::lock_guard lk(mu_);
+  if (vector >= entries_.size() || !deliverable_locked(entries_[vector])) return std::nullopt;
+  const Entry& e = entries_[vector];
+  return Route{(uint64_t{e.addr_hi} << 32) | e.addr_lo, e.data};
 }
 
 bool Msix::enabled() const {
@@ -235,6 +243,7 @@ void Msix::write(uint64_t offset, std::span<const uint8_t> data) {
     if (n == 8) write32_locked(offset + 4, static_cast<uint32_t>(v >> 32), msgs);
   }
   deliver(msgs);
+  if (on_change_) on_change_();
 }
 
 }  // namespace qvm::pci

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -68,6 +69,18 @@ class Msix final : public bus::BusDevice {
 
   // Signals `vector` (see above).
   void notify(uint16_t vector);
+  // The message `vector` would send now: set only while it is deliverable (enabled, function and
+  // vector unmasked). For a device whose interrupt bypasses notify() (an irqfd on a KVM MSI route
+  // it keeps in step through on_change).
+  struct Route {
+    uint64_t addr;
+    uint32_t data;
+    bool operator==(const Route&) const = default;
+  };
+  std::optional<Route> route(uint16_t vector) const;
+  // Called (without the table lock) after every table write and every write of the capability's
+  // Message Control.
+  void set_on_change(std::function<void()> fn) { on_change_ = std::move(fn); }
   // Function reset: every vector masked with address/data 0, no pending bits, Enable and
   // Function Mask clear in `cfg`. Call where the config space is protected.
   void reset();
@@ -96,6 +109,7 @@ class Msix final : public bus::BusDevice {
   ConfigSpace& cfg_;
   Layout layout_;
   DeliverFn deliver_;
+  std::function<void()> on_change_;
   uint16_t cap_ = 0;
   mutable std::mutex mu_;
   std::vector<Entry> entries_;

@@ -114,6 +114,14 @@ class Registration {
   virtual ~Registration() = default;
 };
 
+// An MSI that an eventfd raises in the kernel: a KVM MSI route with an irqfd on it (injected at
+// once, no thread in between) until the registration goes. update() changes the message (the
+// guest rewrote its MSI-X entry). Any thread.
+class MsiIrqfd : public Registration {
+ public:
+  virtual Status update(uint64_t addr, uint32_t data) = 0;
+};
+
 // The context outlives every device built through it: callbacks may keep a reference to it.
 class VdevContext {
  public:
@@ -163,6 +171,8 @@ class VdevContext {
   // `resample_fd` the line is level-triggered: it stays asserted until the guest's EOI, which
   // signals `resample_fd` (the device re-signals `fd` if its condition still holds).
   virtual Result<std::unique_ptr<Registration>> irqfd(uint32_t gsi, int fd, int resample_fd) = 0;
+  // `fd` raises the MSI (addr, data) (see MsiIrqfd). In dryrun a registration that does nothing.
+  virtual Result<std::unique_ptr<MsiIrqfd>> msi_irqfd(int fd, uint64_t addr, uint32_t data) = 0;
   // Guest RAM and ROM: the one checked accessor (memory/guest_memory.hpp).
   virtual memory::GuestMemory& guest_memory() = 0;
   // One MSI (x86: address 0xfeeXXXXX), from any thread. A no-op in dryrun.

@@ -115,9 +115,11 @@ void ShmemDevice::control_write(uint32_t k, uint64_t offset, std::span<const uin
 }
 
 ShmemDevice::~ShmemDevice() {
+  if (msix_) msix_->set_on_change(nullptr);
   std::lock_guard lk(mu_);
   for (uint32_t k = 0; k < kWindows; ++k) detach(k);
-  irq_.reset();
+  msi_.reset();
+  intx_.reset();
 }
 
 Status ShmemDevice::start(uint32_t gsi) {
@@ -125,13 +127,63 @@ Status ShmemDevice::start(uint32_t gsi) {
   resample_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   ep_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!doorbell_ || !resample_ || !ep_) return Error::from_errno("shmem eventfd/epoll", errno);
-  irq_ = QVM_TRY(ctx_.irqfd(gsi, doorbell_.get(), resample_.get()));
+  gsi_ = gsi;
+  intx_ = QVM_TRY(ctx_.irqfd(gsi, doorbell_.get(), resample_.get()));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kResampleTag;
   if (::epoll_ctl(ep_.get(), EPOLL_CTL_ADD, resample_.get(), &ev) != 0)
     return Error::from_errno("epoll_ctl", errno);
   return ctx_.loop().add_fd(ep_.get(), [this] { on_events(); });
+}
+
+void ShmemDevice::use_msix(pci::Msix* msix) {
+  msix_ = msix;
+  msix_->set_on_change([this] { update_interrupt(); });
+}
+
+void ShmemDevice::update_interrupt() {
+  if (!doorbell_ || !msix_) return;  // dryrun
+  const bool enabled = msix_->enabled();
+  const std::optional<pci::Msix::Route> r = msix_->route(0);
+  std::lock_guard lk(mu_);
+  if (!enabled) {
+    if (msi_) ++msi_switches_;
+    msi_.reset();
+    msi_route_.reset();
+    if (!intx_) {
+      if (auto i = ctx_.irqfd(gsi_, doorbell_.get(), resample_.get()))
+        intx_ = std::move(*i);
+      else
+        log_error("shmem: INTx: %s", i.error().message.c_str());
+    }
+    return;
+  }
+  intx_.reset();  // the resampler lowers the line as its last irqfd goes
+  if (!r) {
+    // Masked: rings count in the eventfd; KVM delivers them when the irqfd is assigned again.
+    msi_.reset();
+    msi_route_.reset();
+    return;
+  }
+  if (msi_) {
+    if (r != msi_route_) (void)msi_->update(r->addr, r->data);
+  } else {
+    auto m = ctx_.msi_irqfd(doorbell_.get(), r->addr, r->data);
+    if (!m) {
+      log_error("shmem: MSI-X: %s", m.error().message.c_str());
+      return;
+    }
+    msi_ = std::move(*m);
+    ++msi_switches_;
+  }
+  msi_route_ = r;
+  // A cause that was waiting for a level line's EOI is sent as a message now.
+  for (auto& s : slots_)
+    if (s.client && s.client->wants_interrupt()) {
+      s.client->ring_own_doorbell();
+      break;
+    }
 }
 
 Result<FactoryHost::Attached> ShmemDevice::attach(std::string_view name, uint32_t pages,
@@ -223,12 +275,15 @@ std::vector<std::string> ShmemDevice::status_lines() {
   std::vector<std::string> out;
   out.push_back(strprintf(
       "factory: %llu requests, %llu failed (last status %s%s%s), "
-      "%llu attaches, %llu detaches, %llu EOIs (%llu re-raised)",
+      "%llu attaches, %llu detaches, %llu EOIs (%llu re-raised), interrupt %s",
       static_cast<unsigned long long>(factory_.requests()),
       static_cast<unsigned long long>(factory_.failures()), shm::gss_name(factory_.status()),
       factory_.last_error().empty() ? "" : ": ", factory_.last_error().c_str(),
       static_cast<unsigned long long>(attaches_), static_cast<unsigned long long>(detaches_),
-      static_cast<unsigned long long>(resamples_), static_cast<unsigned long long>(rerings_)));
+      static_cast<unsigned long long>(resamples_), static_cast<unsigned long long>(rerings_),
+      msi_    ? "MSI-X (KVM MSI route)"
+      : intx_ ? "INTx/intr (level)"
+              : "masked"));
   for (uint32_t k = 0; k < kWindows; ++k) {
     const shm::Client* c = slots_[k].client.get();
     if (!c) continue;

@@ -15,6 +15,7 @@
 
 #include "base/unique_fd.hpp"
 #include "bus/bus.hpp"
+#include "pci/msix.hpp"
 #include "shm/client.hpp"
 #include "shm/region.hpp"
 #include "vdev/api/context.hpp"
@@ -59,8 +60,12 @@ class ShmemDevice final : public FactoryHost {
         factory_(*this, gsi, std::move(p)) {}
   ~ShmemDevice() override;
 
-  // The doorbell, its irqfd and the event-loop hook (not in dryrun).
+  // The doorbell, its irqfd on `gsi` (INTx or the `intr` line: level, resampled) and the
+  // event-loop hook (not in dryrun).
   Status start(uint32_t gsi);
+  // PCI: the function's MSI-X. Once the guest enables it and unmasks vector 0, the doorbell is
+  // an irqfd on a KVM MSI route instead (PCI 3.0 §6.8.2: INTx is not used while MSI-X is on).
+  void use_msix(pci::Msix* msix);
 
   // FactoryHost: runs on a vCPU thread inside the factory page's access (mu_ held).
   Result<Attached> attach(std::string_view name, uint32_t pages, bool create) override;
@@ -78,6 +83,7 @@ class ShmemDevice final : public FactoryHost {
   };
   void detach(uint32_t k);  // mu_ held
   void on_events();
+  void update_interrupt();  // after an MSI-X table or Message Control write
 
   VdevContext& ctx_;
   std::string dir_;
@@ -86,7 +92,12 @@ class ShmemDevice final : public FactoryHost {
   FactoryPage factory_;
   std::array<Slot, kWindows> slots_;
   UniqueFd doorbell_, resample_, ep_;
-  std::unique_ptr<Registration> irq_;
+  uint32_t gsi_ = 0;
+  pci::Msix* msix_ = nullptr;
+  std::unique_ptr<Registration> intx_;
+  std::unique_ptr<MsiIrqfd> msi_;
+  std::optional<pci::Msix::Route> msi_route_;
+  uint64_t msi_switches_ = 0;
   uint64_t attaches_ = 0, detaches_ = 0, resamples_ = 0, rerings_ = 0;
 };
 

@@ -10,6 +10,7 @@
 #include "base/log.hpp"
 #include "config/values.hpp"
 #include "pci/config_space.hpp"
+#include "pci/msix.hpp"
 #include "pci/pci_root.hpp"
 #include "shm/region.hpp"
 #include "vdev/api/factories.hpp"
@@ -22,17 +23,27 @@ using shmem::NamePolicy;
 using shmem::NameRule;
 using shmem::ShmemDevice;
 
+// BAR0: the factory page. BAR1: MSI-X, one vector (a qvm addition: the QNX drivers use INTA#;
+// a driver that enables MSI-X gets its notifications as messages, injected by KVM at once).
 class ShmemFunction final : public pci::PciFunction {
  public:
+  static constexpr uint8_t kMsixBar = 1;
   ShmemFunction() : cfg_(0x1c05, 0x0001, 0x050000 /* memory controller, RAM */) {
     cfg_.set_subsystem(0x1c05, 0x0001);
     cfg_.set_interrupt_pin(1);
     cfg_.add_bar(pci::BarInfo{.index = 0, .size = shmem::FactoryPage::kSize});
+    cfg_.add_bar(pci::BarInfo{.index = kMsixBar, .size = 4096});
+    msix_ = std::make_shared<pci::Msix>(cfg_, pci::Msix::packed(1, kMsixBar), nullptr);
   }
   pci::ConfigSpace& config() override { return cfg_; }
+  void config_written(uint16_t offset, unsigned size) override {
+    msix_->config_written(offset, size);
+  }
+  const std::shared_ptr<pci::Msix>& msix() const { return msix_; }
 
  private:
   pci::ConfigSpace cfg_;
+  std::shared_ptr<pci::Msix> msix_;
 };
 
 struct Create {
@@ -133,7 +144,10 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
     fwd->d = holder;
     PciFunctionBuild pb;
     pb.function = fn;
-    pb.bar_device = [fwd](uint8_t) -> std::shared_ptr<bus::BusDevice> { return fwd; };
+    pb.bar_device = [fwd, fn](uint8_t index) -> std::shared_ptr<bus::BusDevice> {
+      if (index == ShmemFunction::kMsixBar) return fn->msix();
+      return fwd;
+    };
     const PciPlacement at = QVM_TRY(ctx.add_pci(v, std::move(pb)));
     d = std::make_shared<ShmemDevice>(ctx, dir, windows, at.intx_gsi, std::move(names));
     *holder = d;
@@ -141,7 +155,10 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
     ctx.keep(fn);
     ctx.keep(fwd);
     where = at.text + strprintf("  INTA# gsi %u", at.intx_gsi);
-    if (!ctx.dryrun()) QVM_TRY(d->start(at.intx_gsi));
+    if (!ctx.dryrun()) {
+      QVM_TRY(d->start(at.intx_gsi));
+      d->use_msix(fn->msix().get());
+    }
   } else {
     if (!v.location || v.location->space != config::AddrSpace::kMem)
       return make_error("outside PCI it needs 'loc ADDRESS' (the factory page) and 'intr'");

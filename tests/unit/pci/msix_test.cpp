@@ -134,6 +134,29 @@ TEST_F(MsixTest, ResetMasksEverythingAndClearsControl) {
   EXPECT_TRUE(msix.vector_masked(0));
 }
 
+TEST_F(MsixTest, RouteIsTheMessageWhileDeliverableAndChangesAreReported) {
+  int changes = 0;
+  msix.set_on_change([&] { ++changes; });
+  program(0, 0xfee02000, 0x55);  // three table writes
+  EXPECT_EQ(changes, 3);
+  EXPECT_FALSE(msix.route(0).has_value());  // not enabled, masked
+  write_ctl(0x8000);
+  EXPECT_EQ(changes, 4);
+  EXPECT_FALSE(msix.route(0).has_value());  // vector masked
+  wr(12, 0);
+  ASSERT_TRUE(msix.route(0).has_value());
+  EXPECT_EQ(*msix.route(0), (Msix::Route{0xfee02000, 0x55}));
+  write_ctl(0xc000);  // function mask
+  EXPECT_FALSE(msix.route(0).has_value());
+  write_ctl(0x8000);
+  wr(8, 0x66);
+  EXPECT_EQ(msix.route(0)->data, 0x66u);
+  EXPECT_FALSE(msix.route(7).has_value());  // out of range
+  write_ctl(0);
+  EXPECT_FALSE(msix.route(0).has_value());
+  EXPECT_EQ(changes, 9);
+}
+
 TEST(Msix, VectorCountIsClampedAndTheTableCanSitAtAnOffset) {
   ConfigSpace cfg(1, 2, 0);
   Msix big(cfg, Msix::packed(5000, 0, 0x1003), nullptr);

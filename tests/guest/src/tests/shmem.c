@@ -25,15 +25,53 @@ struct factory {
     bool ok;
 };
 static struct factory fact[2]; /* 0: PCI, 1: memory-mapped */
+static unsigned fact_dev;      /* the PCI factory's device number on bus 0 */
 
 /* control pages the ISR reads (per factory, per window) and what it saw */
 static volatile uint64_t isr_ctl[2][16];
-static volatile uint32_t isr_pending[2][16], isr_attached[2][16], isr_count[2];
+static volatile uint32_t isr_pending[2][16], isr_attached[2][16], isr_count[2], msi_count;
 
 static uint64_t rd64(uint64_t a) { return mmio_read32(a) | ((uint64_t)mmio_read32(a + 4) << 32); }
 
+/* PCI function dev on bus 0: its MSI-X entry 0 -> `vec` on this CPU, Enable set, the entry
+ * masked or not; false without an MSI-X capability */
+static uint64_t msix_entry0(unsigned dev)
+{
+    unsigned cap = pci_cfg_read8(0, dev, 0, 0x34);
+    for (unsigned n = 0; cap && n < 16 && pci_cfg_read8(0, dev, 0, cap) != 0x11; n++) cap = pci_cfg_read8(0, dev, 0, cap + 1);
+    if (!cap || pci_cfg_read8(0, dev, 0, cap) != 0x11) return 0;
+    uint32_t tab = pci_cfg_read32(0, dev, 0, cap + 4);
+    uint32_t bar = pci_cfg_read32(0, dev, 0, 0x10 + 4 * (tab & 7));
+    uint64_t base = bar & ~0xfull;
+    if ((bar & 6) == 4) base |= (uint64_t)pci_cfg_read32(0, dev, 0, 0x14 + 4 * (tab & 7)) << 32;
+    return base + (tab & ~7u);
+}
+
+static bool msix_setup(unsigned dev, unsigned vec, bool masked)
+{
+    uint64_t e = msix_entry0(dev);
+    if (!e) return false;
+    mmio_write32(e + 12, 1);
+    mmio_write32(e + 0, 0xfee00000u | (lapic_id() << 12));
+    mmio_write32(e + 4, 0);
+    mmio_write32(e + 8, vec);
+    mmio_write32(e + 12, masked ? 1 : 0);
+    unsigned cap = pci_cfg_read8(0, dev, 0, 0x34);
+    while (pci_cfg_read8(0, dev, 0, cap) != 0x11) cap = pci_cfg_read8(0, dev, 0, cap + 1);
+    pci_cfg_write16(0, dev, 0, cap + 2, (uint16_t)((pci_cfg_read16(0, dev, 0, cap + 2) & ~0x4000) | 0x8000));
+    return true;
+}
+
+static void msix_disable(unsigned dev)
+{
+    unsigned cap = pci_cfg_read8(0, dev, 0, 0x34);
+    for (unsigned n = 0; cap && n < 16 && pci_cfg_read8(0, dev, 0, cap) != 0x11; n++) cap = pci_cfg_read8(0, dev, 0, cap + 1);
+    if (cap) pci_cfg_write16(0, dev, 0, cap + 2, (uint16_t)(pci_cfg_read16(0, dev, 0, cap + 2) & ~0xc000));
+}
+
 static void shm_isr(unsigned vec)
 {
+    if (vec == VEC_SHM_MSI) vec = VEC_SHM_PCI; /* the PCI factory's attachments, by message */
     unsigned f = vec == VEC_SHM_MMIO;
     for (unsigned i = 0; i < 16; i++) {
         if (!isr_ctl[f][i]) continue;
@@ -42,6 +80,12 @@ static void shm_isr(unsigned vec)
         isr_attached[f][i] = st >> 16;
     }
     isr_count[f]++;
+}
+
+static void shm_msi_isr(unsigned vec)
+{
+    shm_isr(vec);
+    msi_count++;
 }
 
 static char tag[16] = "kit";
@@ -84,6 +128,7 @@ static bool find_factories(char *err, unsigned cap)
         uint32_t bar = pci_cfg_read32(0, dev, 0, 0x10);
         pci_cfg_write16(0, dev, 0, 4, (uint16_t)(pci_cfg_read16(0, dev, 0, 4) | 2));
         fact[0].base = bar & ~0xfull;
+        fact_dev = dev;
         fact[0].gsi = pci_cfg_read8(0, dev, 0, 0x3c);
         fact[0].vec = VEC_SHM_PCI;
         fact[0].ok = true;
@@ -206,6 +251,30 @@ static void test_shmem_local(void)
     CHECK(settle == isr_count[0] + isr_count[1], "interrupts keep coming after the status reads");
     mmio_write32(c0 + C_STATUS, 0xffffffff); /* read-only */
     CHECK(mmio_read32(c0 + C_IDX) == 0, "idx changed");
+
+    /* MSI-X on the PCI function (qvm's addition): while enabled INTx is off; a masked vector
+     * holds the notification, unmasking delivers it as a message; disabled, INTx is back */
+    irq_set_handler(VEC_SHM_MSI, shm_msi_isr, EOI_LAPIC);
+    CHECK(msix_setup(fact_dev, VEC_SHM_MSI, true), "the PCI factory has no MSI-X capability");
+    n0 = isr_count[0];
+    uint32_t m0 = msi_count;
+    mmio_write32(c1 + C_NOTIFY, 1u << 0);
+    udelay(50000);
+    CHECK(isr_count[0] == n0, "%u interrupts with MSI-X enabled and its vector masked", isr_count[0] - n0);
+    isr_pending[0][0] = 0;
+    mmio_write32(msix_entry0(fact_dev) + 12, 0); /* unmask */
+    CHECK(WAIT_US(msi_count != m0, 2000000), "no MSI after unmasking the vector with a notification pending");
+    CHECK(isr_pending[0][0] == 1u << 1, "the MSI's handler saw pending 0x%x", isr_pending[0][0]);
+    m0 = msi_count;
+    mmio_write32(c1 + C_NOTIFY, 1u << 0);
+    CHECK(WAIT_US(msi_count != m0, 2000000), "no MSI for a notification");
+    msix_disable(fact_dev);
+    udelay(20000);
+    n0 = isr_count[0];
+    m0 = msi_count;
+    mmio_write32(c1 + C_NOTIFY, 1u << 0);
+    CHECK(wait_irq(0, n0, 2000000) && msi_count == m0, "MSI-X disabled: INTx not back (irqs %u, MSIs %u)",
+          isr_count[0] - n0, msi_count - m0);
 
     /* detach of client 1: client 0 sees it; client 1's window is gone */
     n0 = isr_count[0];
@@ -387,11 +456,12 @@ GUEST_TEST(shmem_client, test_shmem_client, TEST_NORMAL, "qvm shmem: one client 
  * shm_role=pong answers every interrupt from its handler with a notification back; shm_role=ping
  * sends shm_rounds notifications, each after the previous answer, and reports the round trip
  * (median, p99), then copies 1 MiB into and out of the region 64 times (MB/s). shm_dev=qvm: qvm's
- * shmem (PCI factory, region "kbench", 256 pages); shm_dev=ivshmem: QEMU's ivshmem-doorbell
+ * shmem (PCI factory, region "kbench", 256 pages; MSI-X vector 0, or INTA# with shm_msix=0,
+ * whose handler must read status before its EOI); shm_dev=ivshmem: QEMU's ivshmem-doorbell
  * (1af4:1110, BAR0 registers, BAR2 memory, MSI-X vector 0; peer ids from an ivshmem server). */
 enum { IV_INTRMASK = 0, IV_INTRSTATUS = 4, IV_IVPOSITION = 8, IV_DOORBELL = 12 };
 static struct {
-    bool ivshmem;
+    bool ivshmem, msi;
     uint64_t regs, ctl, mem; /* ivshmem BAR0 / qvm control page; the shared data */
     uint32_t me, peer;
     bool pong;
@@ -407,7 +477,7 @@ static void pp_ring(void)
 static void pp_isr(unsigned vec)
 {
     (void)vec;
-    if (!pp.ivshmem) (void)mmio_read32(pp.ctl + C_STATUS); /* clears pending: the line drops at EOI */
+    if (!pp.msi) (void)mmio_read32(pp.ctl + C_STATUS); /* level INTx: clears the cause before EOI */
     pp.count++;
     if (pp.pong) pp_ring();
 }
@@ -435,17 +505,9 @@ static const char *pp_open_ivshmem(void)
         pci_cfg_write32(0, dev, 0, 0x1c, 0);
         pp.mem = bar_addr(dev, 2);
     }
-    unsigned cap = pci_cfg_read8(0, dev, 0, 0x34);
-    for (unsigned n = 0; cap && n < 16 && pci_cfg_read8(0, dev, 0, cap) != 0x11; n++) cap = pci_cfg_read8(0, dev, 0, cap + 1);
-    if (!cap || pci_cfg_read8(0, dev, 0, cap) != 0x11) return "ivshmem has no MSI-X capability";
-    uint32_t tab = pci_cfg_read32(0, dev, 0, cap + 4);
-    uint64_t e = bar_addr(dev, tab & 7) + (tab & ~7u);
-    mmio_write32(e + 0, 0xfee00000u | (lapic_id() << 12));
-    mmio_write32(e + 4, 0);
-    mmio_write32(e + 8, VEC_SHM_PCI);
-    mmio_write32(e + 12, 0);
     irq_set_handler(VEC_SHM_PCI, pp_isr, EOI_LAPIC);
-    pci_cfg_write16(0, dev, 0, cap + 2, (uint16_t)((pci_cfg_read16(0, dev, 0, cap + 2) & ~0x4000) | 0x8000));
+    if (!msix_setup(dev, VEC_SHM_PCI, false)) return "ivshmem has no MSI-X capability";
+    pp.msi = true;
     pp.me = mmio_read32(pp.regs + IV_IVPOSITION);
     pp.peer = pp.me ^ 1;
     return NULL;
@@ -463,6 +525,12 @@ static const char *pp_open_qvm(char *err, unsigned cap)
     pp.mem = pp.ctl + 4096;
     pp.me = mmio_read32(pp.ctl + C_IDX);
     pp.peer = pp.me ^ 1;
+    uint64_t msix = 1;
+    cmdline_u64("shm_msix", &msix);
+    if (msix) {
+        if (!msix_setup(fact_dev, VEC_SHM_PCI, false)) return "no MSI-X on the shmem function";
+        pp.msi = true;
+    }
     return NULL;
 }
 
