@@ -48,8 +48,14 @@ bool Parser::vdev_option(const Token& opt, const std::vector<Token>& toks, size_
     }
     // A bare number means mem: except for devices that only live in I/O space (spec §6.2:
     // "default type io:" for 8259, ser8250, pckeyboard).
-    if (a->text.find(':') == std::string::npos && s.can_io && !s.can_mem)
+    if (a->text.find(':') == std::string::npos && s.can_io && !s.can_mem) {
       loc->space = AddrSpace::kIo;
+      // The same range as io:PORT, so every accepted spelling prints back as one that parses.
+      if (loc->addr > 0xffff) {
+        error(a->loc, "vdev " + v.type + " loc: I/O port " + a->text + " out of range (0-0xffff)");
+        return true;
+      }
+    }
     bool fits = (loc->space == AddrSpace::kMem && s.can_mem) ||
                 (loc->space == AddrSpace::kIo && s.can_io) ||
                 (loc->space == AddrSpace::kPci && s.can_pci);

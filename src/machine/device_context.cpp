@@ -164,7 +164,7 @@ Status MachineImpl::in_kernel_pit(uint32_t pin) {
 }
 
 Result<vdev::CharEndpoints> MachineImpl::open_char(const std::vector<std::string>& hostdevs) {
-  return vdev::open_char_endpoints(hostdevs);
+  return vdev::open_char_endpoints(hostdevs, opts_.dryrun);
 }
 
 void MachineImpl::add_fdt_device(fdt::FdtDevice d, bool console) {

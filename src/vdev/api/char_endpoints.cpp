@@ -1,6 +1,7 @@
 #include "vdev/api/char_endpoints.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -22,7 +23,7 @@ Result<UniqueFd> open_path(const std::string& path, int flags) {
 
 }  // namespace
 
-Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostdevs) {
+Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostdevs, bool dryrun) {
   CharEndpoints ep;
   for (const auto& h : hostdevs) {
     char dir = 0;
@@ -35,6 +36,10 @@ Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostde
       if (dir != '>') ep.in = STDIN_FILENO;
       if (dir != '<') ep.out = STDOUT_FILENO;
       ep.description += " stdio";
+      continue;
+    }
+    if (path == "pty" && dir == 0 && dryrun) {
+      ep.description += " pty (created when the VM runs)";
       continue;
     }
     if (path == "pty" && dir == 0) {
@@ -51,6 +56,18 @@ Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostde
     int flags = dir == '<'   ? O_RDONLY
                 : dir == '>' ? (O_WRONLY | O_CREAT | O_APPEND)
                              : (O_RDWR | O_CREAT);
+    struct stat st {};
+    if (dryrun && (flags & O_CREAT) && ::lstat(path.c_str(), &st) != 0) {
+      if (errno != ENOENT) return Error::from_errno("hostdev: " + path, errno);
+      const auto slash = path.rfind('/');
+      const std::string parent =
+          slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+      if (::access(parent.c_str(), W_OK | X_OK) != 0)
+        return Error::from_errno("hostdev: cannot create " + path + " in " + parent, errno);
+      ep.description += " " + h + " (created when the VM runs)";
+      continue;
+    }
+    if (dryrun) flags &= ~O_CREAT;
     UniqueFd fd = QVM_TRY(open_path(path, flags));
     if (dir != '>') ep.in = fd.get();
     if (dir != '<') ep.out = fd.get();

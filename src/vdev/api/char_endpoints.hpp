@@ -19,7 +19,10 @@ struct CharEndpoints {
 };
 
 // Parses and opens `hostdev` values: `-` (stdio), `<PATH` input, `>PATH` output, `PATH` both,
-// `pty` (a new pseudo-terminal whose name is logged).
-Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostdevs);
+// `pty` (a new pseudo-terminal whose name is logged). `dryrun`: nothing is created (spec §4:
+// dryrun only checks): an output that does not exist yet is checked to be creatable (its
+// directory exists and is writable), an existing one is opened without O_CREAT, no pty is made.
+Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostdevs,
+                                          bool dryrun = false);
 
 }  // namespace qvm::vdev

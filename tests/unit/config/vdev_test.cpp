@@ -178,6 +178,10 @@ TEST(Vdev, LocationTypeMustFit) {
   expect_error(with_mem("vdev ioapic loc io:0x20"),
                "cannot be placed at 'io:0x20'; allowed location types: mem:");
   expect_error(with_mem("vdev virtio-blk hostdev a loc pci:0x1af4/0x1001"), "pci:BUS:DEV");
+  // A bare number for a port-only device is a port in every spelling: 0xem (0xe MiB) is out of
+  // range as io:0xe00000 is (a fuzzer round-trip finding: it used to print a form that failed).
+  expect_error(with_mem("vdev 8259 loc 0xem"), "I/O port 0xem out of range (0-0xffff)");
+  expect_error(with_mem("vdev pckeyboard loc 65536"), "out of range (0-0xffff)");
 }
 
 TEST(Vdev, InterruptChecks) {
