@@ -128,19 +128,32 @@ bool Parser::global_option(const Token& opt, const std::vector<Token>& toks, siz
   }
   if (w == "dump") {
     if (const Token* a = arg(toks, i, opt, "a directory or \"|command\"")) {
-      if (a->text.empty() || a->text == "|") error(a->loc, "expected a directory or \"|command\"");
+      if (a->text.empty() || a->text == "|")
+        error(a->loc, "expected a directory or \"|command\"");
+      else
+        warning(a->loc,
+                "dump has no effect: guest dumps are not implemented in this version of "
+                "qvm (SIGUSR2 and watchdog dump actions only log)");
       cfg().dump = a->text;
     }
     return true;
   }
   if (w == "safety") {
     if (const Token* a = arg(toks, i, opt, "none, warn or required")) {
+      // Spec §3.12: which vdev variants may run. qvm has one variant of each vdev and none is
+      // safety-certified: `required` would mislead, `warn` has nothing to warn about.
       if (a->text == "none") {
         cfg().safety = SafetyMode::kNone;
       } else if (a->text == "warn") {
         cfg().safety = SafetyMode::kWarn;
+        warning(a->loc,
+                "safety warn has no effect: qvm has one variant of each vdev, none of "
+                "them safety-certified");
       } else if (a->text == "required") {
         cfg().safety = SafetyMode::kRequired;
+        error(a->loc,
+              "safety required: qvm is not a safety-certified product and has no "
+              "safety variants of its vdevs");
       } else {
         error(a->loc, "expected none, warn or required, found '" + a->text + "'");
       }
@@ -256,6 +269,8 @@ void Parser::opt_set(const Token& opt, const std::vector<Token>& toks, size_t& i
   }
   if (spec->arch == "arm")
     warning(name->loc, "variable '" + name->text + "' applies to ARM guests; ignored on x86-64");
+  else if (!spec->no_effect.empty())
+    warning(name->loc, "set " + name->text + " has no effect: " + std::string(spec->no_effect));
   VarValue v{value->text, value->loc};
   switch (spec->context) {
     case VarContext::kGlobal:

@@ -22,6 +22,9 @@ struct VariableSpec {
   std::string_view arch;  // "" = all, "x86", "arm"
   uint64_t min = 0, max = UINT64_MAX;
   Status (*validate)(std::string_view) = nullptr;
+  // Non-empty: accepted for compatibility, and `set NAME` warns with this reason where it is
+  // written (no silent options: docs/config-language.md).
+  std::string_view no_effect = "";
 };
 
 std::span<const VariableSpec> variable_specs();

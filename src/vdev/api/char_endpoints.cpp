@@ -1,8 +1,8 @@
 #include "vdev/api/char_endpoints.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -60,8 +60,9 @@ Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostde
     if (dryrun && (flags & O_CREAT) && ::lstat(path.c_str(), &st) != 0) {
       if (errno != ENOENT) return Error::from_errno("hostdev: " + path, errno);
       const auto slash = path.rfind('/');
-      const std::string parent =
-          slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+      const std::string parent = slash == std::string::npos ? "."
+                                 : slash == 0               ? "/"
+                                                            : path.substr(0, slash);
       if (::access(parent.c_str(), W_OK | X_OK) != 0)
         return Error::from_errno("hostdev: cannot create " + path + " in " + parent, errno);
       ep.description += " " + h + " (created when the VM runs)";

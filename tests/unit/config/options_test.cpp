@@ -173,6 +173,23 @@ TEST(Set, Errors) {
   expect_error(with_mem("set fdt-dump-file"), "needs an argument");
 }
 
+TEST(Set, VariablesWithoutEffectAreWarnedAboutWhereTheyAreWritten) {
+  auto o = with_mem(
+      "set grow-heap 64k set slog-buffer 8K set message-block-timeout 100 "
+      "set posted-interrupts off set virtual-interrupts off set legacy-free on "
+      "vdev testdev set debug on set vdev-message-block-timeout 50");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  const std::string e = errors(o);
+  for (const char* v : {"grow-heap", "slog-buffer", "message-block-timeout", "posted-interrupts",
+                        "virtual-interrupts", "legacy-free", "debug", "vdev-message-block-timeout"})
+    EXPECT_NE(e.find(std::string("warning: set ") + v + " has no effect"), std::string::npos)
+        << v << ": " << e;
+  EXPECT_NE(e.find("kvm_intel module parameter enable_apicv"), std::string::npos) << e;
+  EXPECT_NE(e.find("t.qvmconf:1:30: warning: set grow-heap"), std::string::npos) << e;  // at `set`
+  auto quiet = with_mem("set exit-on-halt off");
+  EXPECT_EQ(errors(quiet).find("warning"), std::string::npos) << errors(quiet);
+}
+
 TEST(Set, VdevContextVariable) {
   auto o = with_mem("vdev testdev set debug on");
   ASSERT_TRUE(o.ok()) << errors(o);
@@ -240,6 +257,11 @@ TEST(DumpSafetyDryrun, Parse) {
   EXPECT_TRUE(o.config.dryrun);
   expect_error(with_mem("safety always"), "expected none, warn or required");
   expect_error(with_mem("dump \"|\""), "expected a directory");
+  // qvm is not a safety-certified product: `required` is refused, `warn` and `dump` warned about.
+  expect_error(with_mem("safety required"), "safety required: qvm is not a safety-certified");
+  const std::string e = errors(o);
+  EXPECT_NE(e.find("warning: safety warn has no effect"), std::string::npos) << e;
+  EXPECT_NE(e.find("warning: dump has no effect"), std::string::npos) << e;
 }
 
 TEST(System, NameRules) {
