@@ -22,6 +22,9 @@ Result<MmapRegion> MmapRegion::anonymous(size_t size, uint64_t guest_addr) {
   void* p = ::mmap(nullptr, span, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return Error::from_errno("mmap of guest memory", errno);
+  // Guest memory stays out of qvm's core dumps (docs/security.md): a crash report of the VMM
+  // must not carry the guest's secrets, nor gigabytes of them. Guest dumps read it directly.
+  (void)::madvise(p, span, MADV_DONTDUMP);
   if (!huge) return MmapRegion(p, size);
   // The lowest start >= p that is congruent with guest_addr modulo 2 MiB (< 2 MiB above p, so
   // the region fits in the span); the slack on both sides is given back.

@@ -83,6 +83,7 @@ Result<std::unique_ptr<Client>> Client::attach(std::string_view name, const Clie
     return err(e == ENOMEM ? ENOMEM : e, "mapping region '" + f.name() + "': " + strerror(e));
   }
   c->data_ = static_cast<uint8_t*>(m);
+  (void)::madvise(m, len, MADV_DONTDUMP);  // shared guest data stays out of core dumps
   c->doorbell_.reset(o.doorbell_fd >= 0 ? ::fcntl(o.doorbell_fd, F_DUPFD_CLOEXEC, 0)
                                         : ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   c->ep_.reset(::epoll_create1(EPOLL_CLOEXEC));
