@@ -93,7 +93,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   Status add_virtio_mmio(const config::VdevConfig& v, vdev::VirtioDeviceBuild built);
   Status add_virtio_pci(const config::VdevConfig& v, vdev::VirtioDeviceBuild built);
   Result<uint64_t> alloc_mmio(uint64_t size);
-  Result<uint8_t> pci_slot(const config::VdevConfig& v);
+  Result<uint8_t> pci_slot(const config::VdevConfig& v, bool intx);  // pci_devices.cpp
   // Where a queue's notify register decodes, for its ioeventfd.
   struct NotifyAt {
     uint64_t addr;

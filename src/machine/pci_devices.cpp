@@ -71,7 +71,16 @@ Result<uint64_t> MachineImpl::alloc_mmio(uint64_t size) {
   return make_error("the PCI MMIO window 0xc0000000-0xfebfffff is full");
 }
 
-Result<uint8_t> MachineImpl::pci_slot(const config::VdevConfig& v) {
+Result<uint8_t> MachineImpl::pci_slot(const config::VdevConfig& v, bool intx) {
+  // `reserve intr N` (spec §3.9) keeps automatic assignment off GSI N: a slot whose INTA# the
+  // DSDT _PRT routes there (16 + slot % 8) is not picked for a function that has an INTA#.
+  auto intx_reserved = [&](uint8_t d) -> const config::ReserveConfig* {
+    if (!intx) return nullptr;
+    for (const auto& r : cfg_.reserves)
+      if (r.kind == config::ReserveConfig::Kind::kIntr && r.intr == kFirstPciGsi + d % 8u)
+        return &r;
+    return nullptr;
+  };
   if (v.location && v.location->space == config::AddrSpace::kPci) {
     const auto& l = *v.location;
     if (l.bus != 0) return make_error("only PCI bus 0 exists");
@@ -79,10 +88,15 @@ Result<uint8_t> MachineImpl::pci_slot(const config::VdevConfig& v) {
     if (l.dev == 0) return make_error("00:00.0 is the host bridge");
     if (pci_->occupied(l.dev, 0))
       return make_error(strprintf("PCI slot 00:%02x.0 is taken", l.dev));
+    if (const auto* r = intx_reserved(l.dev))
+      return make_error(
+          strprintf("slot 00:%02x.0's INTA# is GSI %u, which `reserve intr %u` at %s "
+                    "keeps free",
+                    l.dev, r->intr, r->intr, r->where.str().c_str()));
     return l.dev;
   }
   for (uint8_t d = 1; d < 32; ++d) {
-    if (pci_->occupied(d, 0)) continue;
+    if (pci_->occupied(d, 0) || intx_reserved(d)) continue;
     bool reserved = false;
     for (const auto& r : cfg_.reserves)
       if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kPci &&
@@ -90,7 +104,8 @@ Result<uint8_t> MachineImpl::pci_slot(const config::VdevConfig& v) {
         reserved = true;
     if (!reserved) return d;
   }
-  return make_error("no free PCI slot on bus 0");
+  return make_error(intx ? "no free PCI slot on bus 0 whose INTA# line is not reserved"
+                         : "no free PCI slot on bus 0");
 }
 
 namespace {
@@ -138,7 +153,7 @@ Result<vdev::PciPlacement> MachineImpl::add_pci(const config::VdevConfig& v,
                                                 vdev::PciFunctionBuild build) {
   pci::ConfigSpace& cfg = build.function->config();
   vdev::PciPlacement out;
-  out.slot = QVM_TRY(pci_slot(v));
+  out.slot = QVM_TRY(pci_slot(v, cfg.raw8(0x3d) != 0));
   out.intx_gsi = kFirstPciGsi + (out.slot % 8u);  // INTA# of this slot (the DSDT _PRT says so)
   if (cfg.raw8(0x3d) != 0) cfg.write(0x3c, 1, out.intx_gsi);  // as firmware fills it in
   out.text = strprintf("pci 00:%02x.0", out.slot);
