@@ -37,6 +37,11 @@ std::string describe(const VcpuExit& exit) {
       return strprintf("debug exception %u at 0x%llx", e.exception,
                        static_cast<unsigned long long>(e.pc));
     }
+    std::string operator()(const MsrExit& e) const {
+      return e.write ? strprintf("wrmsr 0x%x <- 0x%llx", e.index,
+                                 static_cast<unsigned long long>(e.data))
+                     : strprintf("rdmsr 0x%x", e.index);
+    }
     std::string operator()(const UnknownExit& e) const {
       return strprintf("unknown exit reason %u", e.reason);
     }

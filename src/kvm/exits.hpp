@@ -40,13 +40,22 @@ struct DebugExit {
   uint32_t exception = 0;
   uint64_t pc = 0;
 };
+// An MSR access KVM left to user space (KVM_CAP_X86_USER_SPACE_MSR, api.rst 8.25): the handler
+// sets *error (1: KVM injects #GP) and, for a read, *value.
+struct MsrExit {
+  uint32_t index = 0;
+  bool write = false;
+  uint64_t data = 0;  // the value written
+  uint8_t* error = nullptr;
+  uint64_t* value = nullptr;
+};
 struct UnknownExit {
   uint32_t reason = 0;
 };
 
 using VcpuExit =
     std::variant<IoExit, MmioExit, HltExit, ShutdownExit, SystemEventExit, InterruptedExit,
-                 InternalErrorExit, FailEntryExit, DebugExit, UnknownExit>;
+                 InternalErrorExit, FailEntryExit, DebugExit, MsrExit, UnknownExit>;
 
 std::string describe(const VcpuExit& exit);
 

@@ -190,6 +190,15 @@ Status Vm::add_irqfd(int efd, uint32_t gsi, int resample_fd) {
   return {};
 }
 
+Status Vm::exit_on_unknown_msrs() {
+  kvm_enable_cap c{};
+  c.cap = KVM_CAP_X86_USER_SPACE_MSR;
+  c.args[0] = KVM_MSR_EXIT_REASON_UNKNOWN;
+  if (int rc = xioctl(fd(), KVM_ENABLE_CAP, &c); rc < 0)
+    return Error::from_errno("KVM_CAP_X86_USER_SPACE_MSR", -rc);
+  return {};
+}
+
 Status Vm::remove_irqfd(int efd, uint32_t gsi) {
   kvm_irqfd f{};
   f.fd = static_cast<uint32_t>(efd);

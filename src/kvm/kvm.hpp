@@ -67,6 +67,9 @@ class Vm {
   Status set_irq_line(uint32_t gsi, bool level);
   // KVM_CAP_X86_DISABLE_EXITS(HLT): guest HLT no longer exits (call before creating vCPUs).
   Status disable_hlt_exits();
+  // KVM_CAP_X86_USER_SPACE_MSR with KVM_MSR_EXIT_REASON_UNKNOWN: accesses to MSRs KVM does not
+  // know exit to qvm (MsrExit) instead of raising #GP in the guest (`unsupported register`).
+  Status exit_on_unknown_msrs();
   Status signal_msi(uint64_t addr, uint32_t data);
   // Notification without exits to user space: ioeventfd on a PIO/MMIO address, irqfd on a GSI.
   Status add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio,

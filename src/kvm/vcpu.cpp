@@ -83,6 +83,18 @@ Result<VcpuExit> Vcpu::run() {
       return VcpuExit{FailEntryExit{run_->fail_entry.hardware_entry_failure_reason}};
     case KVM_EXIT_DEBUG:
       return VcpuExit{DebugExit{run_->debug.arch.exception, run_->debug.arch.pc}};
+    case KVM_EXIT_X86_RDMSR:
+    case KVM_EXIT_X86_WRMSR: {
+      MsrExit e;
+      e.index = run_->msr.index;
+      e.write = run_->exit_reason == KVM_EXIT_X86_WRMSR;
+      e.data = run_->msr.data;
+      e.error = &run_->msr.error;
+      static_assert(sizeof(run_->msr.data) == sizeof(uint64_t));
+      // SAFETY: __u64 and uint64_t are the same 64-bit unsigned type under different names.
+      e.value = reinterpret_cast<uint64_t*>(&run_->msr.data);
+      return VcpuExit{e};
+    }
     case KVM_EXIT_INTERNAL_ERROR: {
       InternalErrorExit e;
       e.suberror = run_->internal.suberror;

@@ -127,6 +127,14 @@ Status MachineImpl::build_kvm() {
   QVM_TRY(vm_->create_irqchip());
   // spec §4 `set exit-on-halt off`: keep the host CPU in the guest on HLT (lower wake-up latency,
   // a busy host CPU). KVM offers this as KVM_CAP_X86_DISABLE_EXITS; without it HLT stays in KVM.
+  // spec §3.14 `unsupported register ignore|abort`: KVM raises #GP for MSRs it does not know
+  // (`fail`, the default); for the others it must hand them to qvm.
+  if (cfg_.unsupported.reg != config::UnsupportedAction::kFail) {
+    if (auto s = vm_->exit_on_unknown_msrs(); !s)
+      log_warn("unsupported register %s: %s; unknown MSRs fault (#GP) in the guest",
+               cfg_.unsupported.reg == config::UnsupportedAction::kIgnore ? "ignore" : "abort",
+               s.error().message.c_str());
+  }
   auto eoh = config::parse_bool(cfg_.var("exit-on-halt").value_or("on"));
   if (eoh && !*eoh) {
     if (auto s = vm_->disable_hlt_exits(); !s)

@@ -95,6 +95,22 @@ void MachineImpl::vcpu_thread(size_t index) {
                     kvm::describe(e).c_str(), static_cast<unsigned long long>(supp));
         if (r.abort) request_stop(kExitUnsupported, "unsupported reference: " + kvm::describe(e));
       }
+    } else if (const auto* msr = std::get_if<kvm::MsrExit>(&e)) {
+      // Only MSRs KVM does not know get here (exit_on_unknown_msrs): `unsupported register`.
+      ++st.other;
+      const auto action = cfg_.unsupported.reg;
+      *msr->error = action == config::UnsupportedAction::kIgnore ? 0 : 1;  // 1: #GP
+      if (!msr->write && action == config::UnsupportedAction::kIgnore) *msr->value = 0;
+      uint64_t supp = 0;
+      if (unclaimed_log.allow(std::chrono::steady_clock::now(), &supp))
+        log_info("vCPU %zu: %s: unknown MSR, %s (unsupported register; %llu similar suppressed)",
+                 index, kvm::describe(e).c_str(),
+                 action == config::UnsupportedAction::kIgnore
+                     ? (msr->write ? "write dropped" : "read as 0")
+                     : "the VM stops",
+                 static_cast<unsigned long long>(supp));
+      if (action == config::UnsupportedAction::kAbort)
+        request_stop(kExitUnsupported, "unsupported register: " + kvm::describe(e));
     } else if (std::holds_alternative<kvm::InterruptedExit>(e)) {
       vcpu.clear_exit_request();
     } else if (std::holds_alternative<kvm::HltExit>(e)) {

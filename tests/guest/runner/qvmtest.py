@@ -49,7 +49,9 @@ GROUPS: dict[str, dict] = {
     "serial": {"tests": ["serial", "serial_rx"]},
     "timers": {"tests": ["pit", "rtc", "lapic_timer"]},
     "irq": {"tests": ["pic", "ioapic"]},
-    "platform": {"tests": ["acpi", "e820"]},
+    "platform": {"tests": ["acpi", "e820", "msr_unknown"]},
+    # `unsupported register ignore` (qvm only): an unknown MSR reads 0, writes are dropped
+    "msr_ignore": {"tests": ["msr_unknown"], "devices": "msr_ignore"},
     "smp": {"tests": ["smp", "acpi"], "cpus": 2},
     "pci": {"tests": ["pci"]},
     "poweroff": {"tests": ["poweroff"]},
@@ -172,7 +174,7 @@ class QvmMachine(Machine):
     def __init__(self, device_sets=None):
         super().__init__("qvm", {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic",
                                  "ioapic", "acpi", "e820", "smp", "pci", "poweroff", "reset_i8042",
-                                 "reset_acpi"},
+                                 "reset_acpi", "msr_unknown"},
                          [], device_sets=dict(device_sets or {}))
 
     def binary(self, opts):
@@ -711,6 +713,9 @@ QVM_DEVSETS = {
                              ["regbank=0xd0002000", "regbank_io=0x520", "regbank_gsi=7",
                               "regbank_id=0x1234abcd"],
                              qvm_config="kit-vdev-sample.qvmconf", host=False),
+    # configs/kit-msr-ignore.qvmconf: kit.qvmconf + `unsupported register ignore`
+    "msr_ignore": DeviceSet({"msr_unknown"}, ["msr_expect=zero"], qvm_config="kit-msr-ignore.qvmconf",
+                            host=False),
     # configs/kit-shmem.qvmconf: vdev shmem on PCI and with a memory-mapped factory page
     "shmem": DeviceSet({"shmem_local"}, ["shm_mmio=0xd0010000", "shm_mmio_gsi=10"],
                        qvm_config="kit-shmem.qvmconf", host=False),
@@ -718,7 +723,7 @@ QVM_DEVSETS = {
 
 
 ALL_BASE = {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic", "ioapic", "acpi", "e820",
-            "smp", "poweroff", "reset_acpi"}
+            "smp", "poweroff", "reset_acpi", "msr_unknown"}
 MACHINES: dict[str, Machine] = {
     # microvm: no PCI, no i8042, hardware-reduced ACPI (GED sleep/reset registers).
     # With KVM its PIT drives IOAPIC pin 2 although the MADT has no override: irq0_gsi=2.

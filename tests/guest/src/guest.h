@@ -62,6 +62,21 @@ void bench_report(const char *name, uint64_t value, const char *unit);
 #define STATUS_BADCMD 3
 void guest_exit(uint32_t status) __attribute__((noreturn));
 
+/* ---- MSRs from ring 0 (int $0x80): *faulted = 1 if the access raised #GP ---------------------- */
+static inline uint64_t msr_read(uint32_t msr, bool *faulted)
+{
+    uint64_t rax = 2, rdx;
+    __asm__ volatile("int $0x80" : "+a"(rax), "=d"(rdx) : "D"((uint64_t)msr) : "memory");
+    *faulted = rdx != 0;
+    return rax;
+}
+static inline bool msr_write(uint32_t msr, uint64_t v) /* true if it faulted */
+{
+    uint64_t rax = 3;
+    __asm__ volatile("int $0x80" : "+a"(rax) : "D"((uint64_t)msr), "S"(v) : "memory");
+    return rax != 0;
+}
+
 /* ---- time ------------------------------------------------------------------------------- */
 extern uint64_t tsc_khz;          /* calibrated at start-up */
 extern const char *tsc_source;    /* "cpuid" | "pit" | "assumed" */

@@ -123,9 +123,39 @@ static bool emulate_user_io(struct isr_frame *f)
     return true;
 }
 
-/* int $0x80, rax=1: write(rdi=buf, rsi=len) to COM1 from ring 0 (cheaper than trapped port I/O) */
+/* rdmsr/wrmsr from ring 0 that may fault: a #GP at one of these two instructions is taken as the
+ * answer (msr_faulted) and execution goes on after it (isr_dispatch). */
+extern char msr_rd_insn[], msr_wr_insn[];
+static volatile int msr_faulted;
+__attribute__((noinline)) static uint64_t k_rdmsr(uint32_t msr)
+{
+    uint32_t lo = 0, hi = 0;
+    __asm__ volatile(".globl msr_rd_insn\nmsr_rd_insn: rdmsr" : "+a"(lo), "+d"(hi) : "c"(msr) : "memory");
+    return ((uint64_t)hi << 32) | lo;
+}
+__attribute__((noinline)) static void k_wrmsr(uint32_t msr, uint64_t v)
+{
+    __asm__ volatile(".globl msr_wr_insn\nmsr_wr_insn: wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
+                     : "memory");
+}
+
+/* int $0x80, rax=1: write(rdi=buf, rsi=len) to COM1 from ring 0 (cheaper than trapped port I/O);
+ * rax=2: rdmsr(rdi) -> rax value, rdx 1 if it faulted (#GP); rax=3: wrmsr(rdi, rsi) -> rax 1 if
+ * it faulted */
 static void syscall_dispatch(struct isr_frame *f)
 {
+    if (f->rax == 2 || f->rax == 3) {
+        msr_faulted = 0;
+        if (f->rax == 2) {
+            uint64_t v = k_rdmsr((uint32_t)f->rdi);
+            f->rax = msr_faulted ? 0 : v;
+            f->rdx = (uint64_t)msr_faulted;
+        } else {
+            k_wrmsr((uint32_t)f->rdi, f->rsi);
+            f->rax = (uint64_t)msr_faulted;
+        }
+        return;
+    }
     if (f->rax == 1) {
         const char *s = (const char *)(uintptr_t)f->rdi;
         uint64_t n = f->rsi;
@@ -148,6 +178,11 @@ void isr_dispatch(struct isr_frame *f)
     unsigned vec = (unsigned)f->vec & 0xff;
     if (vec == 13 && (f->cs & 3) == 3 && f->err == 0 && emulate_user_io(f)) return;
     if (vec == VEC_SYSCALL) return syscall_dispatch(f);
+    if (vec == 13 && (f->cs & 3) == 0 && (f->rip == (uintptr_t)msr_rd_insn || f->rip == (uintptr_t)msr_wr_insn)) {
+        msr_faulted = 1;
+        f->rip += 2; /* rdmsr / wrmsr: 0f 32 / 0f 30 */
+        return;
+    }
     /* PVM delivers a ring-3 "int $0x80" as #UD (or #GP) in front of the instruction */
     if ((vec == 6 || vec == 13) && (f->cs & 3) == 3) {
         const uint8_t *ip = (const uint8_t *)(uintptr_t)f->rip;
