@@ -48,6 +48,16 @@ void Parser::check_vdevs() {
     if (v.name && !names.insert(*v.name).second)
       error(v.loc, "vdev name '" + *v.name + "' is used twice");
   }
+  // spec §4 `set legacy-free on`: a PC without the ISA-era devices (no 8259 pair, no PIT, no
+  // i8042; ACPI says so: FADT IAPC_BOOT_ARCH, MADT PCAT_COMPAT). A configuration that adds one
+  // contradicts itself.
+  if (auto lf = cfg().var("legacy-free"); lf && parse_bool(*lf).ok() && *parse_bool(*lf)) {
+    for (const auto& v : cfg().vdevs)
+      if (v.type == "8259" || v.type == "timer8254" || v.type == "pckeyboard")
+        error(v.loc,
+              "vdev " + v.type +
+                  " on a legacy-free PC ('set legacy-free on'): remove the vdev or the setting");
+  }
   auto check_ref = [&](const IntrRef& r, const SrcLoc& at, bool apic_ok, const std::string& who) {
     if (r.apic) {
       if (!apic_ok) error(at, who + ": 'apic' is only valid as an interrupt controller's upstream");

@@ -66,10 +66,9 @@ const std::array kVariables = {
     VariableSpec{"counter-offset", VarContext::kGuest, VarType::kAddress, "0xffffffffffffffff",
                  "offset of the guest's generic-timer counter (all ones: start at 0)", "arm"},
     VariableSpec{"legacy-free", VarContext::kGuest, VarType::kBoolean, "off",
-                 "present a legacy-free PC (no HPET legacy replacement, no 8259/PIT in ACPI)",
-                 "x86", 0, UINT64_MAX, nullptr,
-                 "not implemented yet: the ACPI tables describe the 8259s, PIT and i8042 whenever "
-                 "they are configured"},
+                 "present a legacy-free PC: no 8259, PIT or i8042 (refused), none in ACPI (FADT, "
+                 "MADT)",
+                 "x86"},
     VariableSpec{"posted-interrupts", VarContext::kGuest, VarType::kBoolean, "on",
                  "use posted-interrupt delivery where the host supports it", "x86", 0, UINT64_MAX,
                  nullptr,

@@ -65,6 +65,10 @@ Status MachineImpl::build_boot() {
     if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kMem)
       layout.reserved.push_back({r.loc.addr, r.length});
   layout.has_8259 = has_8259_;
+  if (auto lf = cfg_.var("legacy-free")) {
+    auto b = config::parse_bool(*lf);
+    layout.legacy_free = b && *b;
+  }
   layout.has_pit = has_pit_;
   // The in-kernel PIT raises GSI 0; with KVM's default routing that is IOAPIC pin 0, so IRQ0 needs
   // no override (configured as `timer8254 intr myioapic:0`).

@@ -229,7 +229,7 @@ Bytes build_fadt(const MachineLayout& layout, uint64_t facs, uint64_t dsdt) {
   t.push_back(rtc ? 0x32 : 0);  // 108 CENTURY: CMOS index of the century byte
   // 109 IAPC_BOOT_ARCH (§5.2.9.3): LEGACY_DEVICES, 8042, VGA not present, CMOS RTC not present.
   uint16_t boot_arch = 1u << 2;
-  if (!layout.isa_devices.empty()) boot_arch |= 1u << 0;
+  if (!layout.isa_devices.empty() && !layout.legacy_free) boot_arch |= 1u << 0;
   if (has_hid(layout, "PNP0303")) boot_arch |= 1u << 1;
   if (!rtc) boot_arch |= 1u << 5;
   push(t, boot_arch, 2);

@@ -105,8 +105,9 @@ struct MachineLayout {
   IoApicInfo ioapic;
   uint64_t lapic_addr = kBoard.lapic_addr;  // MADT Local Interrupt Controller Address
 
-  bool has_8259 = true;  // dual 8259 present: MADT flag PCAT_COMPAT, MP ExtINT entries
-  bool has_pit = true;   // 8254 present: expect an IRQ0 -> GSI2 override in irq_overrides
+  bool has_8259 = true;      // dual 8259 present: MADT flag PCAT_COMPAT, MP ExtINT entries
+  bool legacy_free = false;  // `set legacy-free on`: FADT IAPC_BOOT_ARCH LEGACY_DEVICES clear
+  bool has_pit = true;       // 8254 present: expect an IRQ0 -> GSI2 override in irq_overrides
 
   // ISA IRQ overrides for the MADT and MP table; standard_irq_overrides() gives the usual ones.
   std::vector<IsaIrqOverride> irq_overrides;

@@ -131,6 +131,18 @@ TEST(Acpi, DsdtHasS5AndDevices) {
   EXPECT_FALSE(build_dsdt(bad).ok());
 }
 
+TEST(Acpi, LegacyFreeClearsTheFadtLegacyDevicesFlag) {
+  MachineLayout l = small_layout();
+  auto with = build_fadt(l, 0xe0000, 0xe1000);
+  l.legacy_free = true;
+  l.has_8259 = false;
+  auto without = build_fadt(l, 0xe0000, 0xe1000);
+  // IAPC_BOOT_ARCH at offset 109 (ACPI 6.4 §5.2.9): bit 0 LEGACY_DEVICES.
+  EXPECT_EQ(with[109] & 1, 1);
+  EXPECT_EQ(without[109] & 1, 0);
+  EXPECT_EQ(u32(build_madt(l), 40), 0u);  // no PCAT_COMPAT
+}
+
 TEST(Acpi, DevicetreeCompatibleDeviceHasPrp0001AndItsDsdProperty) {
   MachineLayout l = small_layout();
   l.compatible_mmio.push_back({"qvm,guest_shm", 0xd0010000, 0x1000, 10});

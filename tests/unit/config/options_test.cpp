@@ -176,18 +176,29 @@ TEST(Set, Errors) {
 TEST(Set, VariablesWithoutEffectAreWarnedAboutWhereTheyAreWritten) {
   auto o = with_mem(
       "set grow-heap 64k set slog-buffer 8K set message-block-timeout 100 "
-      "set posted-interrupts off set virtual-interrupts off set legacy-free on "
+      "set posted-interrupts off set virtual-interrupts off "
       "vdev testdev set debug on set vdev-message-block-timeout 50");
   ASSERT_TRUE(o.ok()) << errors(o);
   const std::string e = errors(o);
   for (const char* v : {"grow-heap", "slog-buffer", "message-block-timeout", "posted-interrupts",
-                        "virtual-interrupts", "legacy-free", "debug", "vdev-message-block-timeout"})
+                        "virtual-interrupts", "debug", "vdev-message-block-timeout"})
     EXPECT_NE(e.find(std::string("warning: set ") + v + " has no effect"), std::string::npos)
         << v << ": " << e;
   EXPECT_NE(e.find("kvm_intel module parameter enable_apicv"), std::string::npos) << e;
   EXPECT_NE(e.find("t.qvmconf:1:30: warning: set grow-heap"), std::string::npos) << e;  // at `set`
   auto quiet = with_mem("set exit-on-halt off");
   EXPECT_EQ(errors(quiet).find("warning"), std::string::npos) << errors(quiet);
+}
+
+TEST(Set, LegacyFreeRefusesTheIsaEraDevices) {
+  expect_error(with_mem("set legacy-free on vdev 8259 loc 0x20"),
+               "vdev 8259 on a legacy-free PC ('set legacy-free on')");
+  expect_error(with_mem("set legacy-free on vdev pckeyboard"), "vdev pckeyboard on a legacy-free");
+  auto ok = with_mem(
+      "set legacy-free on vdev ioapic loc 0xfec00000 intr apic name a "
+      "vdev mc146818 intr a:8");
+  EXPECT_TRUE(ok.ok()) << errors(ok);
+  EXPECT_EQ(errors(ok).find("warning"), std::string::npos) << errors(ok);
 }
 
 TEST(Set, VdevContextVariable) {
