@@ -65,6 +65,7 @@ Status MachineImpl::build_boot() {
     if (r.kind == config::ReserveConfig::Kind::kLoc && r.loc.space == config::AddrSpace::kMem)
       layout.reserved.push_back({r.loc.addr, r.length});
   layout.has_8259 = has_8259_;
+  layout.hpet_addr = hpet_addr_;
   if (auto lf = cfg_.var("legacy-free")) {
     auto b = config::parse_bool(*lf);
     layout.legacy_free = b && *b;

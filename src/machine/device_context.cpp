@@ -115,6 +115,16 @@ Result<uint32_t> MachineImpl::gsi(const config::VdevConfig& v, std::optional<uin
   return device_gsi(v, fallback);
 }
 
+Result<std::vector<uint32_t>> MachineImpl::gsis(const config::VdevConfig& v) {
+  std::vector<uint32_t> out;
+  for (const auto& r : v.intr) {
+    auto g = resolve_gsi(r);
+    if (!g) return make_error(v.intr_loc.str() + ": " + g.error().message);
+    out.push_back(*g);
+  }
+  return out;
+}
+
 Result<vdev::Interrupt> MachineImpl::interrupt(const config::VdevConfig& v,
                                                std::optional<uint32_t> fallback) {
   const uint32_t g = QVM_TRY(device_gsi(v, fallback));

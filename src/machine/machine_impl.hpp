@@ -123,6 +123,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   const Clock& clock() const override { return clock_; }
   MemorySummary memory() const override;
   Result<uint32_t> gsi(const config::VdevConfig& v, std::optional<uint32_t> fallback) override;
+  Result<std::vector<uint32_t>> gsis(const config::VdevConfig& v) override;
   Result<vdev::Interrupt> interrupt(const config::VdevConfig& v,
                                     std::optional<uint32_t> fallback) override;
   uint64_t port(const config::VdevConfig& v) const override { return device_port(v); }
@@ -156,6 +157,11 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   void add_acpi_device(vdev::AcpiIsaDevice d) override { acpi_devices_.push_back(std::move(d)); }
   void add_acpi_mmio_device(vdev::AcpiMmioDevice d) override {
     acpi_mmio_devices_.push_back(std::move(d));
+  }
+  Status add_acpi_hpet(uint64_t base) override {
+    if (hpet_addr_) return make_error("only one HPET per VM");
+    hpet_addr_ = base;
+    return {};
   }
   void add_fdt_device(fdt::FdtDevice d, bool console) override;
   void describe(std::string line) override { device_lines_.push_back(std::move(line)); }
@@ -193,6 +199,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   // What the devices asked the firmware tables to describe, in configuration order.
   std::vector<vdev::AcpiIsaDevice> acpi_devices_;
   std::vector<vdev::AcpiMmioDevice> acpi_mmio_devices_;
+  std::optional<uint64_t> hpet_addr_;
   std::vector<fdt::FdtDevice> fdt_devices_;
   std::optional<std::string> fdt_stdout_;
   // Live state for SIGUSR1 reports, by device_lines_ index (virtio transports: rings, device).

@@ -142,6 +142,8 @@ class VdevContext {
   // The GSI of the vdev's first `intr` (spec §5), or `fallback` when it has none; an error names
   // what is missing.
   virtual Result<uint32_t> gsi(const config::VdevConfig& v, std::optional<uint32_t> fallback) = 0;
+  // The GSIs of all of the vdev's `intr` entries (multi-interrupt vdevs: hpet), in order.
+  virtual Result<std::vector<uint32_t>> gsis(const config::VdevConfig& v) = 0;
   // A line driving that GSI on the in-kernel irqchip.
   virtual Result<Interrupt> interrupt(const config::VdevConfig& v,
                                       std::optional<uint32_t> fallback) = 0;
@@ -202,6 +204,8 @@ class VdevContext {
   // Firmware-table descriptions of the device.
   virtual void add_acpi_device(AcpiIsaDevice d) = 0;
   virtual void add_acpi_mmio_device(AcpiMmioDevice d) = 0;
+  // The HPET's register block, for the ACPI HPET table and the DSDT (one per VM).
+  virtual Status add_acpi_hpet(uint64_t base) = 0;
   // `console`: the device is the guest's console (/chosen stdout-path) unless one came first.
   virtual void add_fdt_device(fdt::FdtDevice d, bool console) = 0;
   // Places a PCI function (above). The caller describes the device (its line names

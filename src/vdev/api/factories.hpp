@@ -22,6 +22,7 @@ extern const VdevFactory kVirtioEntropyFactory;  // virtio_entropy/factory.cpp
 extern const VdevFactory kVirtioNetFactory;      // virtio_net/factory.cpp
 extern const VdevFactory kWdtIb700Factory;       // wdt_ib700/factory.cpp
 extern const VdevFactory kShmemFactory;          // shmem/factory.cpp
+extern const VdevFactory kHpetFactory;           // hpet/factory.cpp
 
 // The built-in factories (registry.cpp); each type's schema is in vdev/catalog (schemas.hpp).
 std::span<const VdevFactory* const> builtin_factories();

@@ -6,11 +6,11 @@
 namespace qvm::vdev {
 
 namespace {
-constinit const std::array<const VdevFactory*, 13> kAll{
-    &kIoapicFactory,    &k8259Factory,       &kTimer8254Factory,     &kMc146818Factory,
-    &kSer8250Factory,   &kPckeyboardFactory, &kTestdevFactory,       &kWdtIb700Factory,
-    &kShmemFactory,     &kVirtioBlkFactory,  &kVirtioConsoleFactory, &kVirtioEntropyFactory,
-    &kVirtioNetFactory,
+constinit const std::array<const VdevFactory*, 14> kAll{
+    &kIoapicFactory,        &k8259Factory,       &kTimer8254Factory, &kMc146818Factory,
+    &kSer8250Factory,       &kPckeyboardFactory, &kTestdevFactory,   &kWdtIb700Factory,
+    &kShmemFactory,         &kHpetFactory,       &kVirtioBlkFactory, &kVirtioConsoleFactory,
+    &kVirtioEntropyFactory, &kVirtioNetFactory,
 };
 }  // namespace
 

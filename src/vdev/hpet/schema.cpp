@@ -1,4 +1,4 @@
-// vdev hpet (spec §6.2.3): its schema; the device itself is not built yet (issue: QNX compat).
+// vdev hpet (spec §6.2.3): its schema (the device: hpet.cpp, factory.cpp).
 #include "vdev/api/schema_util.hpp"
 #include "vdev/schemas.hpp"
 

@@ -50,6 +50,9 @@ GROUPS: dict[str, dict] = {
     "timers": {"tests": ["pit", "rtc", "lapic_timer"]},
     "irq": {"tests": ["pic", "ioapic"]},
     "platform": {"tests": ["acpi", "e820", "msr_unknown"]},
+    # HPET: counter rate, one-shot and periodic comparators on an IOAPIC input (QEMU q35's HPET,
+    # qvm's vdev hpet)
+    "hpet": {"tests": ["hpet_counter", "hpet_oneshot", "hpet_periodic"], "devices": "hpet"},
     # `unsupported register ignore` (qvm only): an unknown MSR reads 0, writes are dropped
     "msr_ignore": {"tests": ["msr_unknown"], "devices": "msr_ignore"},
     "smp": {"tests": ["smp", "acpi"], "cpus": 2},
@@ -667,6 +670,8 @@ QEMU_Q35_DEVSETS = {
                                  ["-device", f"virtio-rng-pci,max-bytes={VRATE},period=1000,"
                                   "disable-legacy=on,disable-modern=off"],
                                  host=False),
+    # q35's own HPET (no extra arguments)
+    "hpet": DeviceSet({"hpet_counter", "hpet_oneshot", "hpet_periodic"}, [], [], host=False),
     # QEMU's IB700 model with poweroff as its action (with -no-reboot QEMU then exits 0)
     "watchdog": DeviceSet({"wdt_kick", "wdt_expire"}, [],
                           ["-device", "ib700", "-action", "watchdog=poweroff"], host=False),
@@ -713,6 +718,9 @@ QVM_DEVSETS = {
                              ["regbank=0xd0002000", "regbank_io=0x520", "regbank_gsi=7",
                               "regbank_id=0x1234abcd"],
                              qvm_config="kit-vdev-sample.qvmconf", host=False),
+    # configs/kit-hpet.qvmconf: kit.qvmconf + vdev hpet
+    "hpet": DeviceSet({"hpet_counter", "hpet_oneshot", "hpet_periodic"}, [], qvm_config="kit-hpet.qvmconf",
+                      host=False),
     # configs/kit-msr-ignore.qvmconf: kit.qvmconf + `unsupported register ignore`
     "msr_ignore": DeviceSet({"msr_unknown"}, ["msr_expect=zero"], qvm_config="kit-msr-ignore.qvmconf",
                             host=False),

@@ -27,6 +27,7 @@
 #define VEC_SHM_PCI 0x71        /* qvm shmem on PCI, INTA# (tests/shmem.c) */
 #define VEC_SHM_MMIO 0x72       /* qvm shmem with a memory-mapped factory page */
 #define VEC_SHM_MSI 0x73        /* qvm shmem on PCI with MSI-X enabled */
+#define VEC_HPET 0x74           /* HPET timers routed to an IOAPIC input (tests/hpet.c) */
 #define VEC_LAPIC_TIMER 0xe0
 #define VEC_IPI 0xe1
 #define VEC_SPURIOUS 0xff
