@@ -725,7 +725,9 @@ QVM_DEVSETS = {
     "msr_ignore": DeviceSet({"msr_unknown"}, ["msr_expect=zero"], qvm_config="kit-msr-ignore.qvmconf",
                             host=False),
     # configs/kit-shmem.qvmconf: vdev shmem on PCI and with a memory-mapped factory page
-    "shmem": DeviceSet({"shmem_local"}, ["shm_mmio=0xd0010000", "shm_mmio_gsi=10"],
+    # 2,000 attach/detach cycles (a leaked memslot or fd would fail within ~500; unit_shm runs
+    # 10,000 without the VM)
+    "shmem": DeviceSet({"shmem_local"}, ["shm_mmio=0xd0010000", "shm_mmio_gsi=10", "shm_cycles=2000"],
                        qvm_config="kit-shmem.qvmconf", host=False),
 }
 

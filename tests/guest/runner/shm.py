@@ -40,7 +40,24 @@ from pair import CONFIGS, PairEnv, Vm, log  # noqa: E402
 REGION = "kpair"
 
 
-class ShmTool:
+class Lines:
+    """Waits for the next output line matching a pattern (after the last one matched)."""
+
+    vm: Vm
+    pos: int = 0
+
+    def expect(self, pattern: str, timeout: float = 10) -> re.Match:
+        m, self.pos = self.vm.wait_line(pattern, timeout, self.pos)
+        if not m:
+            raise AssertionError(f"{self.vm.label}: no line matching {pattern!r}; output:\n{self.vm.text()}")
+        return m
+
+    def cmd(self, text: str, pattern: str, timeout: float = 10) -> re.Match:
+        self.vm.send(text)
+        return self.expect(pattern, timeout)
+
+
+class ShmTool(Lines):
     """qvm-shm attach NAME: one command per line, one answer line each."""
 
     def __init__(self, env: ShmEnv, label: str, create: str | None = None):
@@ -51,16 +68,6 @@ class ShmTool:
         self.vm = Vm(label, argv, dict(os.environ), env.verbose)
         env.vms.append(self.vm)  # killed by env.close() if still running
         self.pos = 0
-
-    def expect(self, pattern: str, timeout: float = 5) -> re.Match:
-        m, self.pos = self.vm.wait_line(pattern, timeout, self.pos)
-        if not m:
-            raise AssertionError(f"{self.vm.label}: no line matching {pattern!r}; output:\n{self.vm.text()}")
-        return m
-
-    def cmd(self, text: str, pattern: str, timeout: float = 5) -> re.Match:
-        self.vm.send(text)
-        return self.expect(pattern, timeout)
 
     def quit(self) -> None:
         self.vm.send("quit")
@@ -88,22 +95,12 @@ class ShmEnv(PairEnv):
         return " ".join(f"{k}={v}" for k, v in facts.items())
 
 
-class Guest:
+class Guest(Lines):
     def __init__(self, env: ShmEnv, system: str, mmio: bool):
         extra = {"shm_mmio": "0xd0010000", "shm_mmio_gsi": "10"} if mmio else {}
         self.vm = env.start(system, "mmio" if mmio else "pci", "shmem_client", **extra)
         self.pos = 0
         self.expect(r"SHM ready factory=" + ("mmio" if mmio else "pci"), 30)
-
-    def expect(self, pattern: str, timeout: float = 10) -> re.Match:
-        m, self.pos = self.vm.wait_line(pattern, timeout, self.pos)
-        if not m:
-            raise AssertionError(f"{self.vm.label}: no line matching {pattern!r}; console:\n{self.vm.text()}")
-        return m
-
-    def cmd(self, text: str, pattern: str, timeout: float = 10) -> re.Match:
-        self.vm.send(text)
-        return self.expect(pattern, timeout)
 
     def end(self) -> None:
         self.vm.send("end")

@@ -47,6 +47,9 @@ void serial_init(void);
 void serial_write(const char *s, size_t n);
 void serial_use_pio(bool on); /* console bytes by ring-3 port I/O instead of the syscall */
 void printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A whole line from COM1, polled (no interrupts): bytes go into buf (len so far in *len, CR
+ * dropped); true once a newline completed it (then *len is 0 again and buf NUL-terminated). */
+bool serial_getline(char *buf, unsigned *len, unsigned cap);
 /* Each test reports exactly once: "TEST <name> PASS|FAIL <detail>". */
 void test_pass(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void test_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

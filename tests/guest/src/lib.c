@@ -320,3 +320,18 @@ const struct hvm_start_info *start_info(void)
     if (!pvh_start_info || si->magic != HVM_START_MAGIC) return NULL;
     return si;
 }
+
+bool serial_getline(char *buf, unsigned *len, unsigned cap)
+{
+    while (inb(COM1 + 5) & 1) {
+        char c = (char)inb(COM1);
+        if (c == '\r') continue;
+        if (c == '\n') {
+            buf[*len] = 0;
+            *len = 0;
+            return true;
+        }
+        if (*len + 1 < cap) buf[(*len)++] = c;
+    }
+    return false;
+}

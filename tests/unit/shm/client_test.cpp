@@ -18,22 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace qvm::shm {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char t[] = "/tmp/qvm-shm-test.XXXXXX";
-    base_ = ::mkdtemp(t);
-    path_ = base_ + "/shm";
-  }
-  ~TempDir() { (void)!std::system(("rm -rf '" + base_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string base_, path_;
-};
+using test::TempDir;
 
 std::unique_ptr<Client> attach(const std::string& dir, const char* name, uint32_t pages = 4,
                                bool create = true) {

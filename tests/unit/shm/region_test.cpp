@@ -9,22 +9,12 @@
 #include <cstdlib>
 #include <string>
 
+#include "temp_dir.hpp"
+
 namespace qvm::shm {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char t[] = "/tmp/qvm-shm-test.XXXXXX";
-    base_ = ::mkdtemp(t);
-    path_ = base_ + "/shm";
-  }
-  ~TempDir() { (void)!std::system(("rm -rf '" + base_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string base_, path_;
-};
+using test::TempDir;
 
 bool exists(const std::string& p) {
   struct stat st {};

@@ -330,21 +330,6 @@ out:
 }
 GUEST_TEST(shmem_local, test_shmem_local, TEST_NORMAL, "qvm shmem: factory, control page, notify, 16 clients, cycles");
 
-/* ---- shmem_client: one client driven over the serial port (runner/shm.py) ---------------- */
-static bool line_get(char *buf, unsigned *len, unsigned cap)
-{
-    while (inb(COM1 + 5) & 1) {
-        char c = (char)inb(COM1);
-        if (c == '\r') continue;
-        if (c == '\n') {
-            buf[*len] = 0;
-            *len = 0;
-            return true;
-        }
-        if (*len + 1 < cap) buf[(*len)++] = c;
-    }
-    return false;
-}
 
 static uint64_t parse_num(const char **p, unsigned base)
 {
@@ -375,7 +360,7 @@ static void test_shmem_client(void)
     cmdline_u64("shm_idle_ms", &idle_ms);
     printk("SHM ready factory=%s\n", f ? "mmio" : "pci");
     for (;;) {
-        if (!WAIT_US(line_get(line, &ll, sizeof line), idle_ms * 1000))
+        if (!WAIT_US(serial_getline(line, &ll, sizeof line), idle_ms * 1000))
             return test_fail("no command on the serial port for %lu ms after %u commands", idle_ms, cmds);
         cmds++;
         const char *p = line;
@@ -567,7 +552,7 @@ static void bench_shmem_pingpong(void)
          * with a stream of them would measure itself rather than the notification path */
         bool ended = false;
         for (uint64_t t0 = now_us(); !ended && now_us() - t0 < 300000000ull; udelay(1000))
-            ended = line_get(line, &ll, sizeof line) && !strcmp(line, "end");
+            ended = serial_getline(line, &ll, sizeof line) && !strcmp(line, "end");
         return test_pass("pong answered %u notifications%s", pp.count, ended ? "" : " (no 'end' in 300 s)");
     }
     static uint64_t rtt[4096];

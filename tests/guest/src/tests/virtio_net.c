@@ -549,21 +549,6 @@ GUEST_TEST(virtio_net_udp, test_virtio_net_udp, TEST_NORMAL, "virtio-net: UDP ec
 
 /* ---- guest-to-guest: responder and pinger (tests/guest/runner/pair.py) --------------------- */
 
-/* a whole line from COM1 (polled, no interrupts) into buf; true once a line is complete */
-static bool serial_line_get(char *buf, unsigned *len, unsigned cap)
-{
-    while (inb(COM1 + 5) & 1) {
-        char c = (char)inb(COM1);
-        if (c == '\r') continue;
-        if (c == '\n') {
-            buf[*len] = 0;
-            *len = 0;
-            return true;
-        }
-        if (*len + 1 < cap) buf[(*len)++] = c;
-    }
-    return false;
-}
 
 static void test_virtio_net_responder(void)
 {
@@ -576,7 +561,7 @@ static void test_virtio_net_responder(void)
     if (!net_open(n, err, sizeof err)) return test_fail("%s", err);
     n->echo_port = (uint16_t)port;
     printk("NET ready %s ip=" IPF " udp=%lu for %lu ms\n", vdev_name(&n->d), IPA(n->ip), port, ms);
-    bool stopped = NET_WAIT(n, serial_line_get(line, &ll, sizeof line) && !strcmp(line, "stop"), ms * 1000);
+    bool stopped = NET_WAIT(n, serial_getline(line, &ll, sizeof line) && !strcmp(line, "stop"), ms * 1000);
     vdev_reset(&n->d);
     test_pass("%s %s: arp_answered=%lu icmp_answered=%lu udp_echoed=%lu rx=%lu bad=%lu", vdev_name(&n->d),
               stopped ? "stopped" : "timed out", n->arp_answered, n->icmp_answered, n->udp_echoed, n->rx_frames,
@@ -641,7 +626,7 @@ static void test_virtio_net_pinger(void)
     if (!net_open(n, err, sizeof err)) return test_fail("%s", err);
     printk("NET pinger %s ip=" IPF " peer=" IPF "\n", vdev_name(&n->d), IPA(n->ip), IPA(n->peer));
     for (;;) {
-        if (!NET_WAIT(n, serial_line_get(line, &ll, sizeof line), idle_ms * 1000)) {
+        if (!NET_WAIT(n, serial_getline(line, &ll, sizeof line), idle_ms * 1000)) {
             vdev_reset(&n->d);
             return test_fail("no command on the serial port for %lu ms after %u rounds", idle_ms, rounds);
         }
