@@ -225,6 +225,7 @@ Status MachineImpl::create_vcpus() {
     vcpus_.push_back(std::make_unique<kvm::Vcpu>(std::move(v)));
     stats_.push_back(std::make_unique<VcpuStats>());
   }
+  gate_ = std::make_unique<VcpuGate>(vcpus_.size(), [this](size_t i) { kick_vcpu(i); });
   return {};
 }
 

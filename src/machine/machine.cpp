@@ -195,6 +195,7 @@ void MachineImpl::request_stop(int exit_code, const std::string& reason) {
     stop_.reason = reason;
     stop_.stopping = true;
   }
+  if (gate_) gate_->stop();
   for (auto& v : vcpus_) v->request_exit();
   uint64_t one = 1;
   ssize_t n = ::write(stop_efd_.get(), &one, sizeof one);

@@ -24,6 +24,7 @@
 #include "machine/dispatch.hpp"
 #include "machine/host_io.hpp"
 #include "machine/machine.hpp"
+#include "machine/vcpu_gate.hpp"
 #include "memory/guest_memory.hpp"
 #include "vdev/api/context.hpp"
 #include "vdev/common/irq_line.hpp"
@@ -174,6 +175,9 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   Status create_vcpus();
   Status write_fdt(const std::string& path, uint64_t initrd_addr, uint64_t initrd_size);
   void vcpu_thread(size_t index);
+  // Out of KVM_RUN soon: immediate_exit plus the kick signal. Main thread only (threads_ is
+  // filled there before the event loop runs).
+  void kick_vcpu(size_t index);
   void handle_signal(int sig);
   std::string status_report() const;
 
@@ -186,6 +190,7 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<std::unique_ptr<VcpuStats>> stats_;
   std::vector<std::thread> threads_;
+  std::unique_ptr<VcpuGate> gate_;  // created with the vCPUs (create_vcpus)
   bus::Bus pio_{"port I/O"}, mmio_{"MMIO"};
   std::optional<event::EventLoop> loop_;
   SystemClock clock_;

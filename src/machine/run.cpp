@@ -68,6 +68,7 @@ void MachineImpl::vcpu_thread(size_t index) {
   st.state = 1;
   RateLimit unclaimed_log(2.0, 10.0);
   while (!stop_.stopping) {
+    if (!gate_->checkpoint(index)) break;
     auto ex = vcpu.run();
     if (!ex) {
       request_stop(kExitFatalAfterStart,
@@ -142,6 +143,13 @@ void MachineImpl::vcpu_thread(size_t index) {
     }
   }
   st.state = 2;
+  gate_->exited(index);
+}
+
+void MachineImpl::kick_vcpu(size_t index) {
+  vcpus_[index]->request_exit();
+  // Threads exist only while run() runs them; before that, immediate_exit alone suffices.
+  if (index < threads_.size()) pthread_kill(threads_[index].native_handle(), kKickSignal);
 }
 
 void MachineImpl::defer(std::function<void()> fn) {
@@ -264,7 +272,8 @@ int MachineImpl::run() {
   if (auto s = loop_->run(); !s) request_stop(kExitFatalAfterStart, s.error().message);
   if (!stop_.stopping) request_stop(kExitFatalAfterStart, "event loop ended");
 
-  // Kick every vCPU out of KVM_RUN and wait for it.
+  // Kick every vCPU out of KVM_RUN (and out of the gate) and wait for it.
+  gate_->stop();
   for (auto& v : vcpus_) v->request_exit();
   for (auto& t : threads_) pthread_kill(t.native_handle(), kKickSignal);
   for (auto& t : threads_) t.join();
