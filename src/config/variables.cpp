@@ -36,8 +36,7 @@ const std::array kVariables = {
     VariableSpec{
         "gdb", VarContext::kGuest, VarType::kString, "",
         "serve the GDB remote protocol: tcp:[HOST:]PORT[,paused] or unix:PATH[,paused]", "", 0,
-        UINT64_MAX, validate_gdb,
-        "the GDB stub is not implemented in this version of qvm; the guest runs without one"},
+        UINT64_MAX, validate_gdb, ""},
     VariableSpec{
         "grow-heap", VarContext::kGlobal, VarType::kAddress, "",
         "heap growth increment of qvm (accepted; Linux manages the heap itself)", "", 0, UINT64_MAX,

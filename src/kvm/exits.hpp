@@ -37,8 +37,9 @@ struct FailEntryExit {
   uint64_t reason = 0;
 };
 struct DebugExit {
-  uint32_t exception = 0;
-  uint64_t pc = 0;
+  uint32_t exception = 0;  // 1 #DB, 3 #BP
+  uint64_t pc = 0;         // linear address
+  uint64_t dr6 = 0;        // #DB: which breakpoint fired, single step (bit 14)
 };
 // An MSR access KVM left to user space (KVM_CAP_X86_USER_SPACE_MSR, api.rst 8.25): the handler
 // sets *error (1: KVM injects #GP) and, for a read, *value.

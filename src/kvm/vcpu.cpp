@@ -82,7 +82,8 @@ Result<VcpuExit> Vcpu::run() {
     case KVM_EXIT_FAIL_ENTRY:
       return VcpuExit{FailEntryExit{run_->fail_entry.hardware_entry_failure_reason}};
     case KVM_EXIT_DEBUG:
-      return VcpuExit{DebugExit{run_->debug.arch.exception, run_->debug.arch.pc}};
+      return VcpuExit{
+          DebugExit{run_->debug.arch.exception, run_->debug.arch.pc, run_->debug.arch.dr6}};
     case KVM_EXIT_X86_RDMSR:
     case KVM_EXIT_X86_WRMSR: {
       MsrExit e;
@@ -140,6 +141,15 @@ Result<kvm_mp_state> Vcpu::mp_state() const {
   if (int rc = xioctl(fd(), KVM_GET_MP_STATE, &s); rc < 0)
     return Error::from_errno("KVM_GET_MP_STATE", -rc);
   return s;
+}
+Result<kvm_fpu> Vcpu::fpu() const {
+  kvm_fpu f{};
+  if (int rc = xioctl(fd(), KVM_GET_FPU, &f); rc < 0) return Error::from_errno("KVM_GET_FPU", -rc);
+  return f;
+}
+Status Vcpu::set_fpu(const kvm_fpu& f) {
+  if (int rc = xioctl(fd(), KVM_SET_FPU, &f); rc < 0) return Error::from_errno("KVM_SET_FPU", -rc);
+  return {};
 }
 Status Vcpu::set_guest_debug(const kvm_guest_debug& d) {
   if (int rc = xioctl(fd(), KVM_SET_GUEST_DEBUG, &d); rc < 0)

@@ -39,6 +39,8 @@ class Vcpu {
   Status set_sregs(const kvm_sregs& s);
   Status set_cpuid(const std::vector<kvm_cpuid_entry2>& entries);
   Result<kvm_mp_state> mp_state() const;
+  Result<kvm_fpu> fpu() const;
+  Status set_fpu(const kvm_fpu& f);
   Status set_guest_debug(const kvm_guest_debug& d);
 
  private:

@@ -22,6 +22,7 @@
 #include "kvm/kvm.hpp"
 #include "kvm/vcpu.hpp"
 #include "machine/dispatch.hpp"
+#include "machine/gdb_server.hpp"
 #include "machine/host_io.hpp"
 #include "machine/machine.hpp"
 #include "machine/vcpu_gate.hpp"
@@ -232,6 +233,9 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   uint64_t mmio_next_ = arch::x86::kBoard.pci_mmio_base;  // next free address in the BAR window
   StopState stop_;
   UniqueFd stop_efd_;
+  // Last: it borrows the loop, the gate, the vCPUs and guest memory (design §5 "Live GDB").
+  std::unique_ptr<GdbServer> gdb_;
+  Status build_gdb();  // gdb_server.cpp's part of build(): `set gdb`
 };
 
 }  // namespace qvm::machine

@@ -112,6 +112,10 @@ void MachineImpl::vcpu_thread(size_t index) {
                  static_cast<unsigned long long>(supp));
       if (action == config::UnsupportedAction::kAbort)
         request_stop(kExitUnsupported, "unsupported register: " + kvm::describe(e));
+    } else if (const auto* de = std::get_if<kvm::DebugExit>(&e)) {
+      // Only while a GDB client has debugging enabled on this vCPU.
+      ++st.other;
+      if (gdb_) gdb_->on_debug_exit(index, *de);
     } else if (std::holds_alternative<kvm::InterruptedExit>(e)) {
       vcpu.clear_exit_request();
     } else if (std::holds_alternative<kvm::HltExit>(e)) {

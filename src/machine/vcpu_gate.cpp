@@ -5,7 +5,14 @@ namespace qvm::machine {
 VcpuGate::VcpuGate(size_t n, std::function<void(size_t)> kick)
     : kick_(std::move(kick)), slots_(n) {}
 
+void VcpuGate::update_fast() {
+  holds_ = 0;
+  for (const auto& s : slots_) holds_ += s.held ? 1 : 0;
+  free_.store(!stopping_ && pauses_ == 0 && holds_ == 0, std::memory_order_release);
+}
+
 bool VcpuGate::checkpoint(size_t i) {
+  if (free_.load(std::memory_order_acquire)) return true;
   std::unique_lock lk(mu_);
   if (may_run(i)) return true;  // the common case: one uncontended lock per exit
   slots_[i].parked = true;
@@ -25,6 +32,7 @@ void VcpuGate::pause_all() {
   {
     std::lock_guard lk(mu_);
     ++pauses_;
+    update_fast();
   }
   for (size_t i = 0; i < slots_.size(); ++i) kick_(i);
   wait_all_parked();
@@ -33,6 +41,7 @@ void VcpuGate::pause_all() {
 void VcpuGate::resume_all() {
   std::lock_guard lk(mu_);
   if (pauses_ > 0) --pauses_;
+  update_fast();
   cv_.notify_all();
 }
 
@@ -40,6 +49,7 @@ void VcpuGate::hold(size_t i) {
   {
     std::lock_guard lk(mu_);
     slots_[i].held = true;
+    update_fast();
   }
   kick_(i);
 }
@@ -48,6 +58,7 @@ void VcpuGate::hold_all() {
   {
     std::lock_guard lk(mu_);
     for (auto& s : slots_) s.held = true;
+    update_fast();
   }
   for (size_t i = 0; i < slots_.size(); ++i) kick_(i);
 }
@@ -55,12 +66,14 @@ void VcpuGate::hold_all() {
 void VcpuGate::release(size_t i) {
   std::lock_guard lk(mu_);
   slots_[i].held = false;
+  update_fast();
   cv_.notify_all();
 }
 
 void VcpuGate::release_all() {
   std::lock_guard lk(mu_);
   for (auto& s : slots_) s.held = false;
+  update_fast();
   cv_.notify_all();
 }
 
@@ -88,6 +101,7 @@ bool VcpuGate::parked(size_t i) const {
 void VcpuGate::stop() {
   std::lock_guard lk(mu_);
   stopping_ = true;
+  update_fast();
   cv_.notify_all();
 }
 

@@ -5,6 +5,7 @@
 // caller's: the gate only knows indexes.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -48,6 +49,8 @@ class VcpuGate {
     bool held = false, parked = false, exited = false;
   };
   bool may_run(size_t i) const { return !stopping_ && pauses_ == 0 && !slots_[i].held; }
+  // Under mu_: whether anything may hold a vCPU; checkpoint() skips the lock while false.
+  void update_fast();
   bool settled(size_t i) const { return slots_[i].parked || slots_[i].exited; }
 
   std::function<void(size_t)> kick_;
@@ -55,6 +58,11 @@ class VcpuGate {
   std::condition_variable cv_;
   std::vector<Slot> slots_;
   int pauses_ = 0;
+  int holds_ = 0;
+  // No pause, hold or stop in force: the lock-free fast path of checkpoint() (one relaxed load
+  // per exit while no debugger or dump is at work). A hold set after this load is still seen:
+  // the kick that follows every hold makes the vCPU come back to checkpoint().
+  std::atomic<bool> free_{true};
   bool stopping_ = false;
 };
 

@@ -210,6 +210,10 @@ void pci_cfg_write32(unsigned bus, unsigned dev, unsigned fn, unsigned off, uint
 void pci_cfg_write16(unsigned bus, unsigned dev, unsigned fn, unsigned off, uint16_t v);
 void pci_cfg_write8(unsigned bus, unsigned dev, unsigned fn, unsigned off, uint8_t v);
 
+/* ---- the debugger test (tests/debug.c): a ud2 the #UD handler counts and steps over ---- */
+extern char dbg_ud2[];
+extern volatile uint32_t dbg_faults;
+
 /* ---- SMP -------------------------------------------------------------------------------- */
 extern volatile uint32_t ap_started;
 extern volatile uint32_t ap_apic_ids[MAX_CPUS];
