@@ -7,7 +7,7 @@
 namespace qvm::gdb {
 namespace {
 
-constexpr int kSigInt = 2, kSigTrap = 5;
+constexpr int kSigInt = 2;  // Ctrl-C; every other stop is a SIGTRAP (5, Stop::signal)
 
 std::string hex2(unsigned v) {
   static const char* kHex = "0123456789abcdef";
