@@ -14,6 +14,7 @@ PACKAGES=(
   busybox-static cpio time python3 iproute2      # test host images, runner, peak-RSS measurement
   lz4 xz-utils e2fsprogs procps                  # kernel extraction, ext4 images, the L1 scenarios
   linux-headers-amd64                            # the L2 shmem test driver (tests/host/qvmshm)
+  gdb                                            # the GDB stub and guest dump tests (tests/system)
 )
 
 # QEMU comes from Debian's bookworm-backports (10.x), only QEMU and its firmware: 7.2's SVM
