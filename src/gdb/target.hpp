@@ -21,6 +21,7 @@ struct HwBreakpoint {
   uint64_t addr = 0;
   uint8_t rw = 0;   // 0 execute, 1 write, 3 read/write (x86 has no read-only watch)
   uint8_t len = 1;  // 1, 2, 4 or 8 bytes (execute: 1)
+  bool operator==(const HwBreakpoint&) const = default;
 };
 
 // How a vCPU is to run when resumed (KVM_SET_GUEST_DEBUG).
@@ -30,6 +31,7 @@ struct DebugState {
   bool sw_breakpoints = false;  // int3 leaves the guest (KVM_GUESTDBG_USE_SW_BP)
   bool inject_bp = false;       // deliver a #BP the guest raised itself (not one of ours)
   HwBreakpoint hw[4];
+  bool operator==(const DebugState&) const = default;
 };
 
 // A vCPU left KVM_RUN for the debugger (KVM_EXIT_DEBUG).

@@ -66,6 +66,15 @@ class GdbServer final : private gdb::Target {
   void kill() override;
   // Guest-physical address of `va` on `vcpu` (physical already with paging off).
   std::optional<uint64_t> translate(size_t vcpu, uint64_t va);
+  // A stopped vCPU's registers do not change until it runs or GDB writes them: each is read
+  // from KVM once per stop (a step needs them several times).
+  Result<kvm_sregs> cached_sregs(size_t vcpu);
+  struct Cache {
+    std::optional<kvm_sregs> sregs;
+    std::optional<gdb::X86State> state;
+  };
+  std::vector<Cache> cache_;
+  std::vector<std::optional<gdb::DebugState>> applied_;  // what KVM has, per vCPU
 
   Parts parts_;
   gdb::DebugLimits limits_;

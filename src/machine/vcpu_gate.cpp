@@ -54,13 +54,25 @@ void VcpuGate::hold(size_t i) {
   kick_(i);
 }
 
+void VcpuGate::hold_self(size_t i) {
+  std::lock_guard lk(mu_);
+  slots_[i].held = true;
+  update_fast();
+}
+
 void VcpuGate::hold_all() {
+  std::vector<size_t> kick;
   {
     std::lock_guard lk(mu_);
-    for (auto& s : slots_) s.held = true;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      // One already held is parked or on its way there: no kick (a kick would cost it an extra
+      // KVM_RUN round trip when it is released).
+      if (!slots_[i].held) kick.push_back(i);
+      slots_[i].held = true;
+    }
     update_fast();
   }
-  for (size_t i = 0; i < slots_.size(); ++i) kick_(i);
+  for (size_t i : kick) kick_(i);
 }
 
 void VcpuGate::release(size_t i) {

@@ -33,6 +33,8 @@ class VcpuGate {
   // wait_parked(i) waits for it to get there. release() lets the listed vCPUs run (when no
   // pause_all is in force).
   void hold(size_t i);
+  // vCPU thread i holds itself (it is about to reach checkpoint(): no kick needed).
+  void hold_self(size_t i);
   void hold_all();
   void release(size_t i);
   void release_all();

@@ -158,6 +158,8 @@ class Rsp:
 
     def __init__(self, port):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        # As GDB does: no Nagle (an ack and the next packet would wait for a delayed ACK).
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.ask("qSupported:swbreak+;hwbreak+")  # no multiprocess: plain thread ids
 
