@@ -53,6 +53,14 @@ void Stub::disconnected() {
   detach();
 }
 
+void Stub::vm_ended(int exit_code) {
+  if (!attached_) return;
+  remove_all_breakpoints();
+  if (running_) reply("W" + hex2(static_cast<unsigned>(exit_code) & 0xff));
+  attached_ = false;
+  running_ = false;
+}
+
 void Stub::detach() {
   if (running_) t_.stop_all();
   remove_fault_catchers();

@@ -44,6 +44,10 @@ class Stub {
   void disconnected();
   // The machine parked every vCPU because of this trap (called on the event-loop thread).
   void on_trap(const DebugTrap& t);
+  // The VM ended (its vCPUs are gone): GDB's int3s come out of guest memory (memory a shmem
+  // region or a dump may still show), and a client waiting for a stop is told the exit code
+  // (`W`), as a native target's exit.
+  void vm_ended(int exit_code);
 
   bool attached() const { return attached_; }
   bool running() const { return running_; }

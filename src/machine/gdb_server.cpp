@@ -240,6 +240,12 @@ void GdbServer::on_traps() {
   after_stub();
 }
 
+void GdbServer::vm_ended(int exit_code) {
+  if (!client_) return;
+  stub_->vm_ended(exit_code);
+  drop_client("the VM ended");
+}
+
 void GdbServer::stop_all() {
   parts_.gate->hold_all();
   parts_.gate->wait_all_parked();

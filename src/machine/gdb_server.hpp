@@ -39,6 +39,8 @@ class GdbServer final : private gdb::Target {
   // reports the stop to GDB.
   void on_debug_exit(size_t vcpu, const kvm::DebugExit& e);
   std::vector<std::string> status() const;
+  // After the vCPU threads ended: see Stub::vm_ended.
+  void vm_ended(int exit_code);
   const std::string& where() const { return where_; }
 
  private:

@@ -284,6 +284,7 @@ int MachineImpl::run() {
   threads_.clear();
   RawTerminal::restore();
   std::lock_guard lk(stop_.mu);
+  if (gdb_) gdb_->vm_ended(stop_.exit_code);
   if (stop_.exit_code == kExitGuestStop ||
       (stop_.exit_code >= kExitGuestDefinedFirst && stop_.exit_code <= kExitGuestDefinedLast)) {
     log_info("VM '%s' stopped: %s (exit %d)", cfg_.system_name().c_str(), stop_.reason.c_str(),

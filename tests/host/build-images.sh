@@ -103,7 +103,7 @@ fi
 
 sum=$(cat "$here/build-images.sh" "$here/l1-init.sh" "$here/l2-init.sh" "qvmshm-$msum.ko" | sha256sum | cut -c1-16)
 L1_MODULES="virtio_pci 9pnet_virtio 9p kvm-amd vhost_net tun bridge vfio-pci"
-L2_MODULES="virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio-rng ext4 crc32c_generic"
+L2_MODULES="virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio-rng ext4 crc32c_generic ib700wdt"
 if [ ! -f "l1-$sum.cpio.gz" ] || [ ! -f "l2-$sum.cpio.gz" ]; then
   rm -f l1-*.cpio.gz l2-*.cpio.gz
   # shellcheck disable=SC2086

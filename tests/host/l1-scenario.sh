@@ -498,6 +498,23 @@ scenario_bench() {
   ip link del qvmtap0
 }
 
+# wdt: Linux's own ib700wdt driver drives `vdev wdt-ib700` (docs/vm-core.md): kicked through
+# busybox's watchdog daemon with a 4 s timeout, stopped with a magic close (the VM runs on), then
+# abandoned without one: qvm must end with exit code 4 (spec §8.3) a few seconds later.
+scenario_wdt() {
+  conf wdt 1 "$IMG/vmlinuz" "$QUIET qvmt=wdt qvmt.end=poweroff" "vdev wdt-ib700 action terminate"
+  run wdt 150
+  check wdt.exit "qvm's exit status after the guest abandoned its watchdog" 4 "$rc"
+  check wdt.driver "the driver behind L2's /dev/watchdog" ib700wdt "$(qvmt wdt wdt-driver)"
+  check wdt.kicked "a kicked and then stopped watchdog let the VM run" yes \
+    "$([ -n "$(qvmt wdt wdt-kicked)" ] && echo yes || echo no)"
+  check wdt.expired "wdt-still-alive (the VM must end within 30 s of wdt-abandoned)" "" \
+    "$(qvmt wdt wdt-still-alive)"
+  check wdt.log "qvm log lines 'watchdog wdt-ib700 expired'" 1 \
+    "$(grep -c 'watchdog wdt-ib700 expired' "$WORK/wdt.log")"
+  [ $failures -eq 0 ] || tails wdt
+}
+
 # gdb: Debian's gdb against the test kit's gdb_target guest under qvm's GDB stub, with the debug
 # traps of a real KVM (L1's kvm_amd; this machine's kvm_pvm delivers none in guest ring 3):
 # tests/system/gdb.py --scenario full (breakpoints, watchpoint, a step into a fault's handler,

@@ -17,6 +17,10 @@
 #   shm      the shmem vdev through the project's driver (tests/host/qvmshm): attach region
 #            l2pair, write "from-IDX" into chunk IDX, wait until two clients are attached,
 #            notify all, wait for the other's bit, read its chunk (shm-info, shm-peer, shm-irqs)
+#   wdt      the IB700 through Linux's ib700wdt (/dev/watchdog) and busybox's watchdog daemon
+#            with a 4 s timeout kicked every second: 8 s of kicks then a magic close (the timer
+#            stops: wdt-kicked), then kicks for 2 s and the daemon killed without a magic close
+#            (wdt-abandoned): the VMM's action must end the VM within 30 s (else wdt-still-alive)
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -157,6 +161,27 @@ for c in $(echo "$(arg qvmt)" | tr ',' ' '); do
         say shm-irqs "$(cat $q/irqs)"
       else
         say shm-info "insmod failed"
+      fi
+      ;;
+    wdt)
+      if [ -e /dev/watchdog ]; then
+        say wdt-driver "$([ -d /sys/module/ib700wdt ] && echo ib700wdt)"
+        watchdog -F -T 4 -t 1 /dev/watchdog &
+        pid=$!
+        sleep 8
+        kill -TERM $pid # busybox writes the magic 'V' and closes: the driver stops the timer
+        wait $pid
+        say wdt-kicked "8 s of kicks with a 4 s timeout, then stopped"
+        sleep 6 # stopped: no expiry
+        watchdog -F -T 4 -t 1 /dev/watchdog &
+        pid=$!
+        sleep 2
+        kill -KILL $pid # no magic close: the timer keeps running
+        say wdt-abandoned "$(cut -d' ' -f1 /proc/uptime)"
+        sleep 30
+        say wdt-still-alive "$(cut -d' ' -f1 /proc/uptime)"
+      else
+        say wdt-driver "no /dev/watchdog"
       fi
       ;;
     *) say unknown-check "$c" ;;

@@ -211,6 +211,18 @@ TEST_F(StubTest, DetachRemovesBreakpointsAndLetsTheVmRun) {
   EXPECT_FALSE(stub.attached());
 }
 
+TEST_F(StubTest, TheVmEndingRestoresMemoryAndTellsARunningClient) {
+  const uint64_t a = FakeTarget::kBase + 0x200;
+  t.at(a) = 0x90;
+  send("Z0,100200,1");
+  send("vCont;c");
+  out.clear();
+  stub.vm_ended(32);
+  EXPECT_EQ(t.at(a), 0x90);
+  EXPECT_EQ(payload_of(out), "W20");
+  EXPECT_FALSE(stub.attached());
+}
+
 TEST_F(StubTest, KillEndsTheVm) {
   send("k");
   EXPECT_TRUE(t.killed);
