@@ -33,10 +33,9 @@ const std::array kVariables = {
     VariableSpec{"acpi-dump-dir", VarContext::kGuest, VarType::kString, "",
                  "write the generated ACPI tables (one .dat file per table) to this directory",
                  "x86"},
-    VariableSpec{
-        "gdb", VarContext::kGuest, VarType::kString, "",
-        "serve the GDB remote protocol: tcp:[HOST:]PORT[,paused] or unix:PATH[,paused]", "", 0,
-        UINT64_MAX, validate_gdb, ""},
+    VariableSpec{"gdb", VarContext::kGuest, VarType::kString, "",
+                 "serve the GDB remote protocol: tcp:[HOST:]PORT[,paused] or unix:PATH[,paused]",
+                 "", 0, UINT64_MAX, validate_gdb, ""},
     VariableSpec{
         "grow-heap", VarContext::kGlobal, VarType::kAddress, "",
         "heap growth increment of qvm (accepted; Linux manages the heap itself)", "", 0, UINT64_MAX,

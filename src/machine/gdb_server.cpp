@@ -17,6 +17,7 @@
 #include "arch/x86/page_walk.hpp"
 #include "base/exit_code.hpp"
 #include "base/log.hpp"
+#include "base/peer_uid.hpp"
 #include "machine/machine_impl.hpp"
 
 namespace qvm::machine {
@@ -124,18 +125,35 @@ Result<std::unique_ptr<GdbServer>> GdbServer::create(const config::GdbEndpoint& 
 void GdbServer::on_accept() {
   UniqueFd c(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
   if (!c) return;
+  // Whoever is attached controls the guest: on this host only qvm's user or root may be
+  // (docs/security.md). Unix sockets say who connected (SO_PEERCRED); loopback TCP through
+  // sock_diag. A client from another host reaches a TCP endpoint only where the user bound one
+  // to a non-loopback address.
+  std::optional<uid_t> uid;
+  std::string why;
   if (!unix_path_.empty()) {
     ucred cr{};
     socklen_t cl = sizeof cr;
-    if (::getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
-        (cr.uid != ::geteuid() && cr.uid != 0)) {
-      static RateLimit rl;
-      uint64_t supp = 0;
-      if (rl.allow(std::chrono::steady_clock::now(), &supp))
-        log_warn("GDB stub: connection from uid %u refused (not this user)",
-                 static_cast<unsigned>(cr.uid));
-      return;
-    }
+    if (::getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0) uid = cr.uid;
+  } else if (tcp_peer_is_loopback(c.get())) {
+    auto u = loopback_tcp_peer_uid(c.get());
+    if (u)
+      uid = *u;
+    else
+      why = u.error().message + "; use set gdb unix:PATH on this host";
+  } else {
+    uid = ::geteuid();  // remote: the user chose to expose the endpoint
+  }
+  if (!uid || (*uid != ::geteuid() && *uid != 0)) {
+    ++refused_;
+    static RateLimit rl;
+    uint64_t supp = 0;
+    if (rl.allow(std::chrono::steady_clock::now(), &supp))
+      log_warn("GDB stub: connection refused: %s (%llu similar suppressed)",
+               uid ? strprintf("uid %u is not this user", static_cast<unsigned>(*uid)).c_str()
+                   : ("its user is unknown: " + why).c_str(),
+               static_cast<unsigned long long>(supp));
+    return;
   }
   if (client_) {
     // One GDB at a time (the protocol has one all-stop state per connection).
@@ -154,7 +172,9 @@ void GdbServer::on_accept() {
     return;
   }
   ++sessions_;
-  log_info("GDB stub: client attached on %s; the VM is stopped", where_.c_str());
+  uint64_t supp = 0;
+  if (session_log_.allow(std::chrono::steady_clock::now(), &supp))
+    log_info("GDB stub: client attached on %s; the VM is stopped", where_.c_str());
   stub_->attach();
   after_stub();
 }
@@ -182,7 +202,9 @@ void GdbServer::drop_client(const char* why) {
   if (!client_) return;
   (void)parts_.loop->remove_fd(client_.get());
   client_.reset();
-  log_info("GDB stub: client detached%s%s; the VM runs on", why ? ": " : "", why ? why : "");
+  uint64_t supp = 0;
+  if (session_log_.allow(std::chrono::steady_clock::now(), &supp))
+    log_info("GDB stub: client detached%s%s; the VM runs on", why ? ": " : "", why ? why : "");
 }
 
 void GdbServer::send(std::string_view bytes) {

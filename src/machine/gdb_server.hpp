@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.hpp"
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 #include "config/variables.hpp"
@@ -88,6 +89,7 @@ class GdbServer final : private gdb::Target {
   std::vector<gdb::DebugTrap> traps_;
   uint64_t refused_ = 0, sessions_ = 0;
   bool send_failed_ = false;
+  RateLimit session_log_{1.0, 10.0};  // attach/detach lines: a client may connect in a loop
 };
 
 }  // namespace qvm::machine

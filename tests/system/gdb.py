@@ -243,6 +243,7 @@ def part_rsp(a, vmm, port):
             d.close()
             result("rsp.second_client_refused", closed, "second connection %s" %
                    ("closed by qvm" if closed else "left open"))
+            other_user(port, vmm)
         c.send("vCont;c" if a.vmm == "qvm" else "c")
         time.sleep(1.0)
         c.s.sendall(b"\x03")
@@ -262,6 +263,28 @@ def part_rsp(a, vmm, port):
     passed = vmm.wait_for(r"TEST gdb_target PASS", 60)
     result("rsp.guest_runs_on", passed, "the guest %s after detach" %
            ("passed gdb_target" if passed else "did not pass:\n" + vmm.text()[-1500:]))
+
+
+def other_user(port, vmm):
+    """Another local user's connection over loopback TCP is refused (qvm finds the peer's uid
+    through sock_diag; docs/security.md). Needs root to act as that user (uid 65534)."""
+    if os.geteuid() != 0:
+        print("note: rsp.other_user_refused needs root (to connect as uid 65534); not run", flush=True)
+        return
+    probe = ("import socket,sys\n"
+             "s=socket.create_connection(('127.0.0.1',%d),timeout=5)\n"
+             "s.settimeout(5)\n"
+             "try:\n    d=s.recv(16)\nexcept socket.timeout:\n    d=b'open'\n"
+             "sys.exit(0 if d==b'' else 1)\n" % port)
+    # Debian's python3: the runner's own may live where uid 65534 cannot read (e.g. ~root).
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    p = subprocess.run([py, "-c", probe], user=65534, group=65534, cwd="/",
+                       capture_output=True, text=True, timeout=20)
+    logged = vmm.wait_for(r"GDB stub: connection refused: uid 65534 is not this user", 5)
+    result("rsp.other_user_refused", p.returncode == 0 and logged,
+           "uid 65534's connection %s; qvm %s it" % ("closed" if p.returncode == 0 else
+                                                     "not closed " + p.stderr[-300:],
+                                                     "logged" if logged else "did not log"))
 
 
 def part_i386(a, port):
