@@ -177,6 +177,11 @@ std::string Destination::describe() const {
   return kind == Kind::kCommand ? "command '" + target + "'" : "directory " + target;
 }
 
+Status check_destination(const Destination& dest) {
+  if (dest.kind == Destination::Kind::kDirectory) QVM_TRY(open_dir(dest.target));
+  return {};
+}
+
 std::string file_name(std::string_view prefix, const std::tm& tm, int attempt) {
   std::string s =
       strprintf("%.*s-%04d%02d%02d-%02d%02d%02d", static_cast<int>(prefix.size()), prefix.data(),

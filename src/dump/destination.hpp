@@ -39,6 +39,10 @@ struct Destination {
   std::string describe() const;  // "directory DIR" | "command 'CMD'"
 };
 
+// Whether a dump could go there now (the directory exists and passes the checks above); for a
+// start-up warning. A command is not run to find out.
+Status check_destination(const Destination& dest);
+
 // `<prefix>-YYYYMMDD-hhmmss.gcore`, with "-N" before ".gcore" for attempt N in 1..9.
 std::string file_name(std::string_view prefix, const std::tm& local, int attempt);
 

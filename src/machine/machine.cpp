@@ -80,6 +80,7 @@ Status MachineImpl::build(const BuildOptions& opts, BuildError* err) {
     return s;
   }
   QVM_TRY(build_boot());
+  check_dump_destination();
   return {};
 }
 
