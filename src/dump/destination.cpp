@@ -39,7 +39,7 @@ Result<Written> to_directory(const std::string& dir, std::string_view prefix, co
                              const CoreInput& in, const WriteOptions& wo) {
   UniqueFd dfd = QVM_TRY(open_dir(dir));
   CreatedFile f = QVM_TRY(create_file(dfd.get(), prefix, tm));
-  const std::string path = dir + "/" + f.name;
+  const std::string path = (!dir.empty() && dir.back() == '/' ? dir : dir + "/") + f.name;
   auto n = write_core(f.fd.get(), in, wo);
   if (!n) {
     // A truncated core would mislead whoever opens it later.
