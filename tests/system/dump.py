@@ -114,7 +114,7 @@ def gdb_check(gdb, guest, core, rip_in=None, frames=(), threads=None):
         return ["gdb failed: %s" % e]
     out = r.stdout.decode("utf-8", "replace")
     problems = []
-    rip = re.search(r"^rip\s+0x([0-9a-f]+)\s+0x[0-9a-f]+\s+<(\w+)\+\d+>", out, re.M)
+    rip = re.search(r"^rip\s+0x([0-9a-f]+)\s+0x[0-9a-f]+\s+<(\w+)(?:\+\d+)?>", out, re.M)
     if not rip:
         problems.append("gdb shows no rip with a symbol")
     elif rip_in and rip.group(2) != rip_in:
@@ -149,6 +149,9 @@ def dump_wait_run(a, config, extra, on_marker, expect_log, ms=6000):
         if not q.wait_line(r"INFO dump_wait ready", 30):
             problems.append("the guest never reached dump_inner")
         else:
+            # The line reaches us while the guest's console system call may still be returning
+            # (ring 0, outside dump_inner); the spin lasts seconds, so wait a moment first.
+            time.sleep(0.5)
             on_marker(q)
             m = q.wait_line(expect_log, 30)
             if not m:
