@@ -23,11 +23,12 @@ fi
 # so an upward include fails here even where CMake's transitive include paths would allow it.
 declare -A below=(
   [base]="" [config]="base" [memory]="base" [kvm]="base memory" [bus]="base"
-  [pci]="base bus" [net]="base" [shm]="base" [event]="base" [fdt]="base" [arch]="base memory"
+  [pci]="base bus" [net]="base" [shm]="base" [dump]="base" [gdb]="base" [event]="base" [fdt]="base"
+  [arch]="base memory"
   [virtio]="base bus memory pci"
   [vdev]="base bus config event fdt memory net pci shm virtio"
-  [machine]="arch base bus config event fdt kvm memory net pci shm vdev virtio"
-  [app]="arch base bus config event fdt kvm machine memory net pci shm vdev virtio"
+  [machine]="arch base bus config dump event fdt gdb kvm memory net pci shm vdev virtio"
+  [app]="arch base bus config dump event fdt gdb kvm machine memory net pci shm vdev virtio"
 )
 for layer in $(ls src); do
   [ -d "src/$layer" ] || continue

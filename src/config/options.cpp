@@ -128,12 +128,8 @@ bool Parser::global_option(const Token& opt, const std::vector<Token>& toks, siz
   }
   if (w == "dump") {
     if (const Token* a = arg(toks, i, opt, "a directory or \"|command\"")) {
-      if (a->text.empty() || a->text == "|")
-        error(a->loc, "expected a directory or \"|command\"");
-      else
-        warning(a->loc,
-                "dump has no effect: guest dumps are not implemented in this version of "
-                "qvm (SIGUSR2 and watchdog dump actions only log)");
+      // spec §3.13: where SIGUSR2 and watchdog `dump` actions write guest dumps (dump/).
+      if (a->text.empty() || a->text == "|") error(a->loc, "expected a directory or \"|command\"");
       cfg().dump = a->text;
     }
     return true;

@@ -80,6 +80,7 @@ Status MachineImpl::build(const BuildOptions& opts, BuildError* err) {
     return s;
   }
   QVM_TRY(build_boot());
+  check_dump_destination();
   if (!opts.dryrun) QVM_TRY(build_gdb());
   return {};
 }

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -84,6 +85,10 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
 
   // Called by devices and signal handlers from any thread.
   void request_stop(int exit_code, const std::string& reason) override;
+  // Guest dumps (dump.cpp, spec §3.13, §8.5): SIGUSR2 and the watchdogs' `dump` action. The
+  // event loop's thread only.
+  Status write_dump(std::string_view reason) override;
+  bool dump_configured() const override { return cfg_.dump.has_value(); }
 
  private:
   Status check_board_ranges() const;
@@ -181,6 +186,8 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   void kick_vcpu(size_t index);
   void handle_signal(int sig);
   std::string status_report() const;
+  void check_dump_destination() const;  // dump.cpp: warns at start-up when a dump would fail
+  std::string dump_status() const;      // dump.cpp: the status report's line
 
   config::VmConfig cfg_;
   std::string system_name_ = cfg_.system_name();
@@ -233,6 +240,9 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   uint64_t mmio_next_ = arch::x86::kBoard.pci_mmio_base;  // next free address in the BAR window
   StopState stop_;
   UniqueFd stop_efd_;
+  // Guest dumps written and one in progress (main thread only).
+  uint64_t dumps_written_ = 0;
+  bool dumping_ = false;
   // Last: it borrows the loop, the gate, the vCPUs and guest memory (design §5 "Live GDB").
   std::unique_ptr<GdbServer> gdb_;
   Status build_gdb();  // gdb_server.cpp's part of build(): `set gdb`

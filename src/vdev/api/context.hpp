@@ -198,6 +198,14 @@ class VdevContext {
 
   // Ends the VM with `exit_code` (spec §8.3), from any thread; the first request wins.
   virtual void request_stop(int exit_code, const std::string& reason) = 0;
+  // A guest dump (spec §3.13, §8.5; docs/debugging.md): every vCPU paused, its registers and all
+  // guest memory written as an ELF core to the `dump` destination, the vCPUs resumed; the path,
+  // size and time are logged, `reason` says why ("watchdog wdt1 expired"). Blocks until the core
+  // is written. The event loop's thread only (timer and fd callbacks): a vCPU thread would wait
+  // for itself, so it gets an error. An error too without `dump` (dump_configured()), in dryrun,
+  // or when the destination fails; the caller decides what follows (a watchdog still stops).
+  virtual Status write_dump(std::string_view reason) = 0;
+  virtual bool dump_configured() const = 0;
 
   // Keeps `what` alive as long as the VM (models, adapters, timers, fds), in creation order.
   virtual void keep(std::shared_ptr<void> what) = 0;

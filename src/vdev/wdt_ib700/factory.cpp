@@ -1,8 +1,9 @@
 // vdev wdt-ib700 (spec §6.2, §8.4): the IB700 model on its ports, its one-shot timer on the event
 // loop (expiry never waits for a vCPU exit), and the configured action: `terminate` ends qvm with
 // exit code 4 (spec §8.3), `reset` ends it as a guest reboot does (exit 0: restarting is the
-// caller's job, spec §8.2). Not in ACPI: Linux's ib700wdt is a legacy driver that claims the
-// ports itself (docs/vm-core.md).
+// caller's job, spec §8.2); `dump,` first writes a guest dump (spec §8.5) on the event loop's
+// thread, then stops. Not in ACPI: Linux's ib700wdt is a legacy driver that claims the ports
+// itself (docs/vm-core.md).
 #include <mutex>
 
 #include "base/exit_code.hpp"
@@ -27,10 +28,11 @@ struct Wdt {
 
 Status create(const config::VdevConfig& v, VdevContext& ctx) {
   const auto opts = QVM_TRY(typed_options<Ib700Options>(v));
-  if (opts.dump)
+  // No silent options: a dump action without a destination is said where it is written.
+  if (opts.dump && !ctx.dump_configured())
     log_warn(
-        "%s: vdev wdt-ib700 action dump: guest dumps are not implemented yet; the watchdog "
-        "will %s without one",
+        "%s: vdev wdt-ib700 action dump: no 'dump' configured; the watchdog will %s without a "
+        "guest dump",
         v.loc.str().c_str(), opts.reset ? "reset the guest" : "terminate qvm");
   auto d = std::make_shared<Wdt>();
   Wdt* raw = d.get();
@@ -47,6 +49,12 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
     }
     const std::string why = strprintf("watchdog %s expired (not kicked for %lld s)", name.c_str(),
                                       static_cast<long long>(t.count()));
+    // The dump comes before the stop request: once stopping, the vCPUs leave for good. At most
+    // once per run (the action ends the VM), so the guest cannot make qvm dump repeatedly.
+    if (opts.dump && ctx.dump_configured()) {
+      if (auto s = ctx.write_dump(why); !s)
+        log_error("%s: no guest dump written: %s", why.c_str(), s.error().message.c_str());
+    }
     if (opts.reset)
       ctx.request_stop(kExitGuestStop, why + ": guest reset");
     else

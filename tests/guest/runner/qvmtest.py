@@ -177,7 +177,7 @@ class QvmMachine(Machine):
     def __init__(self, device_sets=None):
         super().__init__("qvm", {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic",
                                  "ioapic", "acpi", "e820", "smp", "pci", "poweroff", "reset_i8042",
-                                 "reset_acpi", "msr_unknown"},
+                                 "reset_acpi", "msr_unknown", "dump_wait"},
                          [], device_sets=dict(device_sets or {}))
 
     def binary(self, opts):
@@ -732,8 +732,10 @@ QVM_DEVSETS = {
 }
 
 
+# dump_wait needs no device (it spins, then passes); in no group: tests/system/dump.py drives it
+# under qvm, and `--tests dump_wait --expect dump_wait_ms=2000` runs it anywhere.
 ALL_BASE = {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic", "ioapic", "acpi", "e820",
-            "smp", "poweroff", "reset_acpi", "msr_unknown"}
+            "smp", "poweroff", "reset_acpi", "msr_unknown", "dump_wait"}
 MACHINES: dict[str, Machine] = {
     # microvm: no PCI, no i8042, hardware-reduced ACPI (GED sleep/reset registers).
     # With KVM its PIT drives IOAPIC pin 2 although the MADT has no override: irq0_gsi=2.
