@@ -162,22 +162,31 @@ int run_cli(const std::vector<std::string>& args) {
   Logger::global().set_routing(cfg.logging);
   machine::BuildOptions opts;
   opts.dryrun = cfg.dryrun;
-  machine::BuildError berr{0, {}};
-  auto m = machine::Machine::build(cfg, opts, &berr);
-  if (!m) {
-    log_fatal("%s", berr.message.c_str());
-    err(strprintf("qvm: %s; nothing was started\n", berr.exit_code == kExitConfigError
-                                                        ? "fatal configuration error"
-                                                        : "fatal error"));
-    return berr.exit_code;
+  for (uint64_t restarts = 0;; ++restarts) {
+    machine::BuildError berr{0, {}};
+    auto m = machine::Machine::build(cfg, opts, &berr);
+    if (!m) {
+      log_fatal("%s", berr.message.c_str());
+      if (restarts > 0) return kExitFatalAfterStart;  // the VM ran before: not "nothing started"
+      err(strprintf("qvm: %s; nothing was started\n", berr.exit_code == kExitConfigError
+                                                          ? "fatal configuration error"
+                                                          : "fatal error"));
+      return berr.exit_code;
+    }
+    if (cfg.dryrun) {
+      out(config::print_config(cfg));
+      out(m->describe());
+      out("Exiting: dryrun completed\n");
+      return 0;
+    }
+    const int rc = m->run();
+    if (rc != kRestartInPlace) return rc;
+    // The old VM is torn down completely (every fd, mapping, lock and socket released) before
+    // the new one is built, as a board's reset starts from power-on state.
+    m.reset();
+    log_info("restarting the VM in place (restart %llu)",
+             static_cast<unsigned long long>(restarts + 1));
   }
-  if (cfg.dryrun) {
-    out(config::print_config(cfg));
-    out(m->describe());
-    out("Exiting: dryrun completed\n");
-    return 0;
-  }
-  return m->run();
 }
 
 }  // namespace qvm::app

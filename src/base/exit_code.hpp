@@ -5,6 +5,10 @@
 namespace qvm {
 
 enum ExitCode : int {
+  // Not an exit status: the VM ends and the command line builds and runs it again from the same
+  // configuration in the same process (the watchdog's `action reset`: the board's reset line).
+  // A reboot the guest asks for itself still ends qvm with 0 (spec §8.2).
+  kRestartInPlace = -1,
   kExitGuestStop = 0,  // ACPI S5, a guest reset request, a triple fault (the reason is logged)
   kExitPowerCut = 3,   // SIGQUIT
   kExitWatchdog = 4,

@@ -288,7 +288,10 @@ int MachineImpl::run() {
   RawTerminal::restore();
   std::lock_guard lk(stop_.mu);
   if (gdb_) gdb_->vm_ended(stop_.exit_code);
-  if (stop_.exit_code == kExitGuestStop ||
+  if (stop_.exit_code == kRestartInPlace) {
+    log_info("VM '%s' stopped: %s (restarting in place)", cfg_.system_name().c_str(),
+             stop_.reason.c_str());
+  } else if (stop_.exit_code == kExitGuestStop ||
       (stop_.exit_code >= kExitGuestDefinedFirst && stop_.exit_code <= kExitGuestDefinedLast)) {
     log_info("VM '%s' stopped: %s (exit %d)", cfg_.system_name().c_str(), stop_.reason.c_str(),
              stop_.exit_code);

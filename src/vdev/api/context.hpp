@@ -197,6 +197,7 @@ class VdevContext {
   virtual void at_start(std::function<void()> fn) = 0;
 
   // Ends the VM with `exit_code` (spec §8.3), from any thread; the first request wins.
+  // kRestartInPlace (base/exit_code.hpp) instead builds and boots the VM again.
   virtual void request_stop(int exit_code, const std::string& reason) = 0;
   // A guest dump (spec §3.13, §8.5; docs/debugging.md): every vCPU paused, its registers and all
   // guest memory written as an ELF core to the `dump` destination, the vCPUs resumed; the path,

@@ -1,7 +1,8 @@
 // vdev wdt-ib700 (spec §6.2, §8.4): the IB700 model on its ports, its one-shot timer on the event
 // loop (expiry never waits for a vCPU exit), and the configured action: `terminate` ends qvm with
-// exit code 4 (spec §8.3), `reset` ends it as a guest reboot does (exit 0: restarting is the
-// caller's job, spec §8.2); `dump,` first writes a guest dump (spec §8.5) on the event loop's
+// exit code 4 (spec §8.3), `reset` resets the board: qvm builds the VM again from its
+// configuration and boots it in the same process (kRestartInPlace; a reboot the guest asks for
+// itself still ends qvm, spec §8.2); `dump,` first writes a guest dump (spec §8.5) on the event loop's
 // thread, then stops. Not in ACPI: Linux's ib700wdt is a legacy driver that claims the ports
 // itself (docs/vm-core.md).
 #include <mutex>
@@ -56,7 +57,7 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
         log_error("%s: no guest dump written: %s", why.c_str(), s.error().message.c_str());
     }
     if (opts.reset)
-      ctx.request_stop(kExitGuestStop, why + ": guest reset");
+      ctx.request_stop(kRestartInPlace, why + ": the board resets");
     else
       ctx.request_stop(kExitWatchdog, why);
   }));

@@ -7,7 +7,7 @@ set(QVMTEST ${CMAKE_CURRENT_SOURCE_DIR}/runner/qvmtest.py)
 set(QVM_KIT_GROUPS_qemu_microvm serial timers irq platform smp poweroff reset_acpi virtio virtio_legacy
     virtio_durable virtio_net virtio_rate)
 set(QVM_KIT_GROUPS_qemu_q35 serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio_pci
-    virtio_pci_durable virtio_pci_net virtio_pci_rate watchdog hpet)
+    virtio_pci_durable virtio_pci_net virtio_pci_rate watchdog watchdog_reset hpet)
 
 foreach(vmm qemu_microvm qemu_q35)
   string(REPLACE "_" "-" vmm_arg ${vmm})

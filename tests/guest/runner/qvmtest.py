@@ -158,7 +158,8 @@ class QemuMachine(Machine):
             paths["d0opts"] = opts.qemu_drive
             paths["d0dev"] = opts.qemu_blk_dev
             dev_args = list(opts.qemu_extra) + [a.format(**paths) for a in ds.qemu_args]
-        return ([self.binary(opts), "-M", self.machine_arg] + QEMU_COMMON + self.extra_args +
+        common = [a for a in QEMU_COMMON if not (ds and ds.restarts and a == "-no-reboot")]
+        return ([self.binary(opts), "-M", self.machine_arg] + common + self.extra_args +
                 dev_args + ["-smp", str(opts.cpus), "-m", f"{opts.mem_mib}M",
                             "-kernel", opts.guest, "-append", cmdline])
 
@@ -216,6 +217,10 @@ class DeviceSet:
     net: bool = False               # needs the NetHost fixture (netns + TAP + UDP echo); the VMM
                                     # then runs inside that namespace (ip netns exec)
     watchdog_kinds: tuple[str, ...] | None = None  # WATCHDOG_TESTS end this way (None: the machine's)
+    # The VMM restarts the guest in place (a watchdog reset): the runner ends it with SIGKILL at
+    # the guest's second start banner and reports the exit kind "restarted". QEMU runs without
+    # -no-reboot for such a set.
+    restarts: bool = False
 
 
 # virtio-blk backing files: byte at offset o = pattern_byte(o); the guest has the same formula
@@ -675,6 +680,9 @@ QEMU_Q35_DEVSETS = {
     # QEMU's IB700 model with poweroff as its action (with -no-reboot QEMU then exits 0)
     "watchdog": DeviceSet({"wdt_kick", "wdt_expire"}, [],
                           ["-device", "ib700", "-action", "watchdog=poweroff"], host=False),
+    # QEMU's IB700 resetting the machine (no -no-reboot: SeaBIOS boots the guest again)
+    "watchdog_reset": DeviceSet({"wdt_expire"}, [], ["-device", "ib700", "-action", "watchdog=reset"],
+                                host=False, watchdog_kinds=("restarted",), restarts=True),
 }
 # qvm: configs/kit-virtio.qvmconf (entropy, blk, read-only blk, console; in DSDT order).
 QVM_DEVSETS = {
@@ -711,7 +719,7 @@ QVM_DEVSETS = {
     "watchdog": DeviceSet({"wdt_kick", "wdt_expire"}, [], qvm_config="kit-wdt.qvmconf", host=False),
     # configs/kit-wdt-reset.qvmconf: the same with `action reset`
     "watchdog_reset": DeviceSet({"wdt_expire"}, [], qvm_config="kit-wdt-reset.qvmconf", host=False,
-                                watchdog_kinds=("shutdown",)),
+                                watchdog_kinds=("restarted",), restarts=True),
     # configs/kit-vdev-sample.qvmconf: vdev-regbank.so from ${QVM_VDEV_SAMPLES}, in memory (with an
     # interrupt and `id`) and in port space
     "vdev_sample": DeviceSet({"vdev_regbank", "vdev_regbank_pci", "vdev_vecho", "vdev_vecho_pci"},
@@ -1013,6 +1021,9 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
     out_lines: list[str] = []
     timed_out = False
     killed = False
+    run_ds = machine.device_sets.get(opts.devices) if opts.devices else None
+    banners = 0
+    restarted = False
     deadline = t0 + opts.timeout
     eof = False
     while not eof:
@@ -1033,6 +1044,14 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
             print("  | " + text, flush=True)
         if on_line:
             on_line(text)
+        if run_ds and run_ds.restarts and "qvm-test-guest starting" in text and not killed:
+            banners += 1
+            if banners == 2:  # the guest booted again in the same VMM: the restart happened
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed = restarted = True
+                except ProcessLookupError:
+                    pass
         if text.startswith("TEST ") and not killed:
             f = text.split(" ", 3)
             if len(f) >= 3 and f[1] in KILL_TESTS and f[2] == "PENDING" and f[1] in opts.tests:
@@ -1087,7 +1106,9 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
         except BrokenPipeError:
             pass
     output = "\n".join(out_lines)
-    if killed and rc == -signal.SIGKILL:
+    if restarted and rc == -signal.SIGKILL:
+        kind, value = ("restarted", None)
+    elif killed and rc == -signal.SIGKILL:
         kind, value = ("killed", rc)
     elif rc is not None and rc < 0:
         kind, value = ("error", rc)
