@@ -37,6 +37,8 @@ void Stub::attach() {
   running_ = false;
   no_ack_ = false;
   arch_fixed_ = false;
+  physical_ = false;
+  t_.set_physical(false);
   g_vcpu_ = c_vcpu_ = 0;
   last_stop_ = Stop{};
   dec_ = PacketDecoder{};
@@ -311,7 +313,30 @@ std::string Stub::query(std::string_view p) {
     return (off + len >= x.size() ? "l" : "m") + x.substr(off, len);
   }
   if (p.substr(0, 6) == "qXfer:") return "";
+  if (p.substr(0, 6) == "qRcmd,") return monitor(p.substr(6));
   return "";
+}
+
+// `monitor CMD` (qRcmd, hex-encoded): output goes back as hex text, then OK.
+std::string Stub::monitor(std::string_view hex) {
+  auto raw = parse_hex_bytes(hex);
+  if (!raw) return "E01";
+  const std::string cmd(raw->begin(), raw->end());
+  std::string text;
+  if (cmd == "phys on" || cmd == "phys off") {
+    physical_ = cmd == "phys on";
+    t_.set_physical(physical_);
+    text = physical_ ? "memory accesses use guest-physical addresses\n"
+                     : "memory accesses use guest-virtual addresses (the vCPU's page tables)\n";
+  } else if (cmd == "phys") {
+    text = physical_ ? "physical\n" : "virtual\n";
+  } else {
+    text =
+        "qvm monitor commands:\n"
+        "  phys on|off   guest-physical / guest-virtual addresses for memory accesses\n"
+        "  phys          which one is in use\n";
+  }
+  return to_hex(text);
 }
 
 std::string Stub::set_thread(std::string_view args) {

@@ -75,6 +75,7 @@ class Stub {
   std::string read_memory(std::string_view args);
   std::string write_memory(std::string_view args, bool binary);
   std::string set_thread(std::string_view p);
+  std::string monitor(std::string_view hex);
   std::string regs_all();
   std::string regs_write(std::string_view hex);
   std::string reg_read(std::string_view n);
@@ -111,6 +112,7 @@ class Stub {
   Stop last_stop_;
   std::optional<size_t> stepping_;
   bool inject_bp_ = false;
+  bool physical_ = false;           // `monitor phys on`
   std::map<uint64_t, uint8_t> sw_;  // GDB's int3s: address -> the byte under it
   HwBreakpoint hw_[4];
   // What each debug register holds: GDB's Z1-Z4 (1 hw breakpoint, 2 write, 3 read, 4 access

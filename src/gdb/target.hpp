@@ -73,8 +73,10 @@ class Target {
   virtual Result<IdtInfo> idt(size_t vcpu) = 0;
   // Guest-virtual addresses through the vCPU's page tables (guest-physical when paging is off).
   // Returns how many bytes were transferred from the start (fewer at an unmapped page).
+  // `monitor phys on` switches every access to guest-physical addresses (`off`: back).
   virtual size_t read_memory(size_t vcpu, uint64_t addr, std::span<uint8_t> out) = 0;
   virtual size_t write_memory(size_t vcpu, uint64_t addr, std::span<const uint8_t> in) = 0;
+  virtual void set_physical(bool physical) = 0;
   virtual Status set_debug(size_t vcpu, const DebugState& d) = 0;
   // Execution control: stop_all() returns when every vCPU is parked; resume() lets the listed
   // vCPUs run (the others stay parked) until the machine reports a trap or stop_all().

@@ -373,6 +373,7 @@ Result<gdb::IdtInfo> GdbServer::idt(size_t vcpu) {
 }
 
 std::optional<uint64_t> GdbServer::translate(size_t vcpu, uint64_t va) {
+  if (physical_) return va;
   auto s = cached_sregs(vcpu);
   if (!s) return std::nullopt;
   arch::x86::PagingRegs pr{s->cr0, s->cr3, s->cr4, s->efer};

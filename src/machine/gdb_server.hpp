@@ -63,6 +63,7 @@ class GdbServer final : private gdb::Target {
   Result<gdb::IdtInfo> idt(size_t vcpu) override;
   size_t read_memory(size_t vcpu, uint64_t addr, std::span<uint8_t> out) override;
   size_t write_memory(size_t vcpu, uint64_t addr, std::span<const uint8_t> in) override;
+  void set_physical(bool physical) override { physical_ = physical; }
   Status set_debug(size_t vcpu, const gdb::DebugState& d) override;
   void stop_all() override;
   void resume(std::span<const size_t> vcpus) override;
@@ -89,6 +90,7 @@ class GdbServer final : private gdb::Target {
   std::vector<gdb::DebugTrap> traps_;
   uint64_t refused_ = 0, sessions_ = 0;
   bool send_failed_ = false;
+  bool physical_ = false;
   RateLimit session_log_{1.0, 10.0};  // attach/detach lines: a client may connect in a loop
 };
 

@@ -131,9 +131,10 @@ def run_gdb(a, port, commands, arch_i386=False, timeout=90):
         f.write("\n".join(commands) + "\n")
         path = f.name
     try:
-        p = subprocess.run([a.gdb, "-batch", "-nx", "-x", path, a.guest], capture_output=True,
-                           text=True, timeout=timeout)
-        return p.stdout + p.stderr
+        # One stream, in order (GDB writes a monitor command's output to stderr).
+        p = subprocess.run([a.gdb, "-batch", "-nx", "-x", path, a.guest], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        return p.stdout
     except subprocess.TimeoutExpired as e:
         return (e.stdout or b"").decode(errors="replace") + "\n(gdb timed out)"
     finally:
@@ -290,12 +291,15 @@ def other_user(port, vmm):
 def part_i386(a, port):
     # Ring 0 throughout: on a PVM host `break` here is the debug-register fallback of Z0.
     out = run_gdb(a, port, [
-        "info registers eip", "stepi", "stepi", "info registers eip",
+        "info registers eip", "monitor phys on", "x/2xb 0x%x" % symbol(a, "pvh_entry"),
+        "monitor phys off", "stepi", "stepi", "info registers eip",
         "%s kernel_init" % a.break_cmd, "continue", "info registers eip", "detach"],
         arch_i386=True)
     entry = symbol(a, "pvh_entry")
     expect("i386.registers", out, [
-        r"^eip +0x%x +0x%x <pvh_entry>" % (entry, entry), r"^eip +0x[0-9a-f]+ +0x[0-9a-f]+ <pvh_entry\+2>",
+        r"^eip +0x%x +0x%x <pvh_entry>" % (entry, entry),
+        r"memory accesses use guest-physical addresses", r"<pvh_entry>:\s+0xfa\s+0xfc",
+        r"^eip +0x[0-9a-f]+ +0x[0-9a-f]+ <pvh_entry\+2>",
         r"Breakpoint 1, kernel_init", r"^eip +0x[0-9a-f]+ +0x[0-9a-f]+ <kernel_init>",
         r"detached"])
 

@@ -41,6 +41,7 @@ class FakeTarget : public Target {
     std::memcpy(mem.data() + (addr - kBase), in.data(), n);
     return n;
   }
+  void set_physical(bool p) override { physical = p; }
   Status set_debug(size_t v, const DebugState& d) override {
     debug[v] = d;
     return {};
@@ -62,6 +63,7 @@ class FakeTarget : public Target {
   std::vector<size_t> running;
   int stops = 0;
   bool killed = false;
+  bool physical = false;
 };
 
 }  // namespace qvm::gdb::testing

@@ -223,6 +223,19 @@ TEST_F(StubTest, TheVmEndingRestoresMemoryAndTellsARunningClient) {
   EXPECT_FALSE(stub.attached());
 }
 
+TEST_F(StubTest, MonitorSwitchesToPhysicalAddresses) {
+  auto hex = [](std::string_view c) { return to_hex(c); };
+  const std::string r = send("qRcmd," + hex("phys on"));
+  auto text = parse_hex_bytes(r);
+  ASSERT_TRUE(text);
+  EXPECT_NE(std::string(text->begin(), text->end()).find("guest-physical"), std::string::npos);
+  EXPECT_TRUE(t.physical);
+  send("qRcmd," + hex("phys off"));
+  EXPECT_FALSE(t.physical);
+  EXPECT_FALSE(send("qRcmd," + hex("help")).empty());
+  EXPECT_EQ(send("qRcmd,zz"), "E01");
+}
+
 TEST_F(StubTest, KillEndsTheVm) {
   send("k");
   EXPECT_TRUE(t.killed);
