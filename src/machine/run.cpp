@@ -291,8 +291,8 @@ int MachineImpl::run() {
   if (stop_.exit_code == kRestartInPlace) {
     log_info("VM '%s' stopped: %s (restarting in place)", cfg_.system_name().c_str(),
              stop_.reason.c_str());
-  } else if (stop_.exit_code == kExitGuestStop ||
-      (stop_.exit_code >= kExitGuestDefinedFirst && stop_.exit_code <= kExitGuestDefinedLast)) {
+  } else if (stop_.exit_code == kExitGuestStop || (stop_.exit_code >= kExitGuestDefinedFirst &&
+                                                   stop_.exit_code <= kExitGuestDefinedLast)) {
     log_info("VM '%s' stopped: %s (exit %d)", cfg_.system_name().c_str(), stop_.reason.c_str(),
              stop_.exit_code);
   } else {

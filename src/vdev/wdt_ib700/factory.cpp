@@ -2,8 +2,8 @@
 // loop (expiry never waits for a vCPU exit), and the configured action: `terminate` ends qvm with
 // exit code 4 (spec §8.3), `reset` resets the board: qvm builds the VM again from its
 // configuration and boots it in the same process (kRestartInPlace; a reboot the guest asks for
-// itself still ends qvm, spec §8.2); `dump,` first writes a guest dump (spec §8.5) on the event loop's
-// thread, then stops. Not in ACPI: Linux's ib700wdt is a legacy driver that claims the ports
+// itself still ends qvm, spec §8.2); `dump,` first writes a guest dump (spec §8.5) on the event
+// loop's thread, then stops. Not in ACPI: Linux's ib700wdt is a legacy driver that claims the ports
 // itself (docs/vm-core.md).
 #include <mutex>
 
