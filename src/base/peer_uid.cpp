@@ -9,7 +9,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "base/unique_fd.hpp"
 
@@ -31,12 +34,71 @@ bool tcp_peer_is_loopback(int fd) {
   return false;
 }
 
-Result<uid_t> loopback_tcp_peer_uid(int fd) {
+namespace {
+
+// /proc/net/tcp{,6}'s spelling of an address (net/ipv4/tcp_ipv4.c, net/ipv6/tcp_ipv6.c): each
+// 32-bit word of the address as the CPU holds it, %08X, then ':' and the port %04X.
+std::string proc_addr(const sockaddr_storage& ss) {
+  char b[64];
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);  // NOLINT
+    uint32_t w;
+    std::memcpy(&w, &a->sin_addr, 4);
+    std::snprintf(b, sizeof b, "%08X:%04X", w, ntohs(a->sin_port));
+    return b;
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);  // NOLINT
+  uint32_t w[4];
+  std::memcpy(w, &a->sin6_addr, 16);
+  std::snprintf(b, sizeof b, "%08X%08X%08X%08X:%04X", w[0], w[1], w[2], w[3], ntohs(a->sin6_port));
+  return b;
+}
+
+// Where sock_diag is missing (inet_diag a module nobody can load): the kernel's socket table,
+// whose row for the peer's socket has local = our peer, remote = us, and its owner's uid.
+Result<uid_t> uid_from_proc(const sockaddr_storage& local, const sockaddr_storage& peer) {
+  const char* path = local.ss_family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6";
+  FILE* f = std::fopen(path, "re");
+  if (!f) return Error::from_errno(path, errno);
+  const std::string want_local = proc_addr(peer), want_remote = proc_addr(local);
+  char line[512];
+  std::optional<uid_t> found;
+  while (!found && std::fgets(line, sizeof line, f)) {
+    char l[80], r[80];
+    unsigned st = 0, uid = 0;
+    // sl local rem st tx:rx tr:when retrnsmt uid
+    if (std::sscanf(line, " %*[^:]: %79s %79s %x %*s %*s %*s %u", l, r, &st, &uid) == 4 &&
+        want_local == l && want_remote == r)
+      found = static_cast<uid_t>(uid);
+  }
+  std::fclose(f);
+  if (!found) return make_error(std::string(path) + ": no row for the peer's socket");
+  return *found;
+}
+
+Result<uid_t> uid_from_sock_diag(const sockaddr_storage& local, const sockaddr_storage& peer);
+
+}  // namespace
+
+Result<uid_t> loopback_tcp_peer_uid(int fd, PeerUidSource source) {
   sockaddr_storage local{}, peer{};
   socklen_t ll = sizeof local, pl = sizeof peer;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||  // NOLINT
       ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0)     // NOLINT
     return Error::from_errno("getpeername", errno);
+  if (local.ss_family != AF_INET && local.ss_family != AF_INET6)
+    return make_error("not a TCP/IP socket");
+  if (source == PeerUidSource::kProcNet) return uid_from_proc(local, peer);
+  auto u = uid_from_sock_diag(local, peer);
+  if (u || source == PeerUidSource::kSockDiag) return u;
+  auto p = uid_from_proc(local, peer);
+  if (p) return p;
+  return make_error(u.error().message + "; " + p.error().message);
+}
+
+namespace {
+
+Result<uid_t> uid_from_sock_diag(const sockaddr_storage& local, const sockaddr_storage& peer) {
   struct {
     nlmsghdr nh;
     inet_diag_req_v2 req;
@@ -103,5 +165,7 @@ Result<uid_t> loopback_tcp_peer_uid(int fd) {
   }
   return make_error("sock_diag: no answer for the peer's socket");
 }
+
+}  // namespace
 
 }  // namespace qvm

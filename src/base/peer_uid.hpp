@@ -14,8 +14,10 @@ namespace qvm {
 
 // For a connected TCP socket: true if the peer is on this host (a loopback address, v4 or v6).
 bool tcp_peer_is_loopback(int fd);
-// The uid owning the peer's socket of a loopback TCP connection; an error if the kernel does
-// not say (no sock_diag, or the peer is gone).
-Result<uid_t> loopback_tcp_peer_uid(int fd);
+// The uid owning the peer's socket of a loopback TCP connection: sock_diag first, else the
+// kernel's table in /proc/net/tcp{,6} (where inet_diag is a module that cannot be loaded); an
+// error if neither says (the peer is gone). `source` picks one of the two (for their tests).
+enum class PeerUidSource { kAny, kSockDiag, kProcNet };
+Result<uid_t> loopback_tcp_peer_uid(int fd, PeerUidSource source = PeerUidSource::kAny);
 
 }  // namespace qvm

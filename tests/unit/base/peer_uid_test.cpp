@@ -45,9 +45,35 @@ TEST(PeerUid, ALoopbackTcpPeerIsThisUser) {
     Pair p = connect_pair(family);
     ASSERT_TRUE(p.server) << family;
     EXPECT_TRUE(tcp_peer_is_loopback(p.server.get()));
-    auto uid = loopback_tcp_peer_uid(p.server.get());
+    for (auto src : {PeerUidSource::kAny, PeerUidSource::kSockDiag, PeerUidSource::kProcNet}) {
+      auto uid = loopback_tcp_peer_uid(p.server.get(), src);
+      ASSERT_TRUE(uid) << uid.error().message;
+      EXPECT_EQ(*uid, ::geteuid());
+    }
+  }
+}
+
+TEST(PeerUid, ItIsThePeersUidNotOurs) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to own a socket as another uid";
+  // A socket belongs to the euid that created it: the client is created as uid 65534.
+  Pair p;
+  p.listener.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(p.listener.get(), reinterpret_cast<sockaddr*>(&a), len), 0);
+  ASSERT_EQ(::listen(p.listener.get(), 1), 0);
+  ASSERT_EQ(::getsockname(p.listener.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+  ASSERT_EQ(::seteuid(65534), 0);
+  p.client.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::seteuid(0), 0);
+  ASSERT_EQ(::connect(p.client.get(), reinterpret_cast<sockaddr*>(&a), len), 0);
+  p.server.reset(::accept4(p.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  for (auto src : {PeerUidSource::kSockDiag, PeerUidSource::kProcNet}) {
+    auto uid = loopback_tcp_peer_uid(p.server.get(), src);
     ASSERT_TRUE(uid) << uid.error().message;
-    EXPECT_EQ(*uid, ::geteuid());
+    EXPECT_EQ(*uid, 65534u);
   }
 }
 
