@@ -389,28 +389,30 @@ std::optional<uint64_t> GdbServer::translate(size_t vcpu, uint64_t va) {
                               });
 }
 
-size_t GdbServer::read_memory(size_t vcpu, uint64_t addr, std::span<uint8_t> out) {
+// Page by page: each guest page may map anywhere, and an unmapped one ends the transfer.
+size_t GdbServer::each_page(size_t vcpu, uint64_t addr, size_t len,
+                            const std::function<bool(uint64_t gpa, size_t off, size_t n)>& fn) {
   size_t done = 0;
-  while (done < out.size()) {
+  while (done < len) {
     const uint64_t va = addr + done;
-    const size_t chunk = std::min<uint64_t>(out.size() - done, 4096 - (va & 4095));
+    const size_t chunk = std::min<uint64_t>(len - done, 4096 - (va & 4095));
     auto gpa = translate(vcpu, va);
-    if (!gpa || !parts_.mem->read(*gpa, out.subspan(done, chunk))) break;
+    if (!gpa || !fn(*gpa, done, chunk)) break;
     done += chunk;
   }
   return done;
 }
 
+size_t GdbServer::read_memory(size_t vcpu, uint64_t addr, std::span<uint8_t> out) {
+  return each_page(vcpu, addr, out.size(), [&](uint64_t gpa, size_t off, size_t n) {
+    return parts_.mem->read(gpa, out.subspan(off, n)).ok();
+  });
+}
+
 size_t GdbServer::write_memory(size_t vcpu, uint64_t addr, std::span<const uint8_t> in) {
-  size_t done = 0;
-  while (done < in.size()) {
-    const uint64_t va = addr + done;
-    const size_t chunk = std::min<uint64_t>(in.size() - done, 4096 - (va & 4095));
-    auto gpa = translate(vcpu, va);
-    if (!gpa || !parts_.mem->write(*gpa, in.subspan(done, chunk))) break;
-    done += chunk;
-  }
-  return done;
+  return each_page(vcpu, addr, in.size(), [&](uint64_t gpa, size_t off, size_t n) {
+    return parts_.mem->write(gpa, in.subspan(off, n)).ok();
+  });
 }
 
 Status GdbServer::set_debug(size_t vcpu, const gdb::DebugState& d) {

@@ -70,6 +70,8 @@ class GdbServer final : private gdb::Target {
   void kill() override;
   // Guest-physical address of `va` on `vcpu` (physical already with paging off).
   std::optional<uint64_t> translate(size_t vcpu, uint64_t va);
+  size_t each_page(size_t vcpu, uint64_t addr, size_t len,
+                   const std::function<bool(uint64_t gpa, size_t off, size_t n)>& fn);
   // A stopped vCPU's registers do not change until it runs or GDB writes them: each is read
   // from KVM once per stop (a step needs them several times).
   Result<kvm_sregs> cached_sregs(size_t vcpu);
