@@ -1,5 +1,7 @@
 #include "gdb/packet.hpp"
 
+#include "base/log.hpp"
+
 namespace qvm::gdb {
 
 int hex_digit(char c) {
@@ -143,13 +145,7 @@ std::string to_hex(std::string_view bytes) {
 }
 
 std::string hex_u64(uint64_t v) {
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  do {
-    s.insert(s.begin(), kHex[v & 15]);
-    v >>= 4;
-  } while (v != 0);
-  return s;
+  return strprintf("%llx", static_cast<unsigned long long>(v));
 }
 
 }  // namespace qvm::gdb
