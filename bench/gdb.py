@@ -5,7 +5,7 @@ interleaved, medians printed with ratios; not a pass/fail test.
   idle   the test kit's exit round-trip benches (bench=pio,mmio,lapic: ring-3 port-I/O, MMIO and LAPIC reads
          that leave the guest every time) under qvm with `set gdb tcp:...` and no client attached
          vs without `set gdb`: the stub must cost the vCPUs nothing until a client attaches
-         (ratio ~1.00; the vCPU gate's fast path is one relaxed load per exit).
+         (ratio ~1.00; the vCPU gate's fast path is one atomic load per exit).
   step   single steps per second through the remote protocol (`vCont;s:1` then the stop reply,
          over loopback TCP), qvm's stub vs QEMU's -gdb (-enable-kvm), both started paused at the
          kit's PVH entry (ring 0: on a kvm_pvm host the only place a step traps).

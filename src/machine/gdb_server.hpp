@@ -1,7 +1,7 @@
 // `set gdb` (design §5 "Live GDB"): the listening socket, the one client connection, and the
 // gdb::Target over this VM's vCPUs and memory. Runs on the event loop; the vCPU threads reach it
 // only through on_debug_exit() (KVM_EXIT_DEBUG), and only while a client has debugging enabled:
-// with no client attached the vCPUs never see it (VcpuGate's fast path is one relaxed load).
+// with no client attached the vCPUs never see it (VcpuGate's fast path is one atomic load).
 #pragma once
 
 #include <memory>

@@ -61,7 +61,7 @@ class VcpuGate {
   std::vector<Slot> slots_;
   int pauses_ = 0;
   int holds_ = 0;
-  // No pause, hold or stop in force: the lock-free fast path of checkpoint() (one relaxed load
+  // No pause, hold or stop in force: the lock-free fast path of checkpoint() (one atomic load
   // per exit while no debugger or dump is at work). A hold set after this load is still seen:
   // the kick that follows every hold makes the vCPU come back to checkpoint().
   std::atomic<bool> free_{true};
