@@ -1,11 +1,17 @@
 #include "vdev/api/char_endpoints.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 #include "base/log.hpp"
 #include "base/safe_open.hpp"
@@ -21,7 +27,86 @@ Result<UniqueFd> open_path(const std::string& path, int flags) {
   return fd;
 }
 
+// Starts argv[0] (searched in PATH) with `in` as its stdin and `out` as its stdout (-1: /dev/null
+// for stdin, qvm's stdout for stdout), qvm's other fds closed, its blocked and ignored signals
+// back at their defaults (qvm blocks the ones its event loop takes, and ignores SIGPIPE).
+Result<pid_t> start(const std::vector<std::string>& words, int in, int out) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (in >= 0)
+    posix_spawn_file_actions_adddup2(&fa, in, 0);
+  else
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (out >= 0) posix_spawn_file_actions_adddup2(&fa, out, 1);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+  posix_spawnattr_t at;
+  posix_spawnattr_init(&at);
+  sigset_t none, deflt;
+  sigemptyset(&none);
+  sigemptyset(&deflt);
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD})
+    sigaddset(&deflt, sig);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &deflt);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<std::string> store(words);
+  std::vector<char*> argv;
+  for (auto& w : store) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int e = ::posix_spawnp(&pid, argv[0], &fa, &at, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  if (e != 0) return Error::from_errno("hostdev: cannot start '" + words[0] + "'", e);
+  return pid;
+}
+
 }  // namespace
+
+ChildProcess::~ChildProcess() {
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Result<std::vector<std::string>> split_command(std::string_view command) {
+  std::vector<std::string> words;
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  for (char c : command) {
+    if (quote) {
+      if (c == quote)
+        quote = 0;
+      else
+        cur.push_back(c);
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (c == ' ' || c == '\t') {
+      if (in_word) words.push_back(std::move(cur));
+      cur.clear();
+      in_word = false;
+    } else {
+      cur.push_back(c);
+      in_word = true;
+    }
+  }
+  if (quote)
+    return make_error("hostdev: unclosed quote in the command '" + std::string(command) + "'");
+  if (in_word) words.push_back(std::move(cur));
+  if (words.empty()) return make_error("hostdev: '|' names no command");
+  return words;
+}
 
 Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostdevs, bool dryrun) {
   CharEndpoints ep;
@@ -31,6 +116,34 @@ Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostde
     if (!path.empty() && (path[0] == '<' || path[0] == '>')) {
       dir = path[0];
       path = path.substr(1);
+    }
+    if (!path.empty() && path[0] == '|') {
+      const auto words = QVM_TRY(split_command(path.substr(1)));
+      if (dryrun) {
+        ep.description += " " + h + " (started when the VM runs)";
+        continue;
+      }
+      // Both ways: one socket for the command's stdin and stdout; one way: a pipe.
+      int fds[2];
+      UniqueFd ours, theirs;
+      if (dir == 0) {
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+          return Error::from_errno("hostdev: socketpair", errno);
+        ours.reset(fds[0]);
+        theirs.reset(fds[1]);
+      } else {
+        if (::pipe2(fds, O_CLOEXEC) != 0) return Error::from_errno("hostdev: pipe", errno);
+        ours.reset(dir == '>' ? fds[1] : fds[0]);
+        theirs.reset(dir == '>' ? fds[0] : fds[1]);
+      }
+      const pid_t pid =
+          QVM_TRY(start(words, dir == '<' ? -1 : theirs.get(), dir == '>' ? -1 : theirs.get()));
+      ep.children.push_back(std::make_unique<ChildProcess>(pid));
+      if (dir != '>') ep.in = ours.get();
+      if (dir != '<') ep.out = ours.get();
+      ep.description += " " + h + " (pid " + std::to_string(pid) + ")";
+      ep.owned.push_back(std::move(ours));
+      continue;
     }
     if (path == "-") {
       if (dir != '>') ep.in = STDIN_FILENO;
