@@ -15,6 +15,7 @@
 
 #include "base/log.hpp"
 #include "base/safe_open.hpp"
+#include "base/spawn.hpp"
 
 extern char** environ;
 
@@ -69,42 +70,14 @@ Result<Spawned> spawn_shell(const std::string& command, const std::string& dump_
   if (::pipe2(p, O_CLOEXEC) != 0) return Error::from_errno("pipe", errno);
   UniqueFd rd(p[0]), wr(p[1]);
 
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, rd.get(), 0);  // dup2 clears FD_CLOEXEC on 0
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-  // Whatever qvm holds (KVM fds, disk images, sockets) stays out of the command, even an fd some
-  // library opened without O_CLOEXEC.
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-#endif
-  posix_spawnattr_t at;
-  posix_spawnattr_init(&at);
-  // qvm blocks its signals (the event loop takes them through a signalfd) and ignores SIGPIPE:
-  // both would be inherited across exec and make `|gzip >f` immune to Ctrl-C and a closed pipe.
-  sigset_t none, deflt;
-  sigemptyset(&none);
-  sigemptyset(&deflt);
-  for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD})
-    sigaddset(&deflt, s);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setsigdefault(&at, &deflt);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  std::vector<std::string> env_store;
+  std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e)
-    if (std::strncmp(*e, "QVM_DUMP_NAME=", 14) != 0) env_store.emplace_back(*e);
-  env_store.push_back("QVM_DUMP_NAME=" + dump_name);
-  std::vector<char*> envp;
-  for (auto& s : env_store) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::string sh = "sh", dash_c = "-c", cmd = command;
-  char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
-
-  pid_t pid = -1;
-  const int e = ::posix_spawn(&pid, "/bin/sh", &fa, &at, argv, envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  if (e != 0) return Error::from_errno("cannot start /bin/sh -c '" + command + "'", e);
+    if (std::strncmp(*e, "QVM_DUMP_NAME=", 14) != 0) env.emplace_back(*e);
+  env.push_back("QVM_DUMP_NAME=" + dump_name);
+  auto started = spawn_command({"/bin/sh", {"sh", "-c", command}, env, rd.get(), -1});
+  if (!started)
+    return make_error("cannot start /bin/sh -c '" + command + "': " + started.error().message);
+  const pid_t pid = *started;
   // Non-blocking: a command that stops reading must not hold the VM (WriteOptions::stall).
   const int fl = ::fcntl(wr.get(), F_GETFL);
   if (fl < 0 || ::fcntl(wr.get(), F_SETFL, fl | O_NONBLOCK) != 0) {

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 
 #include "base/log.hpp"
 #include "base/safe_open.hpp"
+#include "base/spawn.hpp"
 
 namespace qvm::vdev {
 namespace {
@@ -25,42 +25,6 @@ Result<UniqueFd> open_path(const std::string& path, int flags) {
   auto fd = open_no_foreign_symlink(path, flags);
   if (!fd) return make_error("hostdev: " + fd.error().message);
   return fd;
-}
-
-// Starts argv[0] (searched in PATH) with `in` as its stdin and `out` as its stdout (-1: /dev/null
-// for stdin, qvm's stdout for stdout), qvm's other fds closed, its blocked and ignored signals
-// back at their defaults (qvm blocks the ones its event loop takes, and ignores SIGPIPE).
-Result<pid_t> start(const std::vector<std::string>& words, int in, int out) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  if (in >= 0)
-    posix_spawn_file_actions_adddup2(&fa, in, 0);
-  else
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  if (out >= 0) posix_spawn_file_actions_adddup2(&fa, out, 1);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-#endif
-  posix_spawnattr_t at;
-  posix_spawnattr_init(&at);
-  sigset_t none, deflt;
-  sigemptyset(&none);
-  sigemptyset(&deflt);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD})
-    sigaddset(&deflt, sig);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setsigdefault(&at, &deflt);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<std::string> store(words);
-  std::vector<char*> argv;
-  for (auto& w : store) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int e = ::posix_spawnp(&pid, argv[0], &fa, &at, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  if (e != 0) return Error::from_errno("hostdev: cannot start '" + words[0] + "'", e);
-  return pid;
 }
 
 }  // namespace
@@ -136,8 +100,10 @@ Result<CharEndpoints> open_char_endpoints(const std::vector<std::string>& hostde
         ours.reset(dir == '>' ? fds[1] : fds[0]);
         theirs.reset(dir == '>' ? fds[0] : fds[1]);
       }
-      const pid_t pid =
-          QVM_TRY(start(words, dir == '<' ? -1 : theirs.get(), dir == '>' ? -1 : theirs.get()));
+      auto started = spawn_command(
+          {words[0], words, {}, dir == '<' ? -1 : theirs.get(), dir == '>' ? -1 : theirs.get()});
+      if (!started) return make_error("hostdev: " + started.error().message);
+      const pid_t pid = *started;
       ep.children.push_back(std::make_unique<ChildProcess>(pid));
       if (dir != '>') ep.in = ours.get();
       if (dir != '<') ep.out = ours.get();
