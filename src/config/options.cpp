@@ -13,6 +13,7 @@ std::optional<BlobType> blob_type(std::string_view w) {
   if (w == "data") return BlobType::kData;
   if (w == "acpi") return BlobType::kAcpi;
   if (w == "fdt") return BlobType::kFdt;
+  if (w == "module") return BlobType::kModule;
   return std::nullopt;
 }
 
@@ -237,6 +238,13 @@ void Parser::opt_load(const Token& opt, const Token& a) {
     }
   }
   l.path = std::string(text);
+  if (l.type == BlobType::kModule) {
+    // `module load "FILE [ARGS]"`: the whole text is the module's string (GRUB's convention),
+    // the file is its first word. Modules are placed by the loader: no address.
+    if (l.addr) error(a.loc, "'module load' takes no address: the loader places modules");
+    l.module_string = l.path;
+    l.path = l.path.substr(0, l.path.find_first_of(" \t"));
+  }
   if (l.path.empty()) error(a.loc, "expected a file name to load");
   if (l.type == BlobType::kData && !l.addr)
     error(a.loc, "'data load' needs an address: data load ADDRESS,FILE");

@@ -18,9 +18,9 @@ namespace {
 
 // Options that neither establish nor need a context, and those that establish one (spec §3).
 constexpr std::string_view kGlobalKeywords[] = {
-    "system", "cpu",  "ram",  "rom",    "reserve", "load",        "cmdline",
-    "pass",   "vdev", "set",  "logger", "dump",    "unsupported", "safety",
-    "dryrun", "none", "auto", "initrd", "data",    "acpi",        "fdt"};
+    "system", "cpu",    "ram",    "rom",  "reserve",     "load",   "cmdline", "pass",
+    "vdev",   "set",    "logger", "dump", "unsupported", "safety", "dryrun",  "none",
+    "auto",   "initrd", "data",   "acpi", "fdt",         "module"};
 
 }  // namespace
 

@@ -107,7 +107,8 @@ std::string print_config(const VmConfig& cfg) {
   }
   for (const auto& l : cfg.loads) {
     std::string prefix = l.type == BlobType::kAuto ? "" : std::string(blob_type_name(l.type)) + " ";
-    o.line(0, prefix + "load " + (l.addr ? hex(*l.addr) + "," : std::string()) + quote(l.path));
+    o.line(0, prefix + "load " + (l.addr ? hex(*l.addr) + "," : std::string()) +
+                  quote(l.type == BlobType::kModule ? l.module_string : l.path));
   }
   if (cfg.cmdline) o.line(0, "cmdline " + quote(*cfg.cmdline, true));
   for (const auto& v : variable_specs()) {

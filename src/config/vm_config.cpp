@@ -16,6 +16,8 @@ std::string_view blob_type_name(BlobType t) {
       return "acpi";
     case BlobType::kFdt:
       return "fdt";
+    case BlobType::kModule:
+      return "module";
   }
   return "";
 }

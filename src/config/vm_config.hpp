@@ -55,14 +55,16 @@ struct ReserveConfig {
   SrcLoc where;
 };
 
-// `[blob_type] load [address,]path`; `initrd` is qvm's blob type for a Linux initial ramdisk.
-enum class BlobType { kAuto, kInitrd, kData, kAcpi, kFdt };
+// `[blob_type] load [address,]path`; `initrd` is qvm's blob type for a Linux initial ramdisk,
+// `module` for a multiboot boot module (`module load "FILE [ARGS]"`, docs/config-language.md).
+enum class BlobType { kAuto, kInitrd, kData, kAcpi, kFdt, kModule };
 std::string_view blob_type_name(BlobType t);
 
 struct LoadConfig {
   BlobType type = BlobType::kAuto;
   std::optional<uint64_t> addr;
   std::string path;
+  std::string module_string;  // kModule: "FILE [ARGS]" as written
   SrcLoc loc;
 };
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
@@ -121,9 +122,16 @@ Status MachineImpl::build_boot() {
   }
   auto map = x86::e820(layout);
 
-  // Images: the first auto-typed `load` is the kernel; `initrd` and `data` blobs join it.
+  // Images: the first auto-typed `load` is the kernel; `initrd`, `module` and `data` blobs join
+  // it. A multiboot kernel takes `initrd` and `module` blobs, in order, as its boot modules.
   std::optional<std::vector<uint8_t>> kernel, initrd;
   std::optional<uint64_t> kernel_addr;
+  struct Module {
+    std::vector<uint8_t> bytes;
+    std::string string;
+    const config::LoadConfig* from;
+  };
+  std::vector<Module> modules;
   for (const auto& l : cfg_.loads) {
     switch (l.type) {
       case config::BlobType::kAuto:
@@ -140,6 +148,10 @@ Status MachineImpl::build_boot() {
         break;
       case config::BlobType::kInitrd:
         initrd = QVM_TRY(read_file(l.path, l.loc));
+        modules.push_back({*initrd, l.path, &l});
+        break;
+      case config::BlobType::kModule:
+        modules.push_back({QVM_TRY(read_file(l.path, l.loc)), l.module_string, &l});
         break;
       case config::BlobType::kData: {
         auto blob = QVM_TRY(read_file(l.path, l.loc));
@@ -154,21 +166,47 @@ Status MachineImpl::build_boot() {
         break;
     }
   }
+  if (!kernel)
+    for (const auto& m : modules)
+      if (m.from->type == config::BlobType::kModule)
+        return make_error(m.from->loc.str() +
+                          ": boot modules need a multiboot kernel ('load FILE'); there is none");
   std::optional<x86::BootPlan> plan;
   if (kernel) {
-    const std::string cmdline = cfg_.cmdline.value_or("");
+    const config::LoadConfig& kload = *std::find_if(
+        cfg_.loads.begin(), cfg_.loads.end(),
+        [](const config::LoadConfig& l) { return l.type == config::BlobType::kAuto; });
+    const bool multiboot = x86::detect_image(*kernel) == x86::ImageKind::kMultiboot;
+    std::string cmdline = cfg_.cmdline.value_or("");
+    std::vector<x86::BootModule> mods;
+    if (multiboot) {
+      // GRUB legacy's convention, which multiboot kernels expect (Xen strips the first word):
+      // the command line starts with the image's name.
+      cmdline = cmdline.empty() ? kload.path : kload.path + " " + cmdline;
+      for (const auto& m : modules) mods.push_back({m.bytes, m.string});
+    } else {
+      for (const auto& m : modules)
+        if (m.from->type == config::BlobType::kModule)
+          return make_error(m.from->loc.str() + ": boot modules need a multiboot kernel; '" +
+                            kload.path + "' has no multiboot header");
+      modules.clear();
+    }
     x86::LoadInput in;
     in.image = *kernel;
     in.load_addr = kernel_addr;
-    if (initrd) in.initrd = std::span<const uint8_t>(*initrd);
+    if (initrd && !multiboot) in.initrd = std::span<const uint8_t>(*initrd);
     in.cmdline = cmdline;
     in.rsdp_addr = rsdp;
     in.e820 = map;
+    in.modules = mods;
     auto p = x86::load_kernel(in, mem_);
-    if (!p) return make_error(cfg_.loads.front().loc.str() + ": " + p.error().message);
+    if (!p) return make_error(kload.loc.str() + ": " + p.error().message);
     plan = *p;
     boot_lines_.push_back(strprintf("boot: %s entry 0x%llx", x86::boot_mode_name(plan->mode),
                                     static_cast<unsigned long long>(plan->entry)));
+    for (size_t i = 0; i < mods.size(); i++)
+      boot_lines_.push_back(strprintf("boot: multiboot module %zu: %zu bytes, '%s'", i,
+                                      mods[i].bytes.size(), modules[i].string.c_str()));
   } else if (mem_.contains(0xfffffff0, 16)) {
     boot_lines_.push_back("boot: firmware at the reset vector 0xfffffff0 (real mode)");
   } else {

@@ -71,6 +71,7 @@ Status setup_boot_vcpu(kvm::Vcpu& vcpu, const arch::x86::BootPlan& plan) {
   kvm_regs r{};
   r.rflags = 0x2;
   r.rip = plan.entry;
+  r.rax = plan.rax;
   r.rbx = plan.rbx;
   r.rsi = plan.rsi;
   return vcpu.set_regs(r);

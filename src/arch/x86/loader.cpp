@@ -196,6 +196,7 @@ Result<BootPlan> load_raw(const LoadInput& in, memory::GuestMemory& mem) {
 
 ImageKind detect_image(std::span<const uint8_t> image) {
   uint32_t magic = 0;
+  if (detail::boots_as_multiboot(image)) return ImageKind::kMultiboot;
   if (detail::rd(image, 0, magic) && magic == 0x464c457f) return ImageKind::kElf;  // "\x7fELF"
   if (detail::rd(image, 0x202, magic) && magic == 0x53726448) return ImageKind::kBzImage;  // HdrS
   return ImageKind::kRaw;
@@ -209,6 +210,8 @@ const char* boot_mode_name(BootPlan::Mode m) {
       return "linux";
     case BootPlan::Mode::kElf64:
       return "elf64";
+    case BootPlan::Mode::kMultiboot:
+      return "multiboot";
     case BootPlan::Mode::kRaw:
       return "raw";
   }
@@ -217,7 +220,13 @@ const char* boot_mode_name(BootPlan::Mode m) {
 
 Result<BootPlan> load_kernel(const LoadInput& in, memory::GuestMemory& mem) {
   BootPlan plan;
-  switch (detect_image(in.image)) {
+  const ImageKind kind = detect_image(in.image);
+  if (!in.modules.empty() && kind != ImageKind::kMultiboot)
+    return make_error("boot modules ('module load') need a multiboot image; this one is not");
+  switch (kind) {
+    case ImageKind::kMultiboot:
+      plan = QVM_TRY(detail::load_multiboot(in, mem));
+      break;
     case ImageKind::kElf:
       plan = QVM_TRY(detail::load_elf_kernel(in, mem));
       break;

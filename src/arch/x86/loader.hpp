@@ -1,4 +1,8 @@
 // Guest kernel loading for x86 (spec §3.5 `load`): the image is auto-detected as
+//   - a multiboot v1 header in the first 8 KiB (with its address fields, or in an ELF32)
+//                                                              -> Mode::kMultiboot
+//     (checked first, as QEMU and GRUB do: Xen's ELF carries both a multiboot header and a
+//     PVH note and is meant to boot by multiboot)
 //   - ELF (32- or 64-bit, x86) with a Xen PVH note            -> Mode::kPvh32
 //   - ELF64 without the note                                   -> Mode::kElf64 (long mode)
 //   - Linux bzImage, boot protocol >= 2.06                     -> Mode::kLinux32
@@ -36,6 +40,15 @@ inline constexpr uint16_t kCode64Selector = 0x08;  // 0x00af9b000000ffff: code, 
 inline constexpr uint16_t kCode32Selector = 0x10;  // 0x00cf9b000000ffff: code, D=1 (__BOOT_CS)
 inline constexpr uint16_t kDataSelector = 0x18;    // 0x00cf93000000ffff: data, B=1 (__BOOT_DS)
 
+// A multiboot boot module (`module load`, and `initrd load` for a multiboot image): its bytes and
+// its string (the file name and arguments, as GRUB's `module` command gives them).
+struct BootModule {
+  std::span<const uint8_t> bytes;
+  std::string_view string;
+};
+
+inline constexpr uint32_t kBootloaderMagic = 0x2badb002;  // EAX at a multiboot entry
+
 struct LoadInput {
   std::span<const uint8_t> image;                  // the `load` file
   std::optional<uint64_t> load_addr;               // `load addr,file`: only used for raw images
@@ -43,6 +56,7 @@ struct LoadInput {
   std::string_view cmdline;                        // `cmdline`
   uint64_t rsdp_addr = 0;                          // from build_acpi(); 0 = none
   std::span<const E820Entry> e820;                 // the guest's memory map (e820(layout))
+  std::span<const BootModule> modules;             // multiboot images only
 };
 
 // Where the boot vCPU starts. Register state the vCPU must be given (all modes: RFLAGS = 0x2
@@ -66,11 +80,14 @@ struct LoadInput {
 //            CR3 = cr3 (identity map of 0-4 GiB with 2 MiB pages).
 //            CS = kCode64Selector (64-bit code); DS = ES = SS = FS = GS = kDataSelector.
 //            RIP = entry (e_entry), RBX = rbx (an hvm_start_info too, for guests that want one).
+//   kMultiboot (Multiboot Specification 0.6.96, 3.2 "Machine state"): as kPvh32, with
+//            EAX = rax (kBootloaderMagic) and EBX = rbx (struct multiboot_info).
 //   kRaw     as kPvh32 with RBX = 0: 32-bit flat protected mode, RIP = entry (first byte).
 struct BootPlan {
-  enum class Mode { kPvh32, kLinux32, kElf64, kRaw };
+  enum class Mode { kPvh32, kLinux32, kElf64, kMultiboot, kRaw };
   Mode mode = Mode::kRaw;
   uint64_t entry = 0;
+  uint64_t rax = 0;
   uint64_t rbx = 0;
   uint64_t rsi = 0;
   uint64_t gdt_base = kGdtAddr;
@@ -80,12 +97,12 @@ struct BootPlan {
   // Where things went (for logs, dryrun and tests).
   uint64_t kernel_start = 0;  // lowest byte written for the image
   uint64_t kernel_end = 0;    // end of the image (for bzImage: of init_size)
-  uint64_t initrd_addr = 0;
+  uint64_t initrd_addr = 0;   // multiboot: the first module
   uint64_t initrd_size = 0;
   uint64_t cmdline_addr = 0;  // 0 if no command line was written
 };
 
-enum class ImageKind { kElf, kBzImage, kRaw };
+enum class ImageKind { kMultiboot, kElf, kBzImage, kRaw };
 ImageKind detect_image(std::span<const uint8_t> image);
 const char* boot_mode_name(BootPlan::Mode m);
 

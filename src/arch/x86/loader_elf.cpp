@@ -132,6 +132,7 @@ Result<ElfImage> load_elf(const LoadInput& in, memory::GuestMemory& mem) {
   ElfImage img;
   img.is64 = is64;
   img.entry = entry;
+  img.elf_entry = entry;
   for (const Phdr& p : phdrs) {
     if (p.type != kPtNote) continue;
     std::span<const uint8_t> notes = QVM_TRY(segment_bytes(f, p));

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <type_traits>
 
@@ -38,12 +39,23 @@ Status load_initrd(const LoadInput& in, memory::GuestMemory& mem, uint64_t floor
                    BootPlan& plan);
 
 struct ElfImage {
-  uint64_t entry = 0;
-  bool pvh = false;   // entry is the XEN_ELFNOTE_PHYS32_ENTRY
-  bool is64 = false;  // ELFCLASS64
+  uint64_t entry = 0;      // the PVH entry if there is one, else e_entry
+  uint64_t elf_entry = 0;  // e_entry
+  bool pvh = false;        // entry is the XEN_ELFNOTE_PHYS32_ENTRY
+  bool is64 = false;       // ELFCLASS64
   uint64_t start = 0, end = 0;
 };
 Result<ElfImage> load_elf(const LoadInput& in, memory::GuestMemory& mem);
 Result<BootPlan> load_bzimage(const LoadInput& in, memory::GuestMemory& mem);
+
+// Multiboot v1 (loader_multiboot.cpp).
+struct MultibootHeader {
+  uint64_t offset = 0;  // in the file, 4-byte aligned, below 8 KiB
+  uint32_t flags = 0;
+};
+std::optional<MultibootHeader> find_multiboot_header(std::span<const uint8_t> image);
+// A header with its address fields, or a header in an ELF32 (ELF64 boots as ELF64).
+bool boots_as_multiboot(std::span<const uint8_t> image);
+Result<BootPlan> load_multiboot(const LoadInput& in, memory::GuestMemory& mem);
 
 }  // namespace qvm::arch::x86::detail

@@ -96,6 +96,9 @@ GROUPS: dict[str, dict] = {
                     "devices": "vdev_sample"},
     # qvm's shared-memory vdev (QEMU has no QNX guest-shm device: qvm only)
     "shmem": {"tests": ["shmem_local"], "devices": "shmem"},
+    # the kit's multiboot flat image with one boot module: multiboot information, then the
+    # platform tests on the memory map and ACPI tables found without PVH's help
+    "multiboot": {"tests": ["multiboot", "e820", "acpi", "serial", "pit"], "devices": "multiboot"},
 }
 TERMINAL_TESTS = {"poweroff", "reset_i8042", "reset_acpi"}
 # Terminal tests that end with the VMM's watchdog action: qvm exits with 4 (spec §8.3), QEMU
@@ -159,9 +162,12 @@ class QemuMachine(Machine):
             paths["d0dev"] = opts.qemu_blk_dev
             dev_args = list(opts.qemu_extra) + [a.format(**paths) for a in ds.qemu_args]
         common = [a for a in QEMU_COMMON if not (ds and ds.restarts and a == "-no-reboot")]
+        kernel = ["-kernel", opts.guest]
+        if ds and ds.multiboot:
+            kernel = ["-kernel", multiboot_image(opts.guest), "-initrd", f"{MB_MODULE} mbarg={MB_ARG}"]
         return ([self.binary(opts), "-M", self.machine_arg] + common + self.extra_args +
-                dev_args + ["-smp", str(opts.cpus), "-m", f"{opts.mem_mib}M",
-                            "-kernel", opts.guest, "-append", cmdline])
+                dev_args + ["-smp", str(opts.cpus), "-m", f"{opts.mem_mib}M"] + kernel +
+                ["-append", cmdline])
 
     def decode_exit(self, rc):
         if rc == 0:
@@ -221,6 +227,27 @@ class DeviceSet:
     # the guest's second start banner and reports the exit kind "restarted". QEMU runs without
     # -no-reboot for such a set.
     restarts: bool = False
+    # Boot the kit's multiboot image (multiboot_image()) with MB_MODULE as its one boot module
+    # (string "PATH mbarg=MB_ARG"): QEMU -kernel/-initrd, qvm ${QVM_TEST_GUEST_MB}/${QVM_TEST_MODULE}.
+    multiboot: bool = False
+
+
+# Multiboot: any file serves as the module (the guest checks its size and FNV-1a against the
+# facts the runner computes); the string's argument proves the module string arrived.
+MB_MODULE = os.path.join(CONFIGS, "kit.qvmconf")
+MB_ARG = 42
+
+
+def multiboot_image(guest: str) -> str:
+    """The multiboot build beside the PVH ELF (tests/guest/CMakeLists.txt)."""
+    return os.path.join(os.path.dirname(os.path.abspath(guest)), "qvm-test-guest-mb.bin")
+
+
+def multiboot_facts() -> dict[str, str]:
+    with open(MB_MODULE, "rb") as f:
+        data = f.read()
+    return {"mb_mods": "1", "mb_mod_size": str(len(data)), "mb_mod_fnv": "0x%x" % fnv1a32(data),
+            "mb_mod_arg": str(MB_ARG)}
 
 
 # virtio-blk backing files: byte at offset o = pattern_byte(o); the guest has the same formula
@@ -677,6 +704,8 @@ QEMU_Q35_DEVSETS = {
                                  host=False),
     # q35's own HPET (no extra arguments)
     "hpet": DeviceSet({"hpet_counter", "hpet_oneshot", "hpet_periodic"}, [], [], host=False),
+    # -kernel with a multiboot image: QEMU's multiboot loader (SeaBIOS + its option ROM)
+    "multiboot": DeviceSet({"multiboot"}, [], [], host=False, multiboot=True),
     # QEMU's IB700 model with poweroff as its action (with -no-reboot QEMU then exits 0)
     "watchdog": DeviceSet({"wdt_kick", "wdt_expire"}, [],
                           ["-device", "ib700", "-action", "watchdog=poweroff"], host=False),
@@ -729,6 +758,9 @@ QVM_DEVSETS = {
     # configs/kit-hpet.qvmconf: kit.qvmconf + vdev hpet
     "hpet": DeviceSet({"hpet_counter", "hpet_oneshot", "hpet_periodic"}, [], qvm_config="kit-hpet.qvmconf",
                       host=False),
+    # configs/kit-multiboot.qvmconf: kit.qvmconf loading the multiboot image with one module
+    "multiboot": DeviceSet({"multiboot"}, [], qvm_config="kit-multiboot.qvmconf", host=False,
+                           multiboot=True),
     # configs/kit-msr-ignore.qvmconf: kit.qvmconf + `unsupported register ignore`
     "msr_ignore": DeviceSet({"msr_unknown"}, ["msr_expect=zero"], qvm_config="kit-msr-ignore.qvmconf",
                             host=False),
@@ -821,6 +853,8 @@ def build_cmdline(opts: RunOptions, machine: Machine, host: VirtioHost | None = 
         facts.update(host.facts())
     if net:
         facts.update(net.facts())
+    if ds and ds.multiboot:
+        facts.update(multiboot_facts())
     facts.update(opts.expect)
     parts = []
     if opts.tests:
@@ -916,6 +950,9 @@ def preflight(machine: Machine, opts: RunOptions) -> list[str]:
     if not os.path.isfile(opts.guest):
         errs.append(f"guest image {opts.guest!r} not found (build target qvm-test-guest)")
     ds = machine.device_sets.get(opts.devices) if opts.devices else None
+    if ds and ds.multiboot and not os.path.isfile(multiboot_image(opts.guest)):
+        errs.append(f"multiboot image {multiboot_image(opts.guest)!r} not found (build target "
+                    "qvm-test-guest-mb)")
     if ds and ds.net:
         if os.geteuid() != 0:
             errs.append("virtio-net tests need root (network namespace + TAP device)")
@@ -967,7 +1004,8 @@ def _run(opts: RunOptions, machine: Machine, errs: list[str], host: VirtioHost |
     if errs:
         return RunResult(False, [TestResult(t, "MISSING", "not run") for t in opts.tests], errs, {},
                          "error", None, None, False, None, None, None, "", argv)
-    env = dict(os.environ, QVM_TEST_GUEST=os.path.abspath(opts.guest))
+    env = dict(os.environ, QVM_TEST_GUEST=os.path.abspath(opts.guest),
+               QVM_TEST_GUEST_MB=multiboot_image(opts.guest), QVM_TEST_MODULE=MB_MODULE)
     if host:
         env.update(host.env())
     if net:

@@ -124,9 +124,40 @@ struct hvm_memmap_entry {
     uint32_t type;
     uint32_t reserved;
 };
+struct hvm_modlist_entry {
+    uint64_t paddr;
+    uint64_t size;
+    uint64_t cmdline_paddr;
+    uint64_t reserved;
+};
 #define HVM_START_MAGIC 0x336ec578
 extern uint32_t pvh_start_info; /* physical address, set by boot.S */
+/* PVH start info; after a multiboot boot, the multiboot information converted to it */
 const struct hvm_start_info *start_info(void);
+
+/* ---- multiboot v1 (the multiboot build: multiboot.S) ----------------------------------- */
+struct multiboot_info {
+    uint32_t flags;
+    uint32_t mem_lower, mem_upper; /* KiB: from 0, and contiguous from 1 MiB */
+    uint32_t boot_device;
+    uint32_t cmdline;
+    uint32_t mods_count, mods_addr;
+    uint32_t syms[4];
+    uint32_t mmap_length, mmap_addr;
+    uint32_t drives_length, drives_addr;
+    uint32_t config_table;
+    uint32_t boot_loader_name;
+} __attribute__((packed));
+struct multiboot_module {
+    uint32_t mod_start, mod_end, string, reserved;
+};
+#define MB_INFO_MEMORY (1u << 0)
+#define MB_INFO_CMDLINE (1u << 2)
+#define MB_INFO_MODS (1u << 3)
+#define MB_INFO_MMAP (1u << 6)
+#define MB_INFO_LOADER_NAME (1u << 9)
+extern uint32_t mb_info; /* physical address of struct multiboot_info; 0 after a PVH boot */
+const struct multiboot_info *multiboot_info(void);
 
 /* ---- interrupts ------------------------------------------------------------------------- */
 enum eoi_kind { EOI_NONE, EOI_LAPIC, EOI_PIC_MASTER, EOI_PIC_SLAVE };

@@ -314,8 +314,62 @@ bool list_contains(const char *list, const char *item)
     return false;
 }
 
+/* Set by multiboot.S before .bss is cleared, so it lives in .data. */
+uint32_t mb_info __attribute__((section(".data")));
+
+const struct multiboot_info *multiboot_info(void)
+{
+    return mb_info ? (const struct multiboot_info *)(uintptr_t)mb_info : NULL;
+}
+
+/* The multiboot information as a PVH start info: command line, memory map (entries as the
+ * loader gave them, each `size` bytes + 4), modules. Bounded: the loader is not trusted to be
+ * sane either. */
+#define MB_MAX_MAP 64
+#define MB_MAX_MODS 8
+static struct hvm_start_info mb_si;
+static struct hvm_memmap_entry mb_map[MB_MAX_MAP];
+static struct hvm_modlist_entry mb_mods[MB_MAX_MODS];
+
+static const struct hvm_start_info *start_info_from_multiboot(void)
+{
+    const struct multiboot_info *mi = multiboot_info();
+    if (mb_si.magic) return &mb_si;
+    mb_si.version = 1;
+    if (mi->flags & MB_INFO_CMDLINE) mb_si.cmdline_paddr = mi->cmdline;
+    if (mi->flags & MB_INFO_MMAP) {
+        uint32_t off = 0, n = 0;
+        while (off + 24 <= mi->mmap_length && n < MB_MAX_MAP) {
+            const uint8_t *e = (const uint8_t *)(uintptr_t)(mi->mmap_addr + off);
+            uint32_t size = *(const uint32_t *)e;
+            mb_map[n].addr = *(const uint64_t *)(e + 4);
+            mb_map[n].size = *(const uint64_t *)(e + 12);
+            mb_map[n].type = *(const uint32_t *)(e + 20);
+            n++;
+            if (size < 20) break;
+            off += size + 4;
+        }
+        mb_si.memmap_paddr = (uint64_t)(uintptr_t)mb_map;
+        mb_si.memmap_entries = n;
+    }
+    if (mi->flags & MB_INFO_MODS) {
+        const struct multiboot_module *m = (const struct multiboot_module *)(uintptr_t)mi->mods_addr;
+        uint32_t n = mi->mods_count < MB_MAX_MODS ? mi->mods_count : MB_MAX_MODS;
+        for (uint32_t i = 0; i < n; i++) {
+            mb_mods[i].paddr = m[i].mod_start;
+            mb_mods[i].size = m[i].mod_end - m[i].mod_start;
+            mb_mods[i].cmdline_paddr = m[i].string;
+        }
+        mb_si.nr_modules = n;
+        mb_si.modlist_paddr = (uint64_t)(uintptr_t)mb_mods;
+    }
+    mb_si.magic = HVM_START_MAGIC;
+    return &mb_si;
+}
+
 const struct hvm_start_info *start_info(void)
 {
+    if (!pvh_start_info && mb_info) return start_info_from_multiboot();
     const struct hvm_start_info *si = (const struct hvm_start_info *)(uintptr_t)pvh_start_info;
     if (!pvh_start_info || si->magic != HVM_START_MAGIC) return NULL;
     return si;

@@ -89,6 +89,20 @@ TEST(Load, PathWithCommaButNoAddress) {
   EXPECT_FALSE(o.config.loads[0].addr);
 }
 
+TEST(Load, MultibootModules) {
+  auto o = with_mem("load /k/qnx.ifs module load \"/k/mod.bin a=1 b\" module load /k/two");
+  ASSERT_TRUE(o.ok()) << errors(o);
+  const auto& l = o.config.loads;
+  ASSERT_EQ(l.size(), 3u);
+  EXPECT_EQ(l[1].type, BlobType::kModule);
+  EXPECT_EQ(l[1].path, "/k/mod.bin");
+  EXPECT_EQ(l[1].module_string, "/k/mod.bin a=1 b");
+  EXPECT_EQ(l[2].path, "/k/two");
+  EXPECT_EQ(l[2].module_string, "/k/two");
+  expect_error(with_mem("module load 0x1000,/k/m"), "'module load' takes no address");
+  expect_error(with_mem("module load \" x\""), "expected a file name to load");
+}
+
 TEST(Load, DataNeedsAnAddress) {
   expect_error(with_mem("data load x"), "'data load' needs an address");
 }

@@ -14,7 +14,8 @@ using test::parse_text;
 const char* kFull =
     "system demo ram 0,0xa0000 reserve loc 0xa0000,0x20000 rom 0xc0000,0x40000 ram 1m,127m\n"
     "cpu runmask 0 sched 10r cpu\n"
-    "load /k/bzImage initrd load /k/initrd cmdline \"console=ttyS0 a=\\\"q\\\" $$x\"\n"
+    "load /k/bzImage initrd load /k/initrd module load \"/k/m x=1\" cmdline \"console=ttyS0 "
+    "a=\\\"q\\\" $$x\"\n"
     "set exit-on-halt off logger debug stdout unsupported reference abort dump /tmp safety warn\n"
     "pass loc 0x80000000,0x1000,rw intr io:9,t=40\n"
     "vdev ioapic name io intr apic\n"
@@ -51,6 +52,8 @@ TEST(Printer, RoundTrip) {
   EXPECT_EQ(b.config.cpus.size(), 2u);
   EXPECT_EQ(b.config.vdevs.size(), 4u);
   EXPECT_EQ(b.config.vdevs[1].all("hostdev").size(), 2u);
+  EXPECT_EQ(b.config.loads[2].module_string, "/k/m x=1");
+  EXPECT_EQ(b.config.loads[2].path, "/k/m");
 }
 
 TEST(Printer, MarksDefaults) {
