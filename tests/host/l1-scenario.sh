@@ -314,20 +314,46 @@ scenario_peer() {
 # with the other's bit and reads the other's chunk; both power off; nothing is left in L1's
 # region directory.
 scenario_shm() {
-  local r
+  local r apid bpid t0 attempt ra rb faulted
   for r in a b; do
     conf "$r" 1 "$IMG/vmlinuz" "$QUIET qvmt=shm qvmt.end=poweroff" "vdev shmem allow l2*"
   done
-  "$QVM" "@$WORK/a.qvmconf" </dev/null >"$WORK/a.console" 2>"$WORK/a.log" &
-  local apid=$!
-  run b 180
-  check shm-b.exit "guest B's qvm exit status" 0 "$rc"
-  local t0=$SECONDS
-  while kill -0 $apid 2>/dev/null && ((SECONDS - t0 < 120)); do sleep 0.2; done
-  kill -QUIT $apid 2>/dev/null
-  wait $apid
-  check shm-a.exit "guest A's qvm exit status" 0 "$?"
+  # An L2 triple fault (either guest's, seen at early boot too) is the emulated stack's now and
+  # then (docs/test-host.md, "Which QEMU"): the other guest would wait for its peer until its
+  # limit, so it is stopped at once, the fault reported and the pair run once more; a fault in
+  # the second attempt fails the checks below.
+  for attempt in 1 2; do
+    "$QVM" "@$WORK/a.qvmconf" </dev/null >"$WORK/a.console" 2>"$WORK/a.log" &
+    apid=$!
+    "$QVM" "@$WORK/b.qvmconf" </dev/null >"$WORK/b.console" 2>"$WORK/b.log" &
+    bpid=$!
+    t0=$SECONDS
+    faulted=""
+    while { kill -0 $apid || kill -0 $bpid; } 2>/dev/null && ((SECONDS - t0 < 170)); do
+      faulted=$(grep -l "guest reset (triple fault" "$WORK/a.log" "$WORK/b.log" 2>/dev/null | xargs -rn1 basename | tr '\n' ' ')
+      [ -z "$faulted" ] || break
+      sleep 0.5
+    done
+    secs=$((SECONDS - t0))
+    for r in $apid $bpid; do kill -QUIT $r 2>/dev/null; done
+    t0=$SECONDS
+    while { kill -0 $apid || kill -0 $bpid; } 2>/dev/null && ((SECONDS - t0 < 20)); do sleep 0.2; done
+    kill -KILL $apid $bpid 2>/dev/null
+    wait $apid
+    ra=$?
+    wait $bpid
+    rb=$?
+    if [ $attempt = 1 ] && [ -n "$faulted" ]; then
+      echo "HOSTINFO shm L2 triple fault after ${secs}s in $faulted: running the pair again"
+      continue
+    fi
+    break
+  done
+  check shm.fault "L2 triple faults in the last attempt" 0 "$(cat "$WORK/a.log" "$WORK/b.log" | grep -c "guest reset (triple fault")"
+  check shm-a.exit "guest A's qvm exit status" 0 "$ra"
+  check shm-b.exit "guest B's qvm exit status" 0 "$rb"
   sanitizer_check a
+  sanitizer_check b
   local ia ib
   ia=$(qvmt a shm-info | sed -n 's/^idx=\([0-9]*\).*/\1/p')
   ib=$(qvmt b shm-info | sed -n 's/^idx=\([0-9]*\).*/\1/p')
@@ -537,6 +563,71 @@ scenario_gdb() {
   python3 "$QVMHOST_REPO/tests/system/gdb.py" --vmm qvm --qvm "$QVM" --guest "$kit" \
     --scenario full --break-cmd hbreak --hosttest
   [ $? -eq 0 ] || failures=$((failures + 1))
+}
+
+# xen: Debian's Xen hypervisor (build-images.sh: xen.elf, an ELF32 with a multiboot v1 header)
+# booted by qvm's multiboot loader (docs/boot.md, "Multiboot"). Without a module Xen prints the
+# loader's name and the command line qvm gave it (after the image's name, which Xen drops), then
+# stops at "dom0 kernel not specified" and reboots (qvm exits). With Debian's vmlinuz and L2's
+# initramfs as modules it prints the memory map qvm gave it and builds dom0; how far dom0 then
+# gets under two emulated layers is recorded (HOSTINFO), not required.
+xen_conf() { # RUN CMDLINE [MODULE-LINES]
+  cat >"$WORK/$1.qvmconf" <<CONF
+system $1
+ram 0,0xa0000
+reserve loc 0xa0000,0x20000
+rom 0xc0000,0x40000
+ram 1m,255m
+cpu
+load $IMG/xen.elf
+${3:-}
+cmdline "$2"
+vdev ioapic loc 0xfec00000 intr apic name myioapic
+vdev 8259 loc 0x20
+vdev 8259 loc 0xa0
+vdev timer8254 intr myioapic:0
+vdev mc146818 intr myioapic:8
+vdev ser8250 loc 0x3f8 intr myioapic:4 hostdev -
+vdev pckeyboard
+CONF
+}
+xen_line() { # RUN PATTERN: the first console line matching PATTERN, without "(XEN) " and CRs
+  grep -m1 -- "$2" "$WORK/$1.console" | tr -d '\r' | sed 's/^(XEN) *//'
+}
+scenario_xen() {
+  local xcmd="console=com1 com1=115200,8n1 loglvl=all" t0 pid
+  xen_conf xen-nomod "$xcmd"
+  run xen-nomod 120
+  check xen-nomod.exit "qvm's exit status after Xen's panic and reboot" 0 "$rc"
+  check xen-nomod.loader "Xen's boot loader line" "Bootloader: qvm" "$(xen_line xen-nomod "Bootloader:")"
+  check xen-nomod.cmdline "Xen's command line" "Command line: $xcmd" "$(xen_line xen-nomod "Command line:")"
+  check xen-nomod.panic "Xen stops for want of a dom0 kernel" yes \
+    "$(grep -q "dom0 kernel not specified" "$WORK/xen-nomod.console" && echo yes || echo no)"
+  [ $failures -eq 0 ] || tails xen-nomod
+
+  xen_conf xen-dom0 "$xcmd dom0_mem=128M" \
+    "module load \"$IMG/vmlinuz console=hvc0 earlyprintk=xen $QUIET\"
+module load $IMG/l2.cpio.gz"
+  "$QVM" "@$WORK/xen-dom0.qvmconf" </dev/null >"$WORK/xen-dom0.console" 2>"$WORK/xen-dom0.log" &
+  pid=$!
+  t0=$SECONDS
+  while kill -0 $pid 2>/dev/null && ((SECONDS - t0 < 150)) &&
+    ! grep -q "Building a PV Dom0\|Panic on CPU" "$WORK/xen-dom0.console"; do sleep 1; done
+  sleep 20 # how far dom0 gets is recorded below
+  kill -QUIT $pid 2>/dev/null
+  wait $pid
+  sanitizer_check xen-dom0
+  check xen-dom0.module "Xen found its dom0 kernel" no \
+    "$(grep -q "dom0 kernel not specified" "$WORK/xen-dom0.console" && echo yes || echo no)"
+  check xen-dom0.e820-low "Xen's memory map: qvm's RAM below 640 KiB" \
+    "[0000000000000000, 000000000009ffff] (usable)" "$(xen_line xen-dom0 "^(XEN)  \[0000000000000000,")"
+  check xen-dom0.e820-high "Xen's memory map: qvm's RAM from 1 MiB" \
+    "[0000000000100000, 000000000fffffff] (usable)" "$(xen_line xen-dom0 "^(XEN)  \[0000000000100000,")"
+  check xen-dom0.build "Xen builds dom0 from the module" yes \
+    "$(grep -q "Building a PV Dom0" "$WORK/xen-dom0.console" && echo yes || echo no)"
+  echo "HOSTINFO xen-dom0 last Xen line after $((SECONDS - t0)) s: $(grep "^(XEN)" "$WORK/xen-dom0.console" | tail -1 | tr -d '\r')"
+  echo "HOSTINFO xen-dom0 console lines: $(wc -l <"$WORK/xen-dom0.console"), dom0 kernel lines: $(grep -vc "^(XEN)" "$WORK/xen-dom0.console")"
+  [ $failures -eq 0 ] || tails xen-dom0
 }
 
 # QVMHOST_SOURCE=FILE (run.py --env): extra scenario functions for experiments, from the host.
