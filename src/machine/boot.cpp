@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "arch/x86/acpi.hpp"
+#include "arch/x86/bda.hpp"
 #include "arch/x86/e820.hpp"
 #include "arch/x86/layout.hpp"
 #include "arch/x86/loader.hpp"
@@ -202,6 +203,8 @@ Status MachineImpl::build_boot() {
     auto p = x86::load_kernel(in, mem_);
     if (!p) return make_error(kload.loc.str() + ": " + p.error().message);
     plan = *p;
+    // No firmware runs before a kernel qvm loads: leave what a PC BIOS would in its data area.
+    QVM_TRY(x86::build_bda(layout, mem_));
     boot_lines_.push_back(strprintf("boot: %s entry 0x%llx", x86::boot_mode_name(plan->mode),
                                     static_cast<unsigned long long>(plan->entry)));
     for (size_t i = 0; i < mods.size(); i++)

@@ -6,6 +6,8 @@
 #                  and the virtio modules; its /init mounts the host's root over 9p (read-only) and
 #                  runs tests/host/l1-scenario.sh from it in a chroot
 #   l2.cpio.gz     L2's initramfs: busybox-static, the virtio and ext4 modules, tests/host/l2-init.sh
+#   xen.elf        Debian's Xen hypervisor (xen-hypervisor-*-amd64), decompressed: an ELF32 with a
+#                  multiboot v1 header, for the `xen` scenario (multiboot under qvm)
 # The kernel .deb comes from `apt-get download`, its SHA-256 is checked against apt's record, and
 # everything is cached outside git in $QVM_CACHE (default ~/.cache/qvm)/host/<package>/. The
 # initramfs files are rebuilt when this script or an init script changes (their hash names them).
@@ -49,6 +51,27 @@ if ! { [ -f deb.sha256 ] && [ -d root/lib/modules/$kver ] && [ -f vmlinuz ] && [
   "$BUSYBOX" depmod -b root "$kver"
   rm -f "$deb"
   echo "$got" >deb.sha256
+fi
+
+# 1b. Debian's Xen hypervisor, checked and unpacked once: /boot/xen-*.gz is a gzipped ELF32 with
+#     a multiboot v1 header (and a v2 one, which qvm does not read).
+xpkg=$(apt-cache pkgnames xen-hypervisor- 2>/dev/null | grep -E '^xen-hypervisor-[0-9.]+-amd64$' | sort -V | tail -1)
+[ -n "$xpkg" ] || die "no xen-hypervisor-*-amd64 in apt"
+if ! { [ -f xen.sha256 ] && [ -f xen.elf ] && [ "$(cat xen.pkg 2>/dev/null)" = "$xpkg" ]; }; then
+  rm -f xen.elf xen.sha256 xen.pkg
+  xdir=$(mktemp -d)
+  want=$(apt-cache show "$xpkg" | awk '/^SHA256:/{print $2; exit}')
+  (cd "$xdir" && { apt-get download -o APT::Sandbox::User=root "$xpkg" >/dev/null 2>&1 || apt-get download "$xpkg" >/dev/null; })
+  deb=$(ls "$xdir"/*.deb)
+  got=$(sha256sum "$deb" | awk '{print $1}')
+  [ -z "$want" ] || [ "$got" = "$want" ] || die "$deb has SHA-256 $got, apt says $want"
+  dpkg-deb -x "$deb" "$xdir/root"
+  gzip -dc "$xdir"/root/boot/xen-*-amd64.gz >xen.elf.tmp
+  [ "$(head -c 5 xen.elf.tmp | od -An -tx1 | tr -d ' ')" = "7f454c4601" ] || die "$xpkg: /boot/xen-*.gz is not an ELF32"
+  mv xen.elf.tmp xen.elf
+  rm -rf "$xdir"
+  echo "$got" >xen.sha256
+  echo "$xpkg" >xen.pkg
 fi
 
 # 2. An initramfs: busybox, the modules named and their dependencies (modules.dep), an /init.
