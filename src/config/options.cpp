@@ -118,6 +118,10 @@ bool Parser::global_option(const Token& opt, const std::vector<Token>& toks, siz
     if (!a) error(act->loc, "expected abort, fail or ignore, found '" + act->text + "'");
     if (what->text == "instruction") {
       if (a) cfg().unsupported.instruction = *a;
+      if (a == UnsupportedAction::kIgnore)
+        warning(act->loc,
+                "unsupported instruction ignore acts as 'fail' on Linux/KVM: the guest gets #UD, "
+                "since qvm cannot step over an instruction KVM's emulator could not decode");
     } else if (what->text == "reference") {
       if (a) cfg().unsupported.reference = *a;
     } else if (what->text == "register") {

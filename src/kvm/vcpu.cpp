@@ -157,4 +157,19 @@ Status Vcpu::set_guest_debug(const kvm_guest_debug& d) {
   return {};
 }
 
+Status Vcpu::inject_exception(uint8_t vector) {
+  kvm_vcpu_events ev{};
+  if (int rc = xioctl(fd(), KVM_GET_VCPU_EVENTS, &ev); rc < 0)
+    return Error::from_errno("KVM_GET_VCPU_EVENTS", -rc);
+  // Only the exception: leave the interrupt, NMI and SIPI state KVM reported untouched.
+  ev.flags = 0;
+  ev.exception.injected = 1;
+  ev.exception.nr = vector;
+  ev.exception.has_error_code = 0;
+  ev.exception.error_code = 0;
+  if (int rc = xioctl(fd(), KVM_SET_VCPU_EVENTS, &ev); rc < 0)
+    return Error::from_errno("KVM_SET_VCPU_EVENTS", -rc);
+  return {};
+}
+
 }  // namespace qvm::kvm

@@ -42,6 +42,9 @@ class Vcpu {
   Result<kvm_fpu> fpu() const;
   Status set_fpu(const kvm_fpu& f);
   Status set_guest_debug(const kvm_guest_debug& d);
+  // Makes the next KVM_RUN deliver exception `vector` (no error code) to the guest, through
+  // KVM_SET_VCPU_EVENTS: e.g. #UD for an instruction KVM's emulator gave up on.
+  Status inject_exception(uint8_t vector);
 
  private:
   Vcpu() = default;

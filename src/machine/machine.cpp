@@ -53,7 +53,6 @@ Status MachineImpl::build(const BuildOptions& opts, BuildError* err) {
       unclaimed_ = UnclaimedAction::kIgnore;
       break;
   }
-  abort_on_emulation_failure_ = cfg_.unsupported.instruction == config::UnsupportedAction::kAbort;
   auto ev = event::EventLoop::create();
   if (!ev) return ev.error();
   loop_.emplace(std::move(*ev));

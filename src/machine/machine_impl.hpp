@@ -203,7 +203,6 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   std::optional<event::EventLoop> loop_;
   SystemClock clock_;
   UnclaimedAction unclaimed_ = UnclaimedAction::kIgnore;
-  bool abort_on_emulation_failure_ = false;
 
   // Everything devices need kept alive, in creation order.
   std::vector<std::shared_ptr<void>> keep_;

@@ -41,7 +41,7 @@ set_tests_properties(guest.runner.selftest PROPERTIES
 # virtio_rate / virtio_pci_rate: a `rate`-limited virtio-entropy must keep serving after its burst.
 set(QVM_KIT_GROUPS_qvm serial timers irq platform smp pci poweroff reset_i8042 reset_acpi virtio virtio_legacy
     virtio_pci virtio_durable virtio_pci_durable virtio_net virtio_pci_net virtio_uring virtio_uring_durable
-    virtio_rate virtio_pci_rate vdev_sample watchdog watchdog_reset shmem msr_ignore hpet multiboot)
+    virtio_rate virtio_pci_rate vdev_sample watchdog watchdog_reset shmem msr_ignore hpet multiboot insn)
 if(TARGET qvm)
   foreach(group ${QVM_KIT_GROUPS_qvm})
     add_test(NAME guest.qvm.${group}

@@ -53,6 +53,9 @@ GROUPS: dict[str, dict] = {
     # HPET: counter rate, one-shot and periodic comparators on an IOAPIC input (QEMU q35's HPET,
     # qvm's vdev hpet)
     "hpet": {"tests": ["hpet_counter", "hpet_oneshot", "hpet_periodic"], "devices": "hpet"},
+    # qvm only: an instruction KVM's emulator gives up on raises #UD (`unsupported instruction
+    # fail`, the default; QEMU stops the VM instead)
+    "insn": {"tests": ["insn_unsupported"]},
     # `unsupported register ignore` (qvm only): an unknown MSR reads 0, writes are dropped
     "msr_ignore": {"tests": ["msr_unknown"], "devices": "msr_ignore"},
     "smp": {"tests": ["smp", "acpi"], "cpus": 2},
@@ -184,7 +187,7 @@ class QvmMachine(Machine):
     def __init__(self, device_sets=None):
         super().__init__("qvm", {"serial", "serial_rx", "pit", "rtc", "lapic_timer", "pic",
                                  "ioapic", "acpi", "e820", "smp", "pci", "poweroff", "reset_i8042",
-                                 "reset_acpi", "msr_unknown", "dump_wait"},
+                                 "reset_acpi", "msr_unknown", "dump_wait", "insn_unsupported"},
                          [], device_sets=dict(device_sets or {}))
 
     def binary(self, opts):

@@ -80,6 +80,16 @@ static inline bool msr_write(uint32_t msr, uint64_t v) /* true if it faulted */
     return rax != 0;
 }
 
+/* An instruction KVM's emulator cannot run (popcnt with a memory operand) on memory-mapped `addr`,
+ * from ring 0 (int $0x80): *ud = 1 if it raised #UD. */
+static inline uint32_t insn_unemulatable(uint64_t addr, bool *ud)
+{
+    uint64_t rax = 4, rdx;
+    __asm__ volatile("int $0x80" : "+a"(rax), "=d"(rdx) : "D"(addr) : "memory");
+    *ud = rdx != 0;
+    return (uint32_t)rax;
+}
+
 /* ---- time ------------------------------------------------------------------------------- */
 extern uint64_t tsc_khz;          /* calibrated at start-up */
 extern const char *tsc_source;    /* "cpuid" | "pit" | "assumed" */
