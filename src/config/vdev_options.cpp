@@ -109,6 +109,13 @@ bool Parser::vdev_option(const Token& opt, const std::vector<Token>& toks, size_
       return true;
     }
     v.hostvector = static_cast<uint32_t>(*n);
+    // spec §5: the first host vector for pass-through interrupts. On Linux the host kernel
+    // assigns the vectors of host interrupts; a passed-through one reaches the guest through an
+    // eventfd and KVM's GSI routing (irqfd), so qvm has no host vector to choose.
+    warning(opt.loc, "vdev " + v.type +
+                         " option 'hostvector' has no effect: on Linux/KVM the host kernel "
+                         "chooses host interrupt vectors; pass-through interrupts reach the "
+                         "guest through irqfd and GSI routing");
     return true;
   }
   if (w == "name") {

@@ -207,6 +207,9 @@ TEST(Vdev, HostvectorOnlyForPics) {
   auto o = with_mem("vdev ioapic name a hostvector 32");
   ASSERT_TRUE(o.ok()) << errors(o);
   EXPECT_EQ(*o.config.vdevs[0].hostvector, 32u);
+  EXPECT_NE(errors(o).find(":45: warning: vdev ioapic option 'hostvector' has no effect"),
+            std::string::npos)
+      << errors(o);
   expect_error(with_mem("vdev testdev hostvector 1"),
                "'hostvector' applies only to interrupt-controller");
 }
