@@ -147,6 +147,26 @@ Logger& Logger::global() {
   return logger;
 }
 
+namespace {
+thread_local Logger* tl_scope = nullptr;
+}  // namespace
+
+Logger& Logger::current() {
+  return tl_scope ? *tl_scope : global();
+}
+
+LogScope::LogScope(Logger* l) : prev_(tl_scope), set_(l != nullptr) {
+  if (set_) tl_scope = l;
+}
+
+LogScope::~LogScope() {
+  if (set_) tl_scope = prev_;
+}
+
+Logger* LogScope::active() {
+  return tl_scope;
+}
+
 void Logger::set_writer(LogWriter w) {
   std::lock_guard lk(g_writer_mu);
   g_writer = std::move(w);
@@ -175,7 +195,7 @@ bool RateLimit::allow(std::chrono::steady_clock::time_point now, uint64_t* suppr
     va_start(ap, fmt);                   \
     std::string s = vstrprintf(fmt, ap); \
     va_end(ap);                          \
-    Logger::global().log(cls, s);        \
+    Logger::current().log(cls, s);       \
   }
 QVM_LOG_FN(log_fatal, LogClass::kFatal)
 QVM_LOG_FN(log_error, LogClass::kError)

@@ -49,6 +49,9 @@ class Logger {
 
   // The process-wide logger used by code without a more specific one.
   static Logger& global();
+  // The logger of the code running on this thread: a vdev's own while its code runs (LogScope),
+  // else global(). log_fatal() ... log_debug() write through it.
+  static Logger& current();
   // Redirect all output of every Logger (tests capture lines this way). Empty = default writer.
   static void set_writer(LogWriter w);
 
@@ -57,6 +60,35 @@ class Logger {
   std::string prefix_;
   LogRouting routing_;
 };
+
+// Makes `l` the current logger of this thread until the scope ends (nullptr: no change). A vdev
+// with its own `log` routing (spec §5 common vdev options) runs its construction, its register
+// accesses and its event-loop callbacks inside one, so its messages obey that routing.
+class LogScope {
+ public:
+  explicit LogScope(Logger* l);
+  ~LogScope();
+  LogScope(const LogScope&) = delete;
+  LogScope& operator=(const LogScope&) = delete;
+  // The innermost scope's logger on this thread, or nullptr.
+  static Logger* active();
+
+ private:
+  Logger* prev_;
+  bool set_;
+};
+
+// `fn` made to run in the log scope active now (unchanged when there is none): for callbacks a
+// vdev registers, which run later on another stack.
+template <typename F>
+std::function<void()> in_log_scope(F fn) {
+  Logger* l = LogScope::active();
+  if (!l) return fn;
+  return [l, fn = std::move(fn)]() mutable {
+    LogScope s(l);
+    fn();
+  };
+}
 
 // Token bucket: at most `burst` messages, refilled at `per_second`. Suppressed messages are
 // counted and reported with the next message that passes.

@@ -6,6 +6,34 @@
 
 namespace qvm::bus {
 
+namespace {
+
+class ScopedDevice final : public BusDevice {
+ public:
+  ScopedDevice(std::shared_ptr<BusDevice> dev, Logger* logger)
+      : dev_(std::move(dev)), logger_(logger) {}
+  void read(uint64_t offset, std::span<uint8_t> data) override {
+    LogScope s(logger_);
+    dev_->read(offset, data);
+  }
+  void write(uint64_t offset, std::span<const uint8_t> data) override {
+    LogScope s(logger_);
+    dev_->write(offset, data);
+  }
+
+ private:
+  std::shared_ptr<BusDevice> dev_;
+  Logger* logger_;
+};
+
+}  // namespace
+
+std::shared_ptr<BusDevice> in_log_scope(std::shared_ptr<BusDevice> dev) {
+  Logger* l = LogScope::active();
+  if (!l || !dev) return dev;
+  return std::make_shared<ScopedDevice>(std::move(dev), l);
+}
+
 Status Bus::check_free(uint64_t base, uint64_t len, const std::string& name,
                        uint64_t ignore_base) const {
   if (len == 0 || base + len < base)

@@ -24,6 +24,10 @@ class BusDevice {
   virtual void write(uint64_t offset, std::span<const uint8_t> data) = 0;
 };
 
+// `dev` with its accesses run in the log scope active now (base/log.hpp LogScope: a vdev's own
+// `log` routing); `dev` itself when no scope is active, so devices without one pay nothing.
+std::shared_ptr<BusDevice> in_log_scope(std::shared_ptr<BusDevice> dev);
+
 struct BusRange {
   uint64_t base = 0;
   uint64_t len = 0;

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "base/log.hpp"
+
 namespace qvm::event {
 
 Result<EventLoop> EventLoop::create() {
@@ -22,7 +24,8 @@ Status EventLoop::add_fd(int fd, Callback cb) {
   ev.data.fd = fd;
   if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
     return Error::from_errno("epoll_ctl add", errno);
-  cbs_[fd] = std::make_shared<Callback>(std::move(cb));
+  // A vdev with its own `log` routing registers inside its LogScope: the callback keeps it.
+  cbs_[fd] = std::make_shared<Callback>(in_log_scope(std::move(cb)));
   return {};
 }
 
@@ -34,7 +37,13 @@ Status EventLoop::remove_fd(int fd) {
 }
 
 void EventLoop::add_poller(std::function<bool()> poll, std::chrono::nanoseconds window) {
-  if (window.count() > 0) pollers_.push_back(Poller{std::move(poll), window});
+  if (window.count() <= 0) return;
+  if (Logger* l = LogScope::active())
+    poll = [l, p = std::move(poll)] {
+      LogScope s(l);
+      return p();
+    };
+  pollers_.push_back(Poller{std::move(poll), window});
 }
 
 Status EventLoop::run() {

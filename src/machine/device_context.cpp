@@ -154,7 +154,7 @@ Status MachineImpl::add_mmio(uint64_t base, uint64_t len, std::shared_ptr<bus::B
                                   static_cast<unsigned long long>(base),
                                   static_cast<unsigned long long>(len),
                                   at == arch::x86::kBoard.ioapic_addr ? "IOAPIC" : "LAPIC"));
-  return mmio_.insert(base, len, std::move(dev), name);
+  return mmio_.insert(base, len, bus::in_log_scope(std::move(dev)), name);
 }
 
 Status MachineImpl::signal_msi(uint64_t addr, uint32_t data) {

@@ -82,6 +82,14 @@ Status MachineImpl::build_devices() {
 // loadable vdev-TYPE.so); the machine never names a type.
 Status MachineImpl::build_vdev(const config::VdevConfig& v) {
   const std::string& t = v.type;
+  // `log CLASSES DEST` on the vdev: its messages take that routing (its construction here, its
+  // registers, event-loop callbacks and deferred work: base/log.hpp LogScope).
+  Logger* own = nullptr;
+  if (v.log) {
+    vdev_loggers_.push_back(std::make_unique<Logger>("qvm", *v.log));
+    own = vdev_loggers_.back().get();
+  }
+  LogScope scope(own);
   if (const vdev::VdevFactory* f = vdev::find_factory(t)) return f->create(v, *this);
   // Types the configuration language knows but this qvm cannot build yet (see README status).
   if (opts_.dryrun) {

@@ -147,7 +147,7 @@ Status MachineImpl::build_kvm() {
 
 Status MachineImpl::add_io(uint64_t base, uint64_t len, std::shared_ptr<bus::BusDevice> dev,
                            const std::string& name) {
-  return pio_.insert(base, len, std::move(dev), name);
+  return pio_.insert(base, len, bus::in_log_scope(std::move(dev)), name);
 }
 
 Result<uint32_t> MachineImpl::resolve_gsi(const config::IntrRef& r) const {

@@ -153,7 +153,9 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   Status remove_io(bool io, uint64_t base) override { return (io ? pio_ : mmio_).remove(base); }
   void after_access(std::function<void()> fn) override;
   Status signal_msi(uint64_t addr, uint32_t data) override;
-  void at_start(std::function<void()> fn) override { at_start_.push_back(std::move(fn)); }
+  void at_start(std::function<void()> fn) override {
+    at_start_.push_back(in_log_scope(std::move(fn)));
+  }
   uint64_t ioapic_address() const override;
   void in_kernel_pic() override { has_8259_ = true; }
   Status in_kernel_pit(uint32_t pin) override;
@@ -192,6 +194,9 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   config::VmConfig cfg_;
   std::string system_name_ = cfg_.system_name();
   BuildOptions opts_;
+  // Loggers of vdevs with their own `log` routing (spec §5), before everything that may hold
+  // them (devices, their callbacks), so they outlive it.
+  std::vector<std::unique_ptr<Logger>> vdev_loggers_;
   memory::GuestMemory mem_;
   std::optional<kvm::KvmSystem> kvm_;
   std::optional<kvm::Vm> vm_;

@@ -175,6 +175,7 @@ void MachineImpl::kick_vcpu(size_t index) {
 }
 
 void MachineImpl::defer(std::function<void()> fn) {
+  fn = in_log_scope(std::move(fn));
   std::lock_guard lk(deferred_mu_);
   deferred_.push_back(std::move(fn));
   has_deferred_.store(true, std::memory_order_release);

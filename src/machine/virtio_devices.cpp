@@ -46,7 +46,8 @@ Status MachineImpl::add_virtio_mmio(const config::VdevConfig& v, vdev::VirtioDev
         (void)n;
       },
       virtio::MmioOptions{built.legacy, kQnxPciVendor});
-  QVM_TRY(mmio_.insert(base, virtio::MmioTransport::kRegionSize, transport, v.type));
+  QVM_TRY(
+      mmio_.insert(base, virtio::MmioTransport::kRegionSize, bus::in_log_scope(transport), v.type));
   virtio::MmioTransport* tp = transport.get();
   if (built.attach) QVM_TRY(built.attach([tp](uint16_t q) { tp->handle_notify(q); }));
   keep_.push_back(std::make_shared<UniqueFd>(std::move(irqfd)));

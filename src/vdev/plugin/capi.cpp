@@ -203,10 +203,10 @@ void vdev_logf(unsigned cls, vdev_t* vdp, const char* fmt, ...) {
   if (in && !in->log_rl.allow(std::chrono::steady_clock::now(), &supp)) return;
   const auto c = static_cast<qvm::LogClass>(std::min(cls, unsigned{VDEV_LOG_VERBOSE}));
   if (supp)
-    qvm::Logger::global().logf(c, "%s: %s (%llu similar suppressed)", name.c_str(), buf,
-                               static_cast<unsigned long long>(supp));
+    qvm::Logger::current().logf(c, "%s: %s (%llu similar suppressed)", name.c_str(), buf,
+                                static_cast<unsigned long long>(supp));
   else
-    qvm::Logger::global().logf(c, "%s: %s", name.c_str(), buf);
+    qvm::Logger::current().logf(c, "%s: %s", name.c_str(), buf);
 }
 
 int qvm_parse_num(const char* str, unsigned flags, uint64_t* value, const char** end) {

@@ -76,3 +76,37 @@ TEST(Strprintf, Formats) {
 
 }  // namespace
 }  // namespace qvm
+
+namespace qvm {
+namespace {
+
+TEST_F(LogTest, ScopeMakesAVdevLoggerCurrent) {
+  LogRouting quiet = LogRouting::defaults();
+  quiet[LogClass::kWarn] = LogDest::kNone;
+  Logger own("qvm", quiet);
+  EXPECT_EQ(&Logger::current(), &Logger::global());
+  EXPECT_EQ(LogScope::active(), nullptr);
+  std::function<void()> later;
+  {
+    LogScope s(&own);
+    EXPECT_EQ(&Logger::current(), &own);
+    log_warn("inside");
+    {
+      LogScope none(nullptr);  // no change
+      EXPECT_EQ(&Logger::current(), &own);
+    }
+    later = in_log_scope([] { log_warn("later"); });
+  }
+  EXPECT_EQ(&Logger::current(), &Logger::global());
+  log_warn("outside");
+  later();  // runs in the scope it was made in
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].dest, LogDest::kNone);
+  EXPECT_EQ(lines[1].dest, LogDest::kStderr);
+  EXPECT_EQ(lines[1].line, "qvm: warn: outside");
+  EXPECT_EQ(lines[2].dest, LogDest::kNone);
+  EXPECT_EQ(lines[2].line, "qvm: warn: later");
+}
+
+}  // namespace
+}  // namespace qvm

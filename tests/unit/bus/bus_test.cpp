@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/log.hpp"
+
 namespace qvm::bus {
 namespace {
 
@@ -85,6 +87,37 @@ TEST(Bus, LittleEndianHelpers) {
   store_le(d, 0x11223344);
   EXPECT_EQ(d[0], 0x44);
   EXPECT_EQ(load_le(d), 0x11223344u);
+}
+
+// A device registered inside a vdev's log scope (`vdev ... log`) runs its accesses in it.
+struct ScopeProbe : BusDevice {
+  Logger* seen = nullptr;
+  void read(uint64_t, std::span<uint8_t> d) override {
+    seen = LogScope::active();
+    for (auto& b : d) b = 0;
+  }
+  void write(uint64_t, std::span<const uint8_t>) override { seen = LogScope::active(); }
+};
+
+TEST(Bus, DevicesKeepTheLogScopeTheyWereAddedIn) {
+  auto plain = std::make_shared<ScopeProbe>(), scoped = std::make_shared<ScopeProbe>();
+  EXPECT_EQ(in_log_scope(plain), plain);  // no scope: the device itself, no wrapper
+  Logger own("qvm");
+  std::shared_ptr<BusDevice> wrapped;
+  {
+    LogScope s(&own);
+    wrapped = in_log_scope(scoped);
+  }
+  EXPECT_NE(wrapped, scoped);
+  Bus b("t");
+  ASSERT_TRUE(b.insert(0x10, 1, wrapped, "scoped").ok());
+  ASSERT_TRUE(b.insert(0x20, 1, plain, "plain").ok());
+  uint8_t v[1] = {0};
+  ASSERT_TRUE(b.read(0x10, v));
+  EXPECT_EQ(scoped->seen, &own);
+  ASSERT_TRUE(b.write(0x20, v));
+  EXPECT_EQ(plain->seen, nullptr);
+  EXPECT_EQ(LogScope::active(), nullptr);  // restored after the access
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 
+#include "base/log.hpp"
 #include "base/unique_fd.hpp"
 
 namespace qvm::event {
@@ -132,6 +133,38 @@ TEST(EventLoop, ZeroWindowRegistersNoPoller) {
       std::chrono::nanoseconds(0));
   ASSERT_TRUE(loop->run().ok());
   EXPECT_EQ(calls, 0);
+}
+
+// A callback registered inside a vdev's log scope (`vdev ... log`) runs in it.
+TEST(EventLoop, CallbacksKeepTheirLogScope) {
+  auto loop = EventLoop::create();
+  ASSERT_TRUE(loop.ok());
+  Logger own("qvm");
+  Logger* seen = &own;
+  Logger* seen_plain = &own;
+  OneEvent scoped, plain;
+  int ran = 0;
+  {
+    LogScope s(&own);
+    ASSERT_TRUE(scoped
+                    .watch(*loop,
+                           [&] {
+                             seen = LogScope::active();
+                             if (++ran == 2) loop->stop();
+                           })
+                    .ok());
+  }
+  ASSERT_TRUE(plain
+                  .watch(*loop,
+                         [&] {
+                           seen_plain = LogScope::active();
+                           if (++ran == 2) loop->stop();
+                         })
+                  .ok());
+  seen = nullptr;
+  ASSERT_TRUE(loop->run().ok());
+  EXPECT_EQ(seen, &own);
+  EXPECT_EQ(seen_plain, nullptr);
 }
 
 }  // namespace
