@@ -39,7 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      [&](uint32_t gsi, bool high) {
                        check(gsi == 2 || gsi == 8 || (kRoutes & (1u << gsi)));
                        level[gsi] = high;
-                     }});
+                     },
+                     [](bool) {}});
   static constexpr size_t kSizes[4] = {1, 2, 4, 8};
   uint8_t cap0[8];
   h.read(0, cap0);

@@ -122,6 +122,15 @@ Status Vm::create_pit() {
   return {};
 }
 
+Status Vm::set_pit_hpet_legacy(bool on) {
+  kvm_pit_state2 st{};
+  if (int r = xioctl(fd(), KVM_GET_PIT2, &st); r < 0) return Error::from_errno("KVM_GET_PIT2", -r);
+  constexpr uint32_t kLegacy = KVM_PIT_FLAGS_HPET_LEGACY;
+  st.flags = on ? (st.flags | kLegacy) : (st.flags & ~kLegacy);
+  if (int r = xioctl(fd(), KVM_SET_PIT2, &st); r < 0) return Error::from_errno("KVM_SET_PIT2", -r);
+  return {};
+}
+
 Status Vm::disable_hlt_exits() {
   kvm_enable_cap cap{};
   cap.cap = KVM_CAP_X86_DISABLE_EXITS;

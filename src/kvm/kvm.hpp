@@ -64,6 +64,9 @@ class Vm {
   // In-kernel PIC + IOAPIC + LAPIC (KVM_CREATE_IRQCHIP) and PIT (KVM_CREATE_PIT2).
   Status create_irqchip();
   Status create_pit();
+  // KVM_PIT_FLAGS_HPET_LEGACY: the in-kernel PIT's channel 0 stops driving IRQ0 while an HPET
+  // is in legacy replacement mode (IA-PC HPET 1.0a §2.3.9.2.2), as on a PC.
+  Status set_pit_hpet_legacy(bool on);
   Status set_irq_line(uint32_t gsi, bool level);
   // KVM_CAP_X86_DISABLE_EXITS(HLT): guest HLT no longer exits (call before creating vCPUs).
   Status disable_hlt_exits();

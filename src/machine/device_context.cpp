@@ -166,6 +166,17 @@ uint64_t MachineImpl::ioapic_address() const {
   return arch::x86::kBoard.ioapic_addr;
 }
 
+void MachineImpl::hpet_legacy(bool on) {
+  if (!vm_ || !has_pit_) return;
+  if (auto s = vm_->set_pit_hpet_legacy(on); !s) {
+    static RateLimit rl(1.0, 5.0);  // the guest can toggle the mode in a loop
+    uint64_t supp = 0;
+    if (rl.allow(std::chrono::steady_clock::now(), &supp))
+      log_warn("HPET legacy replacement: the PIT's IRQ0 stays on: %s (%llu similar suppressed)",
+               s.error().message.c_str(), static_cast<unsigned long long>(supp));
+  }
+}
+
 Status MachineImpl::in_kernel_pit(uint32_t pin) {
   pit_pin_ = pin;
   has_pit_ = true;

@@ -159,6 +159,10 @@ class MachineImpl final : public Machine, private vdev::VdevContext {
   uint64_t ioapic_address() const override;
   void in_kernel_pic() override { has_8259_ = true; }
   Status in_kernel_pit(uint32_t pin) override;
+  uint32_t isa_irq_gsi(uint8_t irq) const override {
+    return irq == 0 && has_pit_ && pit_pin_ == 2 ? 2 : irq;
+  }
+  void hpet_legacy(bool on) override;
   event::EventLoop& loop() override { return *loop_; }
   Result<vdev::CharEndpoints> open_char(const std::vector<std::string>& hostdevs) override;
   void uses_terminal() override { uses_stdin_ = true; }

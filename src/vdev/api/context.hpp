@@ -185,6 +185,13 @@ class VdevContext {
   virtual uint64_t ioapic_address() const = 0;
   virtual void in_kernel_pic() = 0;
   virtual Status in_kernel_pit(uint32_t pin) = 0;
+  // The GSI the firmware tables map ISA IRQ `irq` to (the MADT's interrupt source overrides:
+  // IRQ0 is GSI 2 when the PIT is on pin 2, else every IRQ is its own GSI). Final once every vdev
+  // is built (at_start).
+  virtual uint32_t isa_irq_gsi(uint8_t irq) const = 0;
+  // An HPET entering or leaving legacy replacement mode: the in-kernel PIT stops or resumes
+  // driving IRQ0 (a no-op without one). From any thread.
+  virtual void hpet_legacy(bool on) = 0;
 
   // The main thread's event loop (timers, host fds); devices own what they add to it.
   virtual event::EventLoop& loop() = 0;

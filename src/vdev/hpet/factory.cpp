@@ -1,8 +1,9 @@
 // vdev hpet (spec §6.2.3; docs/vm-core.md): the HPET model on its 1 KiB register block, one
 // event-loop timer per comparator, interrupts through the in-kernel IOAPIC. `intr` lists the
 // IOAPIC inputs the timers may be routed to (Tn_INT_ROUTE_CAP; default: inputs 20-23);
-// `legacy-free` withdraws legacy replacement routing (timer 0 to IRQ0, timer 1 to IRQ8). The ACPI
-// HPET table and a PNP0103 device in the DSDT describe it.
+// `legacy-free` withdraws legacy replacement routing (timer 0 to IRQ0, timer 1 to IRQ8, at the
+// GSIs the MADT gives those IRQs; the in-kernel PIT gives IRQ0 up meanwhile). The ACPI HPET table
+// and a PNP0103 device in the DSDT describe it.
 #include <chrono>
 #include <map>
 #include <memory>
@@ -77,7 +78,14 @@ Status create(const config::VdevConfig& v, VdevContext& ctx) {
     if (level) ++raw->interrupts;
     line->set_level(level);
   };
+  hooks.legacy = [&ctx](bool on) { ctx.hpet_legacy(on); };
   d->model = std::make_unique<Hpet>(freq, route_cap, legacy, std::move(hooks));
+  // Legacy replacement delivers where the guest's MADT says IRQ0 and IRQ8 are: known once every
+  // vdev (the 8254 with its pin) is built.
+  ctx.at_start([raw, &ctx] {
+    std::lock_guard lk(raw->mu);
+    raw->model->set_legacy_gsis(ctx.isa_irq_gsi(0), ctx.isa_irq_gsi(8));
+  });
   for (unsigned n = 0; n < Hpet::kTimers; ++n)
     tm->timers[n] = QVM_TRY(event::Timer::create(ctx.loop(), [raw, n](uint64_t) {
       std::lock_guard lk(raw->mu);

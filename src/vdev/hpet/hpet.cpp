@@ -36,7 +36,7 @@ uint64_t Hpet::ns_for_ticks(uint64_t ticks) const {
 }
 
 uint32_t Hpet::route(unsigned n) const {
-  if (legacy_routing() && n < 2) return n == 0 ? 2 : 8;  // IRQ0 (ISO to GSI 2), IRQ8 (RTC)
+  if (legacy_routing() && n < 2) return n == 0 ? irq0_gsi_ : irq8_gsi_;  // IRQ0, IRQ8 (RTC)
   return static_cast<uint32_t>((t_[n].config & kRouteMask) >> kRouteShift);
 }
 
@@ -140,6 +140,7 @@ void Hpet::write64(uint64_t reg, uint64_t value, uint64_t mask) {
       if (was_legacy != legacy_routing() && t_[n].level_high) set_line(n, false);
       reschedule(n);
     }
+    if (was_legacy != legacy_routing() && hooks_.legacy) hooks_.legacy(legacy_routing());
     return;
   }
   if (reg == kRegIsr) {

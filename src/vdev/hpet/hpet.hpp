@@ -28,8 +28,10 @@ class Hpet {
     std::function<uint64_t()> now_ns;  // monotonic nanoseconds
     // Timer n's comparator matches at `at_ns` (absolute, now_ns's clock); nullopt: disarmed.
     std::function<void(unsigned n, std::optional<uint64_t> at_ns)> arm;
-    // Drive IOAPIC input `gsi` (legacy replacement: IRQ0 is GSI 2, IRQ8 GSI 8).
+    // Drive IOAPIC input `gsi` (legacy replacement: IRQ0's and IRQ8's GSIs, set_legacy_gsis()).
     std::function<void(uint32_t gsi, bool level)> irq;
+    // Legacy replacement routing turned on or off (the PIT gives up or takes back IRQ0).
+    std::function<void(bool on)> legacy;
   };
   // `route_cap`: the IOAPIC inputs a timer may be routed to (bit n = input n); `legacy`: offer
   // legacy replacement routing (LEG_RT_CAP).
@@ -43,6 +45,12 @@ class Hpet {
 
   uint64_t counter() const;
   uint64_t period_fs() const { return period_fs_; }
+  // Where legacy replacement delivers timer 0 (ISA IRQ0) and timer 1 (IRQ8): the GSIs the
+  // machine's MADT maps those IRQs to (IRQ0 is GSI 0 or, with an override, 2). Default 2 and 8.
+  void set_legacy_gsis(uint32_t irq0, uint32_t irq8) {
+    irq0_gsi_ = irq0;
+    irq8_gsi_ = irq8;
+  }
 
  private:
   struct Timer {
@@ -66,6 +74,7 @@ class Hpet {
   uint64_t period_fs_;
   uint32_t route_cap_;
   bool legacy_cap_;
+  uint32_t irq0_gsi_ = 2, irq8_gsi_ = 8;
   Hooks hooks_;
   uint64_t config_ = 0;
   uint64_t isr_ = 0;  // General Interrupt Status (level-triggered timers)

@@ -52,7 +52,7 @@ GROUPS: dict[str, dict] = {
     "platform": {"tests": ["acpi", "e820", "msr_unknown"]},
     # HPET: counter rate, one-shot and periodic comparators on an IOAPIC input (QEMU q35's HPET,
     # qvm's vdev hpet)
-    "hpet": {"tests": ["hpet_counter", "hpet_oneshot", "hpet_periodic"], "devices": "hpet"},
+    "hpet": {"tests": ["hpet_counter", "hpet_oneshot", "hpet_periodic", "hpet_legacy"], "devices": "hpet"},
     # qvm only: an instruction KVM's emulator gives up on raises #UD (`unsupported instruction
     # fail`, the default; QEMU stops the VM instead)
     "insn": {"tests": ["insn_unsupported"]},
@@ -706,7 +706,7 @@ QEMU_Q35_DEVSETS = {
                                   "disable-legacy=on,disable-modern=off"],
                                  host=False),
     # q35's own HPET (no extra arguments)
-    "hpet": DeviceSet({"hpet_counter", "hpet_oneshot", "hpet_periodic"}, [], [], host=False),
+    "hpet": DeviceSet({"hpet_counter", "hpet_oneshot", "hpet_periodic", "hpet_legacy"}, [], [], host=False),
     # -kernel with a multiboot image: QEMU's multiboot loader (SeaBIOS + its option ROM)
     "multiboot": DeviceSet({"multiboot"}, [], [], host=False, multiboot=True),
     # QEMU's IB700 model with poweroff as its action (with -no-reboot QEMU then exits 0)
@@ -759,7 +759,8 @@ QVM_DEVSETS = {
                               "regbank_id=0x1234abcd"],
                              qvm_config="kit-vdev-sample.qvmconf", host=False),
     # configs/kit-hpet.qvmconf: kit.qvmconf + vdev hpet
-    "hpet": DeviceSet({"hpet_counter", "hpet_oneshot", "hpet_periodic"}, [], qvm_config="kit-hpet.qvmconf",
+    "hpet": DeviceSet({"hpet_counter", "hpet_oneshot", "hpet_periodic", "hpet_legacy"}, [],
+                      qvm_config="kit-hpet.qvmconf",
                       host=False),
     # configs/kit-multiboot.qvmconf: kit.qvmconf loading the multiboot image with one module
     "multiboot": DeviceSet({"multiboot"}, [], qvm_config="kit-multiboot.qvmconf", host=False,

@@ -17,10 +17,12 @@ struct HpetTest : ::testing::Test {
   uint64_t now = 1'000'000'000;
   std::map<unsigned, std::optional<uint64_t>> armed;
   std::vector<std::pair<uint32_t, bool>> irqs;
+  std::vector<bool> legacy;  // what the PIT was told
   Hpet h{10'000'000 /* 10 MHz: 100 ns ticks */, (1u << 20) | (1u << 23), true,
          Hpet::Hooks{[this] { return now; },
                      [this](unsigned n, std::optional<uint64_t> at) { armed[n] = at; },
-                     [this](uint32_t g, bool l) { irqs.emplace_back(g, l); }}};
+                     [this](uint32_t g, bool l) { irqs.emplace_back(g, l); },
+                     [this](bool on) { legacy.push_back(on); }}};
 
   uint64_t rd(uint64_t off) {
     uint8_t b[8];
@@ -160,6 +162,19 @@ TEST_F(HpetTest, LegacyReplacementRoutesTimers0And1ToIrq0And8) {
   ASSERT_EQ(irqs.size(), 4u);
   EXPECT_EQ(irqs[0].first, 2u);  // IRQ0 arrives at GSI 2 (the MADT override)
   EXPECT_EQ(irqs[2].first, 8u);
+  EXPECT_EQ(legacy, (std::vector<bool>{true}));  // the PIT gives IRQ0 up
+  wr(0x10, 1);
+  EXPECT_EQ(legacy, (std::vector<bool>{true, false}));
+}
+
+TEST_F(HpetTest, LegacyReplacementFollowsTheMachinesIrq0) {
+  h.set_legacy_gsis(0, 8);  // the PIT on IOAPIC pin 0: no IRQ0 override in the MADT
+  wr(0x10, 3);
+  wr(0x100, (1u << 2));
+  wr(0x108, rd(0xf0) + 10);
+  run_timer(0);
+  ASSERT_EQ(irqs.size(), 2u);
+  EXPECT_EQ(irqs[0].first, 0u);
 }
 
 TEST_F(HpetTest, ThirtyTwoBitModeWraps) {
