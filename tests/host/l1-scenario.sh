@@ -565,6 +565,22 @@ scenario_gdb() {
   [ $? -eq 0 ] || failures=$((failures + 1))
 }
 
+# hpet: `vdev hpet` (docs/vm-core.md) as Debian's kernel finds it at boot: the hpet0 line with
+# qvm's address and its three comparators' IRQs, the HPET registered as a clocksource; then L2
+# switches to it, sleeps 3 s on it, and the kernel's clocksource watchdog must not call it unstable.
+scenario_hpet() {
+  conf hpet 1 "$IMG/vmlinuz" "$QUIET qvmt=hpet qvmt.end=poweroff" "vdev hpet"
+  run hpet 120
+  check hpet.exit "qvm's exit status after poweroff" 0 "$rc"
+  check hpet.boot "Linux's hpet0 line" "hpet0: at MMIO 0xfed00000" \
+    "$(qvmt hpet hpet-dmesg | sed 's/, IRQs.*//')"
+  check hpet.registered "the HPET registered as a clocksource" yes "$(qvmt hpet hpet-registered)"
+  check hpet.current "L2's clocksource after switching" hpet "$(qvmt hpet clocksource)"
+  check hpet.stable "the clocksource watchdog's verdict on the HPET" "" "$(qvmt hpet hpet-unstable)"
+  echo "HOSTINFO hpet $(qvmt hpet hpet-dmesg); clocksources: $(qvmt hpet clocksources); 3 s sleep = $(qvmt hpet hpet-uptime3) s of uptime"
+  [ $failures -eq 0 ] || tails hpet
+}
+
 # xen: Debian's Xen hypervisor (build-images.sh: xen.elf, an ELF32 with a multiboot v1 header)
 # booted by qvm's multiboot loader (docs/boot.md, "Multiboot"). Without a module Xen prints the
 # loader's name and the command line qvm gave it (after the image's name, which Xen drops), then

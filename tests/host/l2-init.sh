@@ -17,6 +17,10 @@
 #   shm      the shmem vdev through the project's driver (tests/host/qvmshm): attach region
 #            l2pair, write "from-IDX" into chunk IDX, wait until two clients are attached,
 #            notify all, wait for the other's bit, read its chunk (shm-info, shm-peer, shm-irqs)
+#   hpet     the HPET as Linux sees it: its boot line (hpet-dmesg: "hpet0: at MMIO ..."), whether
+#            it registered as a clocksource (hpet-registered), the clocksources offered; then
+#            hpet made the current clocksource (clocksource), 3 s of sleep, and whether the
+#            clocksource watchdog found it unstable (hpet-unstable, empty when not)
 #   wdt      the IB700 through Linux's ib700wdt (/dev/watchdog) and busybox's watchdog daemon
 #            with a 4 s timeout kicked every second: 8 s of kicks then a magic close (the timer
 #            stops: wdt-kicked), then kicks for 2 s and the daemon killed without a magic close
@@ -162,6 +166,18 @@ for c in $(echo "$(arg qvmt)" | tr ',' ' '); do
       else
         say shm-info "insmod failed"
       fi
+      ;;
+    hpet)
+      cs=/sys/devices/system/clocksource/clocksource0
+      say hpet-dmesg "$(dmesg | grep -m1 'hpet0: at MMIO' | sed 's/^\[[^]]*\] *//')"
+      say hpet-registered "$(dmesg | grep -q 'clocksource: hpet:' && echo yes || echo no)"
+      say clocksources "$(cat $cs/available_clocksource)"
+      echo hpet >$cs/current_clocksource 2>/dev/null
+      say clocksource "$(cat $cs/current_clocksource)"
+      u0=$(cut -d' ' -f1 /proc/uptime)
+      sleep 3
+      say hpet-uptime3 "$(awk -v a="$u0" '{ printf "%.1f", $1 - a }' /proc/uptime)"
+      say hpet-unstable "$(dmesg | grep -i "hpet.*unstable" | head -1)"
       ;;
     wdt)
       if [ -e /dev/watchdog ]; then
