@@ -37,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t start = 0;
   for (int i = 0; i < 8; i++) {
     size_t end = text.find('\0', start);
-    loader.files[std::to_string(i)] = text.substr(start, end == std::string::npos ? end : end - start);
+    loader.files[std::to_string(i)] =
+        text.substr(start, end == std::string::npos ? end : end - start);
     if (end == std::string::npos) break;
     start = end + 1;
   }
