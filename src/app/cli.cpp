@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "base/log.hpp"
+#include "base/privilege.hpp"
 #include "config/parser.hpp"
 #include "config/printer.hpp"
 #include "config/variables.hpp"
@@ -161,6 +162,35 @@ int run_cli(const std::vector<std::string>& args) {
     return 0;
   }
   Logger::global().set_routing(cfg.logging);
+  // `set user` (docs/security.md, "Least privilege"): resolved before anything is built, so that
+  // dryrun exits as the run would; the drop itself comes once the VM is built.
+  std::optional<Identity> drop_to;
+  if (auto it = cfg.vars.find("user"); it != cfg.vars.end()) {
+    const std::string where = it->second.loc.str() + ": set user";
+    auto id = resolve_identity(it->second.text);
+    if (!id) {
+      err("qvm: " + where + ": " + id.error().message + "\n");
+      return kExitConfigError;
+    }
+    // Devices that create files in qvm's runtime directory while the VM runs (a peer link's
+    // reconnect, a guest's shared-memory attach) would find it root's after the drop.
+    for (const auto& v : cfg.vdevs) {
+      const auto peer = v.type == "virtio-net" ? v.text("peer") : std::nullopt;
+      if (v.type == "shmem" || (peer && peer->rfind("tap:", 0) != 0)) {
+        err("qvm: " + where + ": not with vdev " + v.type + " at " + v.loc.str() +
+            " (yet): it uses qvm's runtime directory while the VM runs, which stays root's\n");
+        return kExitConfigError;
+      }
+    }
+    if (geteuid() != 0 && (geteuid() != id->uid || getegid() != id->gid)) {
+      err(strprintf(
+          "qvm: %s: dropping to uid %u needs root; qvm runs as uid %u; nothing was "
+          "started\n",
+          where.c_str(), static_cast<unsigned>(id->uid), static_cast<unsigned>(geteuid())));
+      return kExitFatalBeforeStart;
+    }
+    drop_to = *id;
+  }
   machine::BuildOptions opts;
   opts.dryrun = cfg.dryrun;
   for (uint64_t restarts = 0;; ++restarts) {
@@ -179,6 +209,16 @@ int run_cli(const std::vector<std::string>& args) {
       out(m->describe());
       out("Exiting: dryrun completed\n");
       return 0;
+    }
+    if (drop_to) {
+      // Everything that needs root is open: /dev/kvm and the vCPUs, TAP interfaces, images,
+      // sockets. The VM runs (and restarts in place) as the user from here on.
+      if (auto s = drop_privileges(*drop_to); !s) {
+        log_fatal("%s", s.error().message.c_str());
+        return restarts > 0 ? kExitFatalAfterStart : kExitFatalBeforeStart;
+      }
+      log_info("running as uid %u gid %u (set user), no new privileges",
+               static_cast<unsigned>(drop_to->uid), static_cast<unsigned>(drop_to->gid));
     }
     const int rc = m->run();
     if (rc != kRestartInPlace) return rc;

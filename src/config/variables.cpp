@@ -20,6 +20,13 @@ Status validate_msg_timeout(std::string_view s) {
   return {};
 }
 
+Status validate_user(std::string_view v) {
+  if (v.empty() || v.size() > 256 || v.find_first_of(" \t/") != std::string_view::npos ||
+      v.front() == ':' || v.back() == ':' || v.find(':') != v.rfind(':'))
+    return make_error("expected NAME, UID, NAME:GROUP or UID:GID");
+  return {};
+}
+
 // Spec §4 (QNX 7.1/8.0 tables) and design §5 (gdb, acpi-dump-dir).
 const std::array kVariables = {
     VariableSpec{"exit-on-halt", VarContext::kGuest, VarType::kBoolean, "on",
@@ -33,6 +40,10 @@ const std::array kVariables = {
     VariableSpec{"acpi-dump-dir", VarContext::kGuest, VarType::kString, "",
                  "write the generated ACPI tables (one .dat file per table) to this directory",
                  "x86"},
+    VariableSpec{"user", VarContext::kGlobal, VarType::kString, "",
+                 "qvm extension: after set-up, run as this user (NAME, UID, NAME:GROUP or "
+                 "UID:GID) with no way back to root (docs/security.md, \"Least privilege\")",
+                 "", 0, UINT64_MAX, validate_user, ""},
     VariableSpec{"gdb", VarContext::kGuest, VarType::kString, "",
                  "serve the GDB remote protocol: tcp:[HOST:]PORT[,paused] or unix:PATH[,paused]",
                  "", 0, UINT64_MAX, validate_gdb, ""},

@@ -39,10 +39,17 @@ Status check_ifname(const std::string& n) {
 Error tunsetiff_error(const std::string& n, int err, bool existed) {
   std::string what =
       (existed ? "attaching to TAP interface '" : "creating TAP interface '") + n + "' (TUNSETIFF)";
+  // No advice to setcap the binary: a capability on qvm would let every user create interfaces
+  // (docs/security.md, "Least privilege").
+  if (err == EPERM && existed)
+    return Error{what + ": permission denied: the interface belongs to another user (recreate it " +
+                     "for yours: ip tuntap add dev " + n + " mode tap vnet_hdr user $USER)",
+                 err};
   if (err == EPERM)
-    return Error{what + ": permission denied. Run qvm as root, give it CAP_NET_ADMIN (setcap " +
-                     "cap_net_admin+ep), or create the interface for your user first: " +
-                     "ip tuntap add dev " + n + " mode tap vnet_hdr user $USER",
+    return Error{what + ": permission denied: creating an interface needs CAP_NET_ADMIN. Create " +
+                     "it for your user first (ip tuntap add dev " + n +
+                     " mode tap vnet_hdr user $USER), or run qvm as root with 'set user NAME' " +
+                     "to drop to an ordinary user once the interface exists",
                  err};
   if (err == EBUSY) return Error{what + ": the interface is in use by another process", err};
   if (err == EINVAL)
