@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/parser.hpp"
+#include "memory_loader.hpp"
 #include "vdev/catalog.hpp"
 
 namespace {
@@ -16,24 +17,11 @@ namespace {
 using namespace qvm;
 using namespace qvm::config;
 
-class Files final : public SourceLoader {
- public:
-  std::map<std::string, std::string> files;
-  Result<std::string> canonical(const std::string& path) override {
-    std::string p = path;
-    while (p.rfind("./", 0) == 0) p = p.substr(2);
-    if (p.rfind("/cwd/", 0) == 0) p = p.substr(5);
-    if (files.count(p) == 0) return make_error("cannot open '" + path + "'");
-    return p;
-  }
-  Result<std::string> read(const std::string& p) override { return files.at(p); }
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);  // SAFETY: bytes viewed as chars
-  Files loader;
+  fuzz::MemoryLoader loader;
   size_t start = 0;
   for (int i = 0; i < 8; i++) {
     size_t end = text.find('\0', start);

@@ -8,6 +8,7 @@
 
 #include "config/parser.hpp"
 #include "config/printer.hpp"
+#include "memory_loader.hpp"
 #include "vdev/catalog.hpp"
 
 namespace {
@@ -15,22 +16,9 @@ namespace {
 using namespace qvm;
 using namespace qvm::config;
 
-// Two in-memory files: the input, and its second half as an includable file, so the fuzzer can
-// build include chains and cycles.
-class FuzzLoader final : public SourceLoader {
- public:
-  std::map<std::string, std::string> files;
-  Result<std::string> canonical(const std::string& path) override {
-    std::string p = path;
-    while (p.rfind("./", 0) == 0) p = p.substr(2);
-    if (p.rfind("/cwd/", 0) == 0) p = p.substr(5);
-    if (files.count(p) == 0) return make_error("cannot open '" + path + "'");
-    return p;
-  }
-  Result<std::string> read(const std::string& p) override { return files.at(p); }
-};
-
-ParseOutput parse(FuzzLoader& loader, std::vector<std::string> args) {
+// Two in-memory files (main.qvmconf: the input; inc.qvmconf: its second half, includable), so
+// the fuzzer can build include chains and cycles.
+ParseOutput parse(fuzz::MemoryLoader& loader, std::vector<std::string> args) {
   ParseInput in;
   in.args = std::move(args);
   in.env = [](std::string_view n) -> std::optional<std::string> {
@@ -49,7 +37,7 @@ ParseOutput parse(FuzzLoader& loader, std::vector<std::string> args) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);  // SAFETY: bytes viewed as chars
-  FuzzLoader loader;
+  fuzz::MemoryLoader loader;
   loader.files["main.qvmconf"] = text;
   loader.files["inc.qvmconf"] = text.substr(text.size() / 2);
   // Some inputs also exercise command-line entries: the first line split at spaces.
@@ -67,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ParseOutput out = parse(loader, args);
   if (out.ok()) {
     std::string printed = print_config(out.config);
-    FuzzLoader again;
+    fuzz::MemoryLoader again;
     again.files["main.qvmconf"] = printed;
     ParseOutput re = parse(again, {"@main.qvmconf"});
     if (!re.ok()) {

@@ -28,15 +28,16 @@ qvmt() { # RUN KEY: the value of the L2 line `QVMT KEY value` (first one)
 conf() {
   local cpus="" i
   for ((i = 0; i < $2; i++)); do cpus+=$'cpu\n'; done
-  cat >"$WORK/$1.qvmconf" <<CONF
-system $1
-ram 0,0xa0000
-reserve loc 0xa0000,0x20000
-rom 0xc0000,0x40000
-ram 1m,255m
-${cpus}load $3
-initrd load $IMG/l2.cpio.gz
-cmdline "$4"
+  { echo "system $1"; memory_lines; printf '%s' "$cpus"; echo "load $3"
+    echo "initrd load $IMG/l2.cpio.gz"; echo "cmdline \"$4\""; platform_lines
+    echo "${5:-}"; } >"$WORK/$1.qvmconf"
+}
+# The memory and the devices every scenario's L2 gets (conf, xen_conf).
+memory_lines() {
+  printf '%s\n' "ram 0,0xa0000" "reserve loc 0xa0000,0x20000" "rom 0xc0000,0x40000" "ram 1m,255m"
+}
+platform_lines() {
+  cat <<CONF
 vdev ioapic loc 0xfec00000 intr apic name myioapic
 vdev 8259 loc 0x20
 vdev 8259 loc 0xa0
@@ -44,7 +45,6 @@ vdev timer8254 intr myioapic:0
 vdev mc146818 intr myioapic:8
 vdev ser8250 loc 0x3f8 intr myioapic:4 hostdev -
 vdev pckeyboard
-${5:-}
 CONF
 }
 
@@ -587,25 +587,9 @@ scenario_hpet() {
 # stops at "dom0 kernel not specified" and reboots (qvm exits). With Debian's vmlinuz and L2's
 # initramfs as modules it prints the memory map qvm gave it and boots Linux as its PV dom0, whose
 # init runs and powers off: Xen enters ACPI S5 and qvm exits 0.
-xen_conf() { # RUN CMDLINE [MODULE-LINES]
-  cat >"$WORK/$1.qvmconf" <<CONF
-system $1
-ram 0,0xa0000
-reserve loc 0xa0000,0x20000
-rom 0xc0000,0x40000
-ram 1m,255m
-cpu
-load $IMG/xen.elf
-${3:-}
-cmdline "$2"
-vdev ioapic loc 0xfec00000 intr apic name myioapic
-vdev 8259 loc 0x20
-vdev 8259 loc 0xa0
-vdev timer8254 intr myioapic:0
-vdev mc146818 intr myioapic:8
-vdev ser8250 loc 0x3f8 intr myioapic:4 hostdev -
-vdev pckeyboard
-CONF
+xen_conf() {
+  { echo "system $1"; memory_lines; echo cpu; echo "load $IMG/xen.elf"; echo "${3:-}"
+    echo "cmdline \"$2\""; platform_lines; } >"$WORK/$1.qvmconf"
 }
 xen_line() { # RUN PATTERN: the first console line matching PATTERN, without "(XEN) " and CRs
   grep -m1 -- "$2" "$WORK/$1.console" | tr -d '\r' | sed 's/^(XEN) *//'
