@@ -20,6 +20,7 @@
 
 #include "fuzz_input.hpp"
 #include "net/backend.hpp"
+#include "net_backend_base.hpp"
 #include "vdev/virtio_net/virtio_net.hpp"
 #include "virtio/queue/testing/mock_driver.hpp"
 #include "virtio/virtio_defs.hpp"
@@ -44,16 +45,10 @@ constexpr uint16_t kQueue = 64;
 
 // Hands out queued frames (a virtio_net_hdr_v1 + the frame), scattered over the caller's iovecs
 // and cut at their capacity as a TAP's readv is.
-class Source final : public net::Backend {
+class Source final : public qvm::fuzz::FuzzBackend {
  public:
-  Source() {
-    efd_ = qvm::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    check(efd_.valid());
-  }
   std::deque<std::vector<uint8_t>> frames;
   std::string describe() const override { return "source"; }
-  net::Offloads supported_offloads() const override { return {true, true, true, true, true}; }
-  qvm::Status set_rx_offloads(const net::Offloads&) override { return {}; }
   qvm::Result<net::SendResult> send(std::span<const iovec>) override {
     return net::SendResult::kSent;
   }
@@ -70,27 +65,18 @@ class Source final : public net::Backend {
     }
     return at;
   }
-  int poll_fd() const override { return efd_.get(); }
   net::ServiceResult service() override {
-    uint64_t v = 0;
     net::ServiceResult r;
-    r.rx_ready = ::read(efd_.get(), &v, sizeof v) == sizeof v || !frames.empty();
+    r.rx_ready = drain() || !frames.empty();
     return r;
   }
   void set_rx_enabled(bool on) override { enabled_ = on; }
   bool rx_enabled() const override { return enabled_; }
-  bool link_up() const override { return true; }
-  net::BackendStats stats() const override { return {}; }
-  void ready() {
-    uint64_t one = 1;
-    check(::write(efd_.get(), &one, sizeof one) == sizeof one);
-  }
+  void ready() { signal(); }
 
  private:
-  qvm::UniqueFd efd_;
   bool enabled_ = false;
 };
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -20,6 +20,7 @@
 #include "fuzz_input.hpp"
 #include "net/backend.hpp"
 #include "net/fd_backend.hpp"
+#include "net_backend_base.hpp"
 #include "vdev/virtio_net/virtio_net.hpp"
 #include "virtio/queue/testing/mock_driver.hpp"
 #include "virtio/virtio_defs.hpp"
@@ -35,15 +36,10 @@ namespace net = qvm::net;
 constexpr uint16_t kQueue = 64;
 
 // Accepts frames, checks them, and pushes back every third one when asked to.
-class Sink final : public net::Backend {
+class Sink final : public qvm::fuzz::FuzzBackend {
  public:
-  Sink(bool pushback, net::Offloads allowed) : pushback_(pushback), allowed_(allowed) {
-    efd_ = qvm::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    check(efd_.valid());
-  }
+  Sink(bool pushback, net::Offloads allowed) : pushback_(pushback), allowed_(allowed) {}
   std::string describe() const override { return "sink"; }
-  net::Offloads supported_offloads() const override { return {true, true, true, true, true}; }
-  qvm::Status set_rx_offloads(const net::Offloads&) override { return {}; }
   qvm::Result<net::SendResult> send(std::span<const iovec> iov) override {
     size_t len = 0;
     for (const auto& v : iov) len += v.iov_len;
@@ -58,32 +54,25 @@ class Sink final : public net::Backend {
       for (size_t i = 0; i < v.iov_len; ++i)
         x = static_cast<uint8_t>(x ^ static_cast<const uint8_t*>(v.iov_base)[i]);
     if (pushback_ && (++sends_ % 3) == 0) {
-      uint64_t one = 1;
-      check(::write(efd_.get(), &one, sizeof one) == sizeof one);
+      signal();
       return net::SendResult::kBlocked;
     }
     ++stats_.tx_frames;
     return net::SendResult::kSent;
   }
   qvm::Result<size_t> receive(std::span<const iovec>) override { return size_t{0}; }
-  int poll_fd() const override { return efd_.get(); }
   net::ServiceResult service() override {
-    uint64_t v = 0;
     net::ServiceResult r;
-    r.tx_ready = ::read(efd_.get(), &v, sizeof v) == sizeof v;
+    r.tx_ready = drain();
     return r;
   }
   void set_rx_enabled(bool) override {}
   bool rx_enabled() const override { return false; }
-  bool link_up() const override { return true; }
-  net::BackendStats stats() const override { return stats_; }
 
  private:
   bool pushback_;
   net::Offloads allowed_;
-  qvm::UniqueFd efd_;
   uint64_t sends_ = 0;
-  net::BackendStats stats_;
 };
 
 }  // namespace

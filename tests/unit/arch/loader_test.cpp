@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "image_builder.hpp"
+#include "loader_fixture.hpp"
 #include "test_util.hpp"
 
 namespace qvm::arch::x86 {
@@ -12,30 +13,7 @@ using testing::make_elf;
 using testing::pvh_note;
 using testing::Seg;
 
-class LoaderTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    mem = testing::small_memory();
-    map = e820(testing::small_layout());
-    ASSERT_TRUE(mem.fill(0, 0xaa, testing::kRamSize).ok());  // so zeroing is visible
-    in.e820 = map;
-    in.cmdline = "console=ttyS0";
-    in.rsdp_addr = 0xe0000;
-  }
-  Result<BootPlan> load(const std::vector<uint8_t>& image) {
-    in.image = image;
-    return load_kernel(in, mem);
-  }
-  template <typename T>
-  T at(uint64_t gpa) {
-    auto v = mem.read_obj<T>(gpa);
-    EXPECT_TRUE(v.ok());
-    return v.ok() ? *v : T{};
-  }
-  memory::GuestMemory mem;
-  std::vector<E820Entry> map;
-  LoadInput in;
-};
+using LoaderTest = testing::LoaderFixture;
 
 // Code at file offset 0x1000 -> 1 MiB, 0x2000 bytes of memory (bss), PVH note at 0x1010.
 std::vector<uint8_t> pvh_elf(bool is64, int desc_size = 8) {

@@ -6,6 +6,7 @@
 
 #include "arch/x86/loader.hpp"
 #include "image_builder.hpp"
+#include "loader_fixture.hpp"
 #include "test_util.hpp"
 
 namespace qvm::arch::x86 {
@@ -33,37 +34,13 @@ std::vector<uint8_t> kludge_image(uint32_t load_end = 0, uint32_t bss_end = 0x10
   return b;
 }
 
-class MultibootTest : public ::testing::Test {
+class MultibootTest : public testing::LoaderFixture {
  protected:
   void SetUp() override {
-    mem = testing::small_memory();
-    map = e820(testing::small_layout());
-    ASSERT_TRUE(mem.fill(0, 0xaa, testing::kRamSize).ok());
-    in.e820 = map;
+    LoaderFixture::SetUp();
     in.cmdline = "kernel.bin console=ttyS0";
+    in.rsdp_addr = 0;
   }
-  Result<BootPlan> load(const std::vector<uint8_t>& image) {
-    in.image = image;
-    return load_kernel(in, mem);
-  }
-  template <typename T>
-  T at(uint64_t gpa) {
-    auto v = mem.read_obj<T>(gpa);
-    EXPECT_TRUE(v.ok());
-    return v.ok() ? *v : T{};
-  }
-  std::string str(uint64_t gpa) {
-    std::string s;
-    for (uint64_t a = gpa; s.size() < 4096; a++) {
-      char c = static_cast<char>(at<uint8_t>(a));
-      if (!c) break;
-      s += c;
-    }
-    return s;
-  }
-  memory::GuestMemory mem;
-  std::vector<E820Entry> map;
-  LoadInput in;
 };
 
 TEST_F(MultibootTest, AddressFieldsInfoAndModules) {
